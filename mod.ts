@@ -1,0 +1,31 @@
+/**
+ * pgsession: server-side HTTP sessions stored in PostgreSQL, for fetch handlers on Cloudflare
+ * Workers, Vercel Edge, Deno and Node, over Neon's serverless driver.
+ *
+ * Tokens are 256-bit, only their SHA-256 is stored, data is CBOR in a `bytea` column, expiry
+ * follows the database clock, and every store operation is one SQL statement.
+ *
+ * @example
+ * ```ts ignore
+ * import { PostgresStore } from "pgsession";
+ *
+ * const store = new PostgresStore({ connectionString: process.env.DATABASE_URL! });
+ * const session = store.create();
+ * session.set("user", "ada");
+ * await store.save(session);
+ * const same = await store.read(session.id);
+ * console.log(await same?.get("user")); // "ada"
+ * ```
+ *
+ * @module
+ */
+
+export { PostgresStore, STORE_DEFAULTS } from "./src/store.ts";
+export type { Logger, PostgresStoreOptions, ResolvedStoreOptions, SaveResult, StoreOptions } from "./src/store.ts";
+export { Session } from "./src/session.ts";
+export type { SessionData } from "./src/session.ts";
+export type { Connection, NeonSql, QueryClient, Row } from "./src/client.ts";
+export { SessionError } from "./src/errors.ts";
+export type { SessionErrorCode } from "./src/errors.ts";
+export { generateToken, hashToken, isToken } from "./src/token.ts";
+export { schemaSql } from "./src/schema.ts";

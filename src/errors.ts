@@ -1,0 +1,49 @@
+/**
+ * The one error class pgsession throws for server-side failures.
+ *
+ * @module
+ */
+
+/**
+ * What went wrong, for callers to `switch` on.
+ *
+ * - `DATABASE_ERROR`: the database or the driver failed; the driver's error is the `cause`.
+ * - `DATA_TOO_LARGE`: the encoded session is over `maxDataBytes`; nothing was written.
+ * - `UNENCODABLE_DATA`: a value cannot be stored (a function, a symbol, a cycle); nothing was written.
+ * - `CONFLICT`: concurrent writers kept changing the session while it was being saved.
+ */
+export type SessionErrorCode =
+  | "DATABASE_ERROR"
+  | "DATA_TOO_LARGE"
+  | "UNENCODABLE_DATA"
+  | "CONFLICT";
+
+/**
+ * A server-side session failure. Bad client input (a malformed, forged or expired cookie) is never
+ * an error: it yields a fresh session instead.
+ *
+ * @example Tell a database outage from a bug
+ * ```ts
+ * import { SessionError } from "pgsession";
+ *
+ * const err = new SessionError("DATABASE_ERROR", "Cannot read session", { cause: new Error("ECONNREFUSED") });
+ * if (err instanceof SessionError && err.code === "DATABASE_ERROR") {
+ *   console.assert(err.cause instanceof Error);
+ * }
+ * ```
+ */
+export class SessionError extends Error {
+  /** A stable code; the message is for people and may change. */
+  readonly code: SessionErrorCode;
+
+  /**
+   * @param code What went wrong.
+   * @param message Sentence case, no trailing period, with the offending value.
+   * @param options `cause`: the underlying error, e.g. the driver's.
+   */
+  constructor(code: SessionErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = this.constructor.name;
+  }
+}

@@ -1,0 +1,378 @@
+/**
+ * PostgresStore: beego's PostgreSQL session provider, one statement per operation.
+ *
+ * @module
+ */
+
+import { type Connection, type QueryFn, type Row, toQueryFn } from "./client.ts";
+import { decodeData, encodeData } from "./codec.ts";
+import { SessionError } from "./errors.ts";
+import { buildStatements, HEADER_BYTES, type Statements } from "./_sql.ts";
+import {
+  createSession,
+  loadSession,
+  mergedData,
+  newState,
+  type Session,
+  type SessionData,
+  type SessionState,
+  stateOf,
+} from "./session.ts";
+import { generateToken, hashToken, isToken, sha256 } from "./token.ts";
+
+/** Where the store reports what it recovered from, such as corrupt stored data. */
+export interface Logger {
+  /** Called with a message and details; never with a raw token. */
+  warn(message: string, details?: Record<string, unknown>): void;
+}
+
+/** How sessions live and how much they may hold. */
+export interface StoreOptions {
+  /**
+   * The table, optionally schema-qualified (`"auth.session"`); used exactly as written (quoted).
+   * @default {"session"}
+   */
+  table?: string;
+  /**
+   * Idle timeout in seconds: a session not used for this long expires.
+   * @default {604800} (7 days)
+   */
+  ttl?: number;
+  /**
+   * Absolute lifetime in seconds from creation (or the last regenerate), however active the
+   * session; `null` for none.
+   * @default {2592000} (30 days)
+   */
+  absoluteTtl?: number | null;
+  /**
+   * How many seconds the stored expiry may lag behind `now + ttl` before a read or write rolls it
+   * forward. Larger means fewer writes on read-only requests; `0` rolls on every request.
+   * @default {3600}, or half of `ttl` when that is smaller
+   */
+  touchAfter?: number;
+  /**
+   * The largest encoded session in bytes; saving more is a `DATA_TOO_LARGE` error and stored data
+   * over it reads as empty.
+   * @default {65536}
+   */
+  maxDataBytes?: number;
+  /**
+   * Receives warnings.
+   * @default {console}
+   */
+  logger?: Logger;
+}
+
+/** Everything `new PostgresStore()` takes: one connection plus store options. */
+export type PostgresStoreOptions = Connection & StoreOptions;
+
+/** The store's options after defaults were applied. */
+export interface ResolvedStoreOptions {
+  /** See {@linkcode StoreOptions.table}. */
+  readonly table: string;
+  /** See {@linkcode StoreOptions.ttl}. */
+  readonly ttl: number;
+  /** See {@linkcode StoreOptions.absoluteTtl}. */
+  readonly absoluteTtl: number | null;
+  /** See {@linkcode StoreOptions.touchAfter}. */
+  readonly touchAfter: number;
+  /** See {@linkcode StoreOptions.maxDataBytes}. */
+  readonly maxDataBytes: number;
+}
+
+/**
+ * What `save()` did.
+ *
+ * - `created`: a new session was inserted.
+ * - `updated`: the stored session was updated.
+ * - `unchanged`: nothing to write; no statement was sent.
+ * - `gone`: the session was destroyed or expired meanwhile; it was NOT re-created.
+ */
+export type SaveResult = "created" | "updated" | "unchanged" | "gone";
+
+/** Defaults for {@linkcode StoreOptions}. */
+export const STORE_DEFAULTS: Readonly<Required<Omit<StoreOptions, "logger" | "touchAfter">>> = Object.freeze({
+  table: "session",
+  ttl: 604_800,
+  absoluteTtl: 2_592_000,
+  maxDataBytes: 65_536,
+});
+
+const MAX_SAVE_ATTEMPTS = 4;
+const NO_HASH = new Uint8Array(0);
+
+let internals: {
+  fetch: (store: PostgresStore<SessionData>, state: SessionState) => Promise<boolean>;
+};
+
+/**
+ * Sessions in a PostgreSQL table, over Neon's HTTP transport, a Neon `Pool`/`Client`, `pg` or
+ * PGlite. Every method sends at most one statement (one HTTP round trip over `neon()`), and none
+ * for an id that is not a well-formed token.
+ *
+ * @typeParam Data The shape of session data.
+ * @example
+ * ```ts ignore
+ * import { PostgresStore } from "pgsession";
+ *
+ * const store = new PostgresStore({ connectionString: process.env.DATABASE_URL! });
+ * const session = store.create();
+ * session.set("user", "ada");
+ * await store.save(session);                 // INSERT
+ * const again = await store.read(session.id); // one SELECT (expiry refresh inside it when due)
+ * console.log(await again?.get("user"));      // "ada"
+ * ```
+ */
+export class PostgresStore<Data extends SessionData = SessionData> {
+  /** The options in force, defaults applied. */
+  readonly options: ResolvedStoreOptions;
+  #query: QueryFn;
+  #sql: Statements;
+  #logger: Logger;
+
+  static {
+    internals = { fetch: (store, state) => store.#fetch(state) };
+  }
+
+  /**
+   * @param options One of `connectionString`, `sql` or `client`, and the {@linkcode StoreOptions}.
+   * @throws {TypeError} For a missing connection or a bad table name.
+   * @throws {RangeError} For durations or sizes out of range.
+   */
+  constructor(options: PostgresStoreOptions) {
+    this.#query = toQueryFn(options);
+    const ttl = wholeNumber("ttl", options.ttl ?? STORE_DEFAULTS.ttl, 1);
+    const absoluteTtl = options.absoluteTtl === null ? null : wholeNumber("absoluteTtl", options.absoluteTtl ?? STORE_DEFAULTS.absoluteTtl ?? 0, 1);
+    const touchAfter = wholeNumber("touchAfter", options.touchAfter ?? Math.min(3600, Math.floor(ttl / 2)), 0);
+    if (touchAfter >= ttl) throw new RangeError(`Cannot use touchAfter ${touchAfter}: it must be less than ttl (${ttl})`);
+    this.options = Object.freeze({
+      table: options.table ?? STORE_DEFAULTS.table,
+      ttl,
+      absoluteTtl,
+      touchAfter,
+      maxDataBytes: wholeNumber("maxDataBytes", options.maxDataBytes ?? STORE_DEFAULTS.maxDataBytes, 1),
+    });
+    this.#sql = buildStatements(this.options);
+    this.#logger = options.logger ?? console;
+  }
+
+  /**
+   * Starts a new session with a fresh token. Nothing is written until it is saved.
+   *
+   * @returns An empty, new session.
+   */
+  create(): Session<Data> {
+    return createSession<Data>(newState(generateToken()));
+  }
+
+  /**
+   * Reads a live session. Never creates a row. When the stored expiry is staler than
+   * `touchAfter`, the same statement rolls it forward.
+   *
+   * @param id The token the client sent.
+   * @returns The session, or `null` when the id is malformed (no SQL sent), unknown or expired.
+   * @throws {SessionError} `DATABASE_ERROR` when the database fails.
+   */
+  async read(id: string): Promise<Session<Data> | null> {
+    if (!isToken(id)) return null;
+    const state = { ...newState(id), isNew: false, base: null };
+    return (await this.#fetch(state)) ? createSession<Data>(state) : null;
+  }
+
+  /**
+   * @param id The token the client sent.
+   * @returns Whether a live session has this id; `false` without SQL for a malformed id.
+   * @throws {SessionError} `DATABASE_ERROR` when the database fails.
+   */
+  async exists(id: string): Promise<boolean> {
+    if (!isToken(id)) return false;
+    const rows = await this.#run("check session", this.#sql.exists, [await hashToken(id)]);
+    return rows[0]?.found === true;
+  }
+
+  /**
+   * Deletes a session.
+   *
+   * @param id The token the client sent.
+   * @returns Whether a row was deleted; `false` without SQL for a malformed id.
+   * @throws {SessionError} `DATABASE_ERROR` when the database fails.
+   */
+  async destroy(id: string): Promise<boolean> {
+    if (!isToken(id)) return false;
+    const rows = await this.#run("destroy session", this.#sql.destroy, [await hashToken(id)]);
+    return rows.length > 0;
+  }
+
+  /**
+   * @returns How many live sessions there are (expired rows not yet collected do not count).
+   * @throws {SessionError} `DATABASE_ERROR` when the database fails.
+   */
+  async count(): Promise<number> {
+    const rows = await this.#run("count sessions", this.#sql.count, []);
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  /**
+   * Writes a session's changes: an INSERT for a new session, an UPDATE for a stored one, nothing
+   * when nothing changed. A stored session that was destroyed or expired meanwhile is not
+   * re-created. When another request changed the session since it was read, this one's changed
+   * keys are applied on top of the other's data and the write retried, so no key is lost.
+   *
+   * @param session A session from this store.
+   * @returns What was done.
+   * @throws {SessionError} `DATA_TOO_LARGE` or `UNENCODABLE_DATA` with the stored data unchanged;
+   *   `DATABASE_ERROR` when the database fails; `CONFLICT` when other writers kept winning.
+   */
+  async save(session: Session<Data>): Promise<SaveResult> {
+    const state = stateOf(session);
+    if (!state.cleared && state.changes.size === 0) return "unchanged";
+    await loadSession(state);
+    for (let attempt = 0; attempt < MAX_SAVE_ATTEMPTS; attempt++) {
+      const data = mergedData(state);
+      if (state.isNew && data.size === 0) {
+        settle(state, data);
+        return "unchanged";
+      }
+      const payload = this.#encode(data);
+      state.key ??= await hashToken(state.token);
+      if (state.isNew) {
+        const [row] = await this.#run("save session", this.#sql.insert, [state.key, payload]);
+        settle(state, data, row);
+        return "created";
+      }
+      const expected = state.hash ?? (state.raw ? await sha256(state.raw) : NO_HASH);
+      const [row] = await this.#run("save session", this.#sql.update, [state.key, payload, expected]);
+      if (row?.expires != null) {
+        settle(state, data, row);
+        return "updated";
+      }
+      if (row?.present !== true) return "gone";
+      // Someone else wrote first: take their data as the base and apply our changes again.
+      this.#rebase(state, row.current);
+    }
+    throw new SessionError("CONFLICT", `Cannot save session: it changed concurrently ${MAX_SAVE_ATTEMPTS} times in a row`);
+  }
+
+  /**
+   * Moves a session to a new id, data kept, the old id deleted, the lifetime restarted; one atomic
+   * statement. Use it on sign-in against session fixation.
+   *
+   * @param id The current token.
+   * @returns The session under its new id, or `null` when the id is malformed, unknown or expired.
+   * @throws {SessionError} `DATABASE_ERROR` when the database fails.
+   */
+  async regenerate(id: string): Promise<Session<Data> | null> {
+    if (!isToken(id)) return null;
+    const state = { ...newState(generateToken()), isNew: false, base: null };
+    state.key = await hashToken(state.token);
+    const [row] = await this.#run("regenerate session", this.#sql.regenerate, [await hashToken(id), state.key]);
+    if (!row) return null;
+    this.#apply(state, row);
+    return createSession<Data>(state);
+  }
+
+  /**
+   * Deletes every expired session in one statement. For large tables and scheduled triggers use
+   * the batched `gc()` function instead.
+   *
+   * @returns How many rows were deleted.
+   * @throws {SessionError} `DATABASE_ERROR` when the database fails.
+   */
+  async gc(): Promise<number> {
+    const rows = await this.#run("collect expired sessions", this.#sql.gc, []);
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  /** Reads the row for `state.token` into `state`; `false` when there is no live row. */
+  async #fetch(state: SessionState): Promise<boolean> {
+    state.key ??= await hashToken(state.token);
+    const [row] = await this.#run("read session", this.#sql.read, [state.key]);
+    if (!row) return false;
+    this.#apply(state, row);
+    return true;
+  }
+
+  #apply(state: SessionState, row: Row): void {
+    this.#rebase(state, row.data);
+    state.expires = new Date(Number(row.expires));
+    state.rolled ||= row.rolled === true;
+  }
+
+  /** Takes stored column bytes as the session's base; corrupt data becomes an empty session. */
+  #rebase(state: SessionState, stored: unknown): void {
+    const raw = toBytes(stored);
+    state.raw = raw;
+    state.hash = null;
+    try {
+      if (!raw) throw new RangeError(stored == null ? "Session data is NULL" : `Session data is a ${typeof stored}, not bytes`);
+      if (raw.byteLength < HEADER_BYTES) throw new RangeError(`Session data is ${raw.byteLength} bytes, shorter than its header`);
+      state.base = decodeData(raw.subarray(HEADER_BYTES), this.options.maxDataBytes);
+    } catch (error) {
+      state.base = new Map();
+      this.#logger.warn("Session data is corrupt and was read as empty", {
+        key: `${state.key?.slice(0, 12)}…`,
+        reason: (error as Error).message,
+      });
+    }
+  }
+
+  #encode(data: Map<string, unknown>): Uint8Array {
+    let payload: Uint8Array;
+    try {
+      payload = encodeData(data);
+    } catch (error) {
+      throw new SessionError("UNENCODABLE_DATA", (error as Error).message.replace(/^Cannot encode/, "Cannot save"), { cause: error });
+    }
+    if (payload.byteLength > this.options.maxDataBytes) {
+      throw new SessionError(
+        "DATA_TOO_LARGE",
+        `Cannot save session: encoded data is ${payload.byteLength} bytes, over the ${this.options.maxDataBytes}-byte limit`,
+      );
+    }
+    return payload;
+  }
+
+  async #run(what: string, text: string, params: unknown[]): Promise<Row[]> {
+    try {
+      return await this.#query(text, params);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new SessionError("DATABASE_ERROR", `Cannot ${what}: ${reason}`, { cause: error });
+    }
+  }
+}
+
+/**
+ * Reads a lazy session's row into its state; used by `withSession`.
+ *
+ * @returns `false` when there is no live row.
+ */
+export function fetchInto(store: PostgresStore<SessionData>, state: SessionState): Promise<boolean> {
+  return internals.fetch(store, state);
+}
+
+/** Records a successful write. */
+function settle(state: SessionState, data: Map<string, unknown>, row?: Row): void {
+  state.base = data;
+  state.changes.clear();
+  state.cleared = false;
+  if (!row) return;
+  state.isNew = false;
+  state.raw = null;
+  state.hash = toBytes(row.hash);
+  state.expires = new Date(Number(row.expires));
+  state.rolled ||= row.rolled === true;
+}
+
+/** Drivers return bytea as Buffer or Uint8Array; anything else is not bytes. */
+function toBytes(value: unknown): Uint8Array | null {
+  if (value instanceof Uint8Array) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  return null;
+}
+
+function wholeNumber(name: string, value: number, min: number): number {
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new RangeError(`Cannot use ${name} ${value}: expected a whole number of at least ${min}`);
+  }
+  return value;
+}

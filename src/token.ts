@@ -1,0 +1,82 @@
+/**
+ * Session tokens: what the client holds, and the hash the database keeps.
+ *
+ * @module
+ */
+
+const TOKEN_BYTES = 32;
+// 32 bytes are 43 base64url characters; the last one carries 4 bits, so only 16 letters can end a
+// canonical token. Checking that keeps one token from having several spellings.
+const TOKEN_SHAPE = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
+const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/**
+ * Makes a new session token: 256 bits from `crypto.getRandomValues`, base64url without padding
+ * (43 characters).
+ *
+ * @returns A fresh token.
+ * @example
+ * ```ts
+ * import { generateToken, isToken } from "pgsession";
+ *
+ * const token = generateToken();
+ * console.assert(token.length === 43 && isToken(token));
+ * ```
+ */
+export function generateToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(TOKEN_BYTES));
+  let out = "";
+  for (let i = 0; i < 30; i += 3) {
+    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
+    out += ALPHABET[n >> 18]! + ALPHABET[(n >> 12) & 63]! + ALPHABET[(n >> 6) & 63]! + ALPHABET[n & 63]!;
+  }
+  const n = (bytes[30]! << 8) | bytes[31]!;
+  return out + ALPHABET[n >> 10]! + ALPHABET[(n >> 4) & 63]! + ALPHABET[(n << 2) & 63]!;
+}
+
+/**
+ * Tells whether a value has the exact shape of a token we issue. Anything else is never sent to
+ * the database.
+ *
+ * @param value Any value, typically a cookie value.
+ * @returns `true` for a canonical 43-character base64url token.
+ * @example
+ * ```ts
+ * import { isToken } from "pgsession";
+ *
+ * console.assert(!isToken("' OR 1=1 --"));
+ * ```
+ */
+export function isToken(value: unknown): value is string {
+  return typeof value === "string" && TOKEN_SHAPE.test(value);
+}
+
+/**
+ * The database key for a token: the lower-case hex SHA-256 of its ASCII text, exactly 64
+ * characters. A leaked table therefore holds no usable token.
+ *
+ * @param token A token from {@linkcode generateToken}.
+ * @returns 64 lower-case hex characters.
+ * @example
+ * ```ts
+ * import { generateToken, hashToken } from "pgsession";
+ *
+ * const key = await hashToken(generateToken());
+ * console.assert(/^[0-9a-f]{64}$/.test(key));
+ * ```
+ */
+export async function hashToken(token: string): Promise<string> {
+  return toHex(await sha256(new TextEncoder().encode(token)));
+}
+
+/** SHA-256 with Web Crypto. */
+export async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+}
+
+function toHex(bytes: Uint8Array): string {
+  let out = "";
+  for (const b of bytes) out += HEX[b]!;
+  return out;
+}
