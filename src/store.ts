@@ -103,6 +103,7 @@ const NO_HASH = new Uint8Array(0);
 
 let internals: {
   fetch: (store: PostgresStore<SessionData>, state: SessionState) => Promise<boolean>;
+  run: (store: PostgresStore<SessionData>, what: string, text: string, params: unknown[]) => Promise<Row[]>;
 };
 
 /**
@@ -131,7 +132,10 @@ export class PostgresStore<Data extends SessionData = SessionData> {
   #logger: Logger;
 
   static {
-    internals = { fetch: (store, state) => store.#fetch(state) };
+    internals = {
+      fetch: (store, state) => store.#fetch(state),
+      run: (store, what, text, params) => store.#run(what, text, params),
+    };
   }
 
   /**
@@ -349,6 +353,17 @@ export class PostgresStore<Data extends SessionData = SessionData> {
  */
 export function fetchInto(store: PostgresStore<SessionData>, state: SessionState): Promise<boolean> {
   return internals.fetch(store, state);
+}
+
+/**
+ * Runs one statement on a store's connection; failures become `SessionError("DATABASE_ERROR")`
+ * with the driver's error as `cause`. For package code (gc, the CLI) that needs the store's
+ * connection.
+ *
+ * @param what Completes "Cannot …" in the error message, e.g. `"collect expired sessions"`.
+ */
+export function runQuery(store: PostgresStore<SessionData>, what: string, text: string, params: unknown[]): Promise<Row[]> {
+  return internals.run(store, what, text, params);
 }
 
 /** Records a successful write. */
