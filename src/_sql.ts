@@ -55,6 +55,11 @@ function ms(col: string): string {
   return `(extract(epoch FROM ${col}) * 1000)::float8`;
 }
 
+// Seconds left, by the database clock, for the cookie's Max-Age.
+function left(col: string): string {
+  return `extract(epoch FROM (${col} - ${NOW}))::float8`;
+}
+
 /**
  * Validates and quotes a table name, optionally schema-qualified (`"app.session"`).
  *
@@ -98,12 +103,12 @@ export function buildStatements(options: SqlOptions): Statements {
   RETURNING s.session_expiry
 )
 SELECT cur.session_data AS data, ${ms("coalesce(upd.session_expiry, cur.session_expiry)")} AS expires,
-  upd.session_expiry IS NOT NULL AS rolled
+  ${left("coalesce(upd.session_expiry, cur.session_expiry)")} AS remaining, upd.session_expiry IS NOT NULL AS rolled
 FROM cur LEFT JOIN upd ON true`,
 
     insert: `INSERT INTO ${t} (session_key, session_data, session_expiry)
 VALUES ($1, ${NEW_HEADER} || $2::bytea, ${firstExpiry})
-RETURNING ${ms("session_expiry")} AS expires, sha256(session_data) AS hash`,
+RETURNING ${ms("session_expiry")} AS expires, ${left("session_expiry")} AS remaining, sha256(session_data) AS hash`,
 
     // UPDATE only, never an upsert: a session destroyed or expired meanwhile stays gone. The
     // write applies only if the data is still what this writer read ($3 is its SHA-256);
@@ -118,10 +123,10 @@ RETURNING ${ms("session_expiry")} AS expires, sha256(session_data) AS hash`,
     session_expiry = CASE WHEN cur.ideal > cur.session_expiry + ${touch} THEN cur.ideal ELSE cur.session_expiry END
   FROM cur
   WHERE s.session_key = $1 AND coalesce(sha256(cur.session_data), '\\x'::bytea) = $3::bytea
-  RETURNING ${ms("s.session_expiry")} AS expires, s.session_expiry <> cur.session_expiry AS rolled,
-    sha256(s.session_data) AS hash
+  RETURNING ${ms("s.session_expiry")} AS expires, ${left("s.session_expiry")} AS remaining,
+    s.session_expiry <> cur.session_expiry AS rolled, sha256(s.session_data) AS hash
 )
-SELECT upd.expires, upd.rolled, upd.hash, EXISTS (SELECT 1 FROM cur) AS present,
+SELECT upd.expires, upd.remaining, upd.rolled, upd.hash, EXISTS (SELECT 1 FROM cur) AS present,
   CASE WHEN upd.expires IS NULL THEN (SELECT session_data FROM cur) END AS current
 FROM (VALUES (1)) AS one (x) LEFT JOIN upd ON true`,
 
@@ -133,7 +138,7 @@ FROM (VALUES (1)) AS one (x) LEFT JOIN upd ON true`,
 INSERT INTO ${t} (session_key, session_data, session_expiry)
 SELECT $2, CASE WHEN octet_length(old.session_data) >= 8 THEN ${NEW_HEADER} || substr(old.session_data, 9) ELSE old.session_data END, ${firstExpiry}
 FROM old WHERE old.live
-RETURNING session_data AS data, ${ms("session_expiry")} AS expires`,
+RETURNING session_data AS data, ${ms("session_expiry")} AS expires, ${left("session_expiry")} AS remaining`,
 
     // Like regenerate, with new data from the writer; nothing is written if the old session is gone.
     rekey: `WITH old AS (
@@ -143,7 +148,7 @@ RETURNING session_data AS data, ${ms("session_expiry")} AS expires`,
 INSERT INTO ${t} (session_key, session_data, session_expiry)
 SELECT $2, ${NEW_HEADER} || $3::bytea, ${firstExpiry}
 FROM old WHERE old.live
-RETURNING ${ms("session_expiry")} AS expires`,
+RETURNING ${ms("session_expiry")} AS expires, ${left("session_expiry")} AS remaining, sha256(session_data) AS hash`,
 
     exists: `SELECT EXISTS (SELECT 1 FROM ${t} WHERE session_key = $1 AND ${live("")}) AS found`,
     destroy: `DELETE FROM ${t} WHERE session_key = $1 RETURNING true AS deleted`,

@@ -7,9 +7,11 @@
 import { type Connection, type QueryFn, type Row, toQueryFn } from "./client.ts";
 import { decodeData, encodeData } from "./codec.ts";
 import { SessionError } from "./errors.ts";
+import { gc, type GcOptions, type GcResult } from "./gc.ts";
 import { buildStatements, HEADER_BYTES, type Statements } from "./_sql.ts";
 import {
   createSession,
+  isModified,
   loadSession,
   mergedData,
   newState,
@@ -17,6 +19,7 @@ import {
   type SessionData,
   type SessionState,
   stateOf,
+  storedState,
 } from "./session.ts";
 import { generateToken, hashToken, isToken, sha256 } from "./token.ts";
 
@@ -83,12 +86,14 @@ export interface ResolvedStoreOptions {
 /**
  * What `save()` did.
  *
- * - `created`: a new session was inserted.
+ * - `created`: a new session was inserted (also after `destroy()` when the request then stored data).
  * - `updated`: the stored session was updated.
+ * - `regenerated`: the stored session moved to its new token (after `regenerate()`).
+ * - `destroyed`: the stored session was deleted (after `destroy()`).
  * - `unchanged`: nothing to write; no statement was sent.
  * - `gone`: the session was destroyed or expired meanwhile; it was NOT re-created.
  */
-export type SaveResult = "created" | "updated" | "unchanged" | "gone";
+export type SaveResult = "created" | "updated" | "regenerated" | "destroyed" | "unchanged" | "gone";
 
 /** Defaults for {@linkcode StoreOptions}. */
 export const STORE_DEFAULTS: Readonly<Required<Omit<StoreOptions, "logger" | "touchAfter">>> = Object.freeze({
@@ -179,7 +184,7 @@ export class PostgresStore<Data extends SessionData = SessionData> {
    */
   async read(id: string): Promise<Session<Data> | null> {
     if (!isToken(id)) return null;
-    const state = { ...newState(id), isNew: false, base: null };
+    const state = storedState(id);
     return (await this.#fetch(state)) ? createSession<Data>(state) : null;
   }
 
@@ -217,44 +222,32 @@ export class PostgresStore<Data extends SessionData = SessionData> {
   }
 
   /**
-   * Writes a session's changes: an INSERT for a new session, an UPDATE for a stored one, nothing
-   * when nothing changed. A stored session that was destroyed or expired meanwhile is not
-   * re-created. When another request changed the session since it was read, this one's changed
-   * keys are applied on top of the other's data and the write retried, so no key is lost.
+   * Writes what happened to a session: its row deleted after `destroy()`, moved to the new token
+   * after `regenerate()`, an INSERT for a new session with data, an UPDATE for a changed stored
+   * one, and nothing at all when nothing changed.
    *
-   * @param session A session from this store.
+   * A stored session that was destroyed or expired meanwhile is NOT re-created (`"gone"`). When
+   * another request changed the session since it was read, this one's changed keys are applied
+   * on top of the other's data and the write retried, so no key is lost.
+   *
+   * @param session A session from this store or from `withSession`.
    * @returns What was done.
    * @throws {SessionError} `DATA_TOO_LARGE` or `UNENCODABLE_DATA` with the stored data unchanged;
    *   `DATABASE_ERROR` when the database fails; `CONFLICT` when other writers kept winning.
    */
   async save(session: Session<Data>): Promise<SaveResult> {
     const state = stateOf(session);
-    if (!state.cleared && state.changes.size === 0) return "unchanged";
-    await loadSession(state);
-    for (let attempt = 0; attempt < MAX_SAVE_ATTEMPTS; attempt++) {
-      const data = mergedData(state);
-      if (state.isNew && data.size === 0) {
-        settle(state, data);
-        return "unchanged";
-      }
-      const payload = this.#encode(data);
-      state.key ??= await hashToken(state.token);
-      if (state.isNew) {
-        const [row] = await this.#run("save session", this.#sql.insert, [state.key, payload]);
-        settle(state, data, row);
-        return "created";
-      }
-      const expected = state.hash ?? (state.raw ? await sha256(state.raw) : NO_HASH);
-      const [row] = await this.#run("save session", this.#sql.update, [state.key, payload, expected]);
-      if (row?.expires != null) {
-        settle(state, data, row);
-        return "updated";
-      }
-      if (row?.present !== true) return "gone";
-      // Someone else wrote first: take their data as the base and apply our changes again.
-      this.#rebase(state, row.current);
+    let result: SaveResult = "unchanged";
+    while (state.doomed.length) {
+      await this.#run("destroy session", this.#sql.destroy, [await hashToken(state.doomed[0]!)]);
+      state.doomed.shift();
+      result = "destroyed";
     }
-    throw new SessionError("CONFLICT", `Cannot save session: it changed concurrently ${MAX_SAVE_ATTEMPTS} times in a row`);
+    if (state.storedToken !== null && !isModified(state) && state.token === state.storedToken) return result;
+    if (state.storedToken !== null && isModified(state)) await loadSession(state);
+    if (state.storedToken === null) return (await this.#insert(state)) ?? result;
+    if (state.token !== state.storedToken) return this.#move(state);
+    return this.#update(state);
   }
 
   /**
@@ -267,43 +260,96 @@ export class PostgresStore<Data extends SessionData = SessionData> {
    */
   async regenerate(id: string): Promise<Session<Data> | null> {
     if (!isToken(id)) return null;
-    const state = { ...newState(generateToken()), isNew: false, base: null };
-    state.key = await hashToken(state.token);
-    const [row] = await this.#run("regenerate session", this.#sql.regenerate, [await hashToken(id), state.key]);
-    if (!row) return null;
-    this.#apply(state, row);
-    return createSession<Data>(state);
+    const state = storedState(id);
+    state.token = generateToken();
+    return (await this.#move(state)) === "regenerated" ? createSession<Data>(state) : null;
   }
 
   /**
-   * Deletes every expired session in one statement. For large tables and scheduled triggers use
-   * the batched `gc()` function instead.
+   * Deletes expired sessions in short batches until none are left or the time budget is spent;
+   * the same as the {@linkcode gc} function, which has the details.
    *
-   * @returns How many rows were deleted.
+   * @param options Batch size (default 1000), time budget (default 25 s), abort signal, progress.
+   * @returns Rows deleted, batches sent, and `done: false` when more may remain.
+   * @throws {RangeError} For options out of range.
    * @throws {SessionError} `DATABASE_ERROR` when the database fails.
+   * @example
+   * ```ts ignore
+   * const { deleted, done } = await store.gc({ maxDurationMs: 10_000 });
+   * ```
    */
-  async gc(): Promise<number> {
-    const rows = await this.#run("collect expired sessions", this.#sql.gc, []);
-    return Number(rows[0]?.n ?? 0);
+  gc(options?: GcOptions): Promise<GcResult> {
+    return gc(this, options);
   }
 
-  /** Reads the row for `state.token` into `state`; `false` when there is no live row. */
+  /** Reads the row for `state.storedToken` into `state`; `false` when there is no live row. */
   async #fetch(state: SessionState): Promise<boolean> {
-    state.key ??= await hashToken(state.token);
-    const [row] = await this.#run("read session", this.#sql.read, [state.key]);
+    const key = await hashToken(state.storedToken!);
+    const [row] = await this.#run("read session", this.#sql.read, [key]);
     if (!row) return false;
-    this.#apply(state, row);
+    this.#apply(state, row, key);
     return true;
   }
 
-  #apply(state: SessionState, row: Row): void {
-    this.#rebase(state, row.data);
-    state.expires = new Date(Number(row.expires));
-    state.rolled ||= row.rolled === true;
+  /** INSERTs a session that has no row; `undefined` when there is nothing to store. */
+  async #insert(state: SessionState): Promise<SaveResult | undefined> {
+    const data = mergedData(state);
+    if (data.size === 0) {
+      settle(state, data);
+      return undefined;
+    }
+    const [row] = await this.#run("save session", this.#sql.insert, [await hashToken(state.token), this.#encode(data)]);
+    state.storedToken = state.token;
+    settle(state, data, row);
+    return "created";
+  }
+
+  /** Moves a stored session to `state.token` (after `regenerate()`), with its changes if any. */
+  async #move(state: SessionState): Promise<SaveResult> {
+    const from = await hashToken(state.storedToken!);
+    const to = await hashToken(state.token);
+    if (isModified(state)) {
+      const data = mergedData(state);
+      const [row] = await this.#run("regenerate session", this.#sql.rekey, [from, to, this.#encode(data)]);
+      if (!row) return gone(state);
+      state.storedToken = state.token;
+      settle(state, data, row);
+    } else {
+      const [row] = await this.#run("regenerate session", this.#sql.regenerate, [from, to]);
+      if (!row) return gone(state);
+      state.storedToken = state.token;
+      this.#apply(state, row, to);
+    }
+    state.rolled = true;
+    return "regenerated";
+  }
+
+  /** UPDATEs a stored session with compare-and-set, merging with concurrent writers. */
+  async #update(state: SessionState): Promise<SaveResult> {
+    const key = await hashToken(state.token);
+    for (let attempt = 0; attempt < MAX_SAVE_ATTEMPTS; attempt++) {
+      const data = mergedData(state);
+      const payload = this.#encode(data);
+      const expected = state.hash ?? (state.raw ? await sha256(state.raw) : NO_HASH);
+      const [row] = await this.#run("save session", this.#sql.update, [key, payload, expected]);
+      if (row?.expires != null) {
+        settle(state, data, row);
+        return "updated";
+      }
+      if (row?.present !== true) return gone(state);
+      // Someone else wrote first: take their data as the base and apply our changes again.
+      this.#rebase(state, row.current, key);
+    }
+    throw new SessionError("CONFLICT", `Cannot save session: it changed concurrently ${MAX_SAVE_ATTEMPTS} times in a row`);
+  }
+
+  #apply(state: SessionState, row: Row, key: string): void {
+    this.#rebase(state, row.data, key);
+    setExpiry(state, row);
   }
 
   /** Takes stored column bytes as the session's base; corrupt data becomes an empty session. */
-  #rebase(state: SessionState, stored: unknown): void {
+  #rebase(state: SessionState, stored: unknown, key: string): void {
     const raw = toBytes(stored);
     state.raw = raw;
     state.hash = null;
@@ -313,10 +359,8 @@ export class PostgresStore<Data extends SessionData = SessionData> {
       state.base = decodeData(raw.subarray(HEADER_BYTES), this.options.maxDataBytes);
     } catch (error) {
       state.base = new Map();
-      this.#logger.warn("Session data is corrupt and was read as empty", {
-        key: `${state.key?.slice(0, 12)}…`,
-        reason: (error as Error).message,
-      });
+      // A prefix of the row's key (a hash) lets an operator find it; tokens never reach logs.
+      this.#logger.warn("Session data is corrupt and was read as empty", { key: `${key.slice(0, 12)}…`, reason: (error as Error).message });
     }
   }
 
@@ -351,8 +395,8 @@ export class PostgresStore<Data extends SessionData = SessionData> {
  *
  * @returns `false` when there is no live row.
  */
-export function fetchInto(store: PostgresStore<SessionData>, state: SessionState): Promise<boolean> {
-  return internals.fetch(store, state);
+export function fetchInto<Data extends SessionData>(store: PostgresStore<Data>, state: SessionState): Promise<boolean> {
+  return internals.fetch(store as unknown as PostgresStore<SessionData>, state);
 }
 
 /**
@@ -362,8 +406,8 @@ export function fetchInto(store: PostgresStore<SessionData>, state: SessionState
  *
  * @param what Completes "Cannot …" in the error message, e.g. `"collect expired sessions"`.
  */
-export function runQuery(store: PostgresStore<SessionData>, what: string, text: string, params: unknown[]): Promise<Row[]> {
-  return internals.run(store, what, text, params);
+export function runQuery<Data extends SessionData>(store: PostgresStore<Data>, what: string, text: string, params: unknown[]): Promise<Row[]> {
+  return internals.run(store as unknown as PostgresStore<SessionData>, what, text, params);
 }
 
 /** Records a successful write. */
@@ -372,11 +416,22 @@ function settle(state: SessionState, data: Map<string, unknown>, row?: Row): voi
   state.changes.clear();
   state.cleared = false;
   if (!row) return;
-  state.isNew = false;
   state.raw = null;
   state.hash = toBytes(row.hash);
+  setExpiry(state, row);
+}
+
+function setExpiry(state: SessionState, row: Row): void {
   state.expires = new Date(Number(row.expires));
+  state.remaining = Number(row.remaining);
   state.rolled ||= row.rolled === true;
+}
+
+/** The stored row vanished (destroyed or expired meanwhile): this request's writes are dropped. */
+function gone(state: SessionState): SaveResult {
+  state.storedToken = null;
+  state.base ??= new Map();
+  return "gone";
 }
 
 /** Drivers return bytea as Buffer or Uint8Array; anything else is not bytes. */
