@@ -139,8 +139,11 @@ export function withSession<Data extends SessionData = SessionData, Rest extends
         // Settle now what decides the headers (whether the stored row exists); write later.
         if (incoming && isModified(state)) await loadSession(state);
         const out = outgoing(state, incoming, store, "pending");
-        const background = store.save(session).catch((error) => onBackgroundError(error, request, opts)).finally(release);
+        // The background commit owns the release from here on.
         released = true;
+        const background = store.save(session)
+          .catch((error) => onBackgroundError(error, request, opts))
+          .finally(() => opts.release?.());
         opts.waitUntil(background);
         return decorate(response, state, cookie, await encodeOutgoing(out, opts), opts.header);
       }

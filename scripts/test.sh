@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The test command (npm test): type and lint checks, then the whole suite under Node and under Deno.
+# Runs with the process TZ set away from UTC so any use of the JS clock for expiry would show.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export TZ="${TZ:-America/New_York}"
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+deno() { node_modules/.bin/deno "$@"; }
+log=$(mktemp -d)
+failed=0
+step() { echo; echo "== $*"; }
+
+step "type-check the web-standard core (lib DOM, no Node types)"
+node_modules/.bin/tsc -p tsconfig.json || failed=1
+step "deno check, lint, doc tests, publish dry run"
+deno check mod.ts || failed=1
+deno lint || failed=1
+deno test --doc --allow-all mod.ts src/ >"$log/doc.txt" 2>&1 || { cat "$log/doc.txt"; failed=1; }
+deno publish --dry-run --allow-dirty >"$log/publish.txt" 2>&1 || { cat "$log/publish.txt"; failed=1; }
+
+# Files that drive runtimes as child processes run only under Node's runner.
+node_only="tests/runtimes.test.ts tests/package.test.ts tests/cli.test.ts tests/examples.test.ts tests/browser.test.ts"
+all=$(ls tests/*.test.ts)
+both=$(for f in $all; do [[ " $node_only " == *" $f "* ]] || echo "$f"; done)
+
+step "Node: node --test"
+node --import tsx --test --test-concurrency=2 $all 2>&1 | tee "$log/node.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed=1
+step "Deno: deno test"
+deno test -A $both 2>&1 | tee "$log/deno.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || failed=1
+
+np=$(grep -Eo '^ℹ pass [0-9]+' "$log/node.txt" | grep -Eo '[0-9]+' | tail -1)
+nf=$(grep -Eo '^ℹ fail [0-9]+' "$log/node.txt" | grep -Eo '[0-9]+' | tail -1)
+dp=$(grep -Eo '[0-9]+ passed' "$log/deno.txt" | grep -Eo '^[0-9]+' | tail -1)
+df=$(grep -Eo '[0-9]+ failed' "$log/deno.txt" | grep -Eo '^[0-9]+' | tail -1)
+echo
+echo "node: ${np:-0} passed, ${nf:-?} failed; deno: ${dp:-0} passed, ${df:-?} failed"
+[ -n "$np" ] && [ -n "$dp" ] || failed=1
+[ "$failed" -eq 0 ] && [ "${nf:-1}" -eq 0 ] && [ "${df:-1}" -eq 0 ] || { echo "tests: $(( ${np:-0} + ${dp:-0} )) passed, $(( ${nf:-0} + ${df:-0} + 1 )) failed"; exit 1; }
+echo "tests: $(( np + dp )) passed, 0 failed"
