@@ -1,0 +1,40 @@
+// A Cloudflare Worker with sessions in Neon: `wrangler dev` / `wrangler deploy` (wrangler.toml).
+// Neon's HTTP transport needs no connection setup, so the store is made per request from `env`,
+// and the commit runs after the response with ctx.waitUntil.
+import { gc, PostgresStore, type Session, type SessionData, withSession } from "pgsession";
+
+interface Env {
+  /** A Neon connection string (secret). */
+  DATABASE_URL: string;
+  /** At least 32 random characters (secret); signs the cookie. */
+  SESSION_SECRET: string;
+  /** Optional; the table from schema.sql by default. */
+  SESSION_TABLE?: string;
+}
+
+interface ExecutionContext {
+  waitUntil(promise: Promise<unknown>): void;
+}
+
+async function app(req: Request, session: Session): Promise<Response> {
+  const url = new URL(req.url);
+  if (url.pathname !== "/") return new Response("Not found", { status: 404 });
+  const visits = ((await session.get("visits")) as number | undefined ?? 0) + 1;
+  session.set("visits", visits);
+  return new Response(`visits: ${visits}\n`);
+}
+
+export default {
+  // The type arguments name what Workers pass after the request: env and ctx.
+  fetch: withSession<SessionData, [Env, ExecutionContext]>(app, (_req, env, ctx) => ({
+    store: { connectionString: env.DATABASE_URL, table: env.SESSION_TABLE },
+    secrets: [env.SESSION_SECRET],
+    waitUntil: ctx.waitUntil.bind(ctx),
+  })),
+
+  // The cron trigger: delete expired sessions in batches, within the trigger's time budget.
+  scheduled(_controller: { cron: string }, env: Env, ctx: ExecutionContext): void {
+    const store = new PostgresStore({ connectionString: env.DATABASE_URL, table: env.SESSION_TABLE });
+    ctx.waitUntil(gc(store, { batchSize: 1000, maxDurationMs: 20_000 }));
+  },
+};
