@@ -29,3 +29,8 @@ export { SessionError } from "./src/errors.ts";
 export type { SessionErrorCode } from "./src/errors.ts";
 export { generateToken, hashToken, isToken } from "./src/token.ts";
 export { schemaSql } from "./src/schema.ts";
+export { GC_DEFAULTS, gc } from "./src/gc.ts";
+export type { GcOptions, GcProgress, GcResult } from "./src/gc.ts";
+export { withSession } from "./src/middleware.ts";
+export type { SessionHandler, WithSessionOptions } from "./src/middleware.ts";
+export type { CookieOptions } from "./src/cookie.ts";

@@ -24,7 +24,7 @@ all=$(ls tests/*.test.ts)
 both=$(for f in $all; do [[ " $node_only " == *" $f "* ]] || echo "$f"; done)
 
 step "Node: node --test"
-node --import tsx --test --test-concurrency=2 $all 2>&1 | tee "$log/node.txt"
+node --import tsx --test --test-reporter=spec --test-concurrency=2 $all 2>&1 | tee "$log/node.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || failed=1
 step "Deno: deno test"
 deno test -A $both 2>&1 | tee "$log/deno.txt"

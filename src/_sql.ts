@@ -30,7 +30,6 @@ export interface Statements {
   exists: string;
   destroy: string;
   count: string;
-  gc: string;
 }
 
 /** The size of the header that precedes the CBOR payload in `session_data`. */
@@ -153,6 +152,5 @@ RETURNING ${ms("session_expiry")} AS expires, ${left("session_expiry")} AS remai
     exists: `SELECT EXISTS (SELECT 1 FROM ${t} WHERE session_key = $1 AND ${live("")}) AS found`,
     destroy: `DELETE FROM ${t} WHERE session_key = $1 RETURNING true AS deleted`,
     count: `SELECT count(*) AS n FROM ${t} WHERE ${live("")}`,
-    gc: `WITH gone AS (DELETE FROM ${t} WHERE session_expiry <= ${NOW} RETURNING 1) SELECT count(*) AS n FROM gone`,
   };
 }

@@ -57,6 +57,7 @@ export interface ResolvedCookie {
 
 // RFC 6265 token characters for the name; attribute values may not break out of the attribute.
 const NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// deno-lint-ignore no-control-regex
 const ATTRIBUTE = /^[^\x00-\x1f\x7f;,]*$/;
 /** Browsers cap a cookie (name + value) at 4096 bytes; we ignore anything longer. */
 export const MAX_COOKIE_BYTES = 4096;

@@ -1,0 +1,100 @@
+/**
+ * The command dispatcher of `pgsession`, kept apart from the entry point so it can be imported.
+ *
+ * @module
+ */
+
+import process from "node:process";
+import { type CommandLine, parseCommandLine } from "./_args.ts";
+import { connect } from "./_connect.ts";
+import { CliError, EXIT, explain } from "./_fail.ts";
+import { runGc } from "./gc.ts";
+import { migrate } from "./migrate.ts";
+import type { Output } from "./_output.ts";
+import { stats } from "./stats.ts";
+
+/** The text of `pgsession --help`. */
+export const HELP: string = `Usage: pgsession <command> [options]
+
+Commands:
+  migrate   Create the session table and its expiry index if missing (schema.sql); safe to rerun
+  gc        Delete expired sessions in short batches until none are left or the time is up
+  stats     Count live and expired sessions (by session_expiry) and show table and index size
+
+Options:
+  --url URL             PostgreSQL URL, postgres://user:password@host:port/database
+                        (default: the DATABASE_URL environment variable)
+  --table NAME          The session table, optionally schema.name (default: session)
+  --batch-size N        gc: rows per batch, each its own short statement, 1-100000 (default: 1000)
+  --max-duration S      gc: start no batch after S seconds, or "none" (default: 25)
+  -h, --help            Show this help
+
+Exit codes:
+  0    done
+  1    the database failed, could not be reached, or the table is missing
+  2    bad command line or URL
+  3    gc ran out of time with expired sessions possibly left; run it again
+  130  interrupted (Ctrl-C); gc finishes its batch in flight first
+`;
+
+/**
+ * Runs one command line.
+ *
+ * @param argv The arguments after the program name.
+ * @param env The environment, for `DATABASE_URL`.
+ * @param out Standard output.
+ * @param err Standard error, for failures.
+ * @returns The exit code.
+ */
+export async function main(argv: string[], env: Record<string, string | undefined>, out: Output, err: Output): Promise<number> {
+  let line: CommandLine;
+  try {
+    line = parseCommandLine(argv, env);
+  } catch (error) {
+    return fail(error, err);
+  }
+  if (line.command === "help") {
+    out.write(HELP);
+    return EXIT.OK;
+  }
+  let connected;
+  try {
+    connected = await connect(line.url);
+  } catch (error) {
+    return fail(error, err);
+  }
+  const { client, where } = connected;
+  const controller = new AbortController();
+  const interrupt = (): void => {
+    controller.abort();
+    // A second Ctrl-C ends the process at once.
+    process.off("SIGINT", interrupt);
+  };
+  process.on("SIGINT", interrupt);
+  const what = { migrate: "migrate", gc: "collect expired sessions", stats: "read stats" }[line.command];
+  try {
+    switch (line.command) {
+      case "migrate":
+        return await migrate(client, line.table, out);
+      case "gc":
+        return await runGc(client, { table: line.table, batchSize: line.batchSize, maxDurationMs: line.maxDurationMs, signal: controller.signal }, out);
+      case "stats":
+        return await stats(client, line.table, out);
+    }
+  } catch (error) {
+    return fail(error instanceof CliError ? error : explain(error, what, where, line.table), err);
+  } finally {
+    process.off("SIGINT", interrupt);
+    await client.end().catch(() => {});
+  }
+}
+
+/** Prints an expected failure as one line; anything else with its stack, as a bug. */
+function fail(error: unknown, err: Output): number {
+  if (error instanceof CliError) {
+    err.write(`pgsession: ${error.message}\n`);
+    return error.exitCode;
+  }
+  err.write(`pgsession: unexpected error: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+  return EXIT.FAILED;
+}

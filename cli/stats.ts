@@ -1,0 +1,63 @@
+/**
+ * `pgsession stats`: how many sessions are live and expired, and how big the table is.
+ *
+ * @module
+ */
+
+import type { Client } from "pg";
+import { quoteTable } from "../src/_sql.ts";
+import { EXIT } from "./_fail.ts";
+import type { Output } from "./_output.ts";
+
+const NUMBER = new Intl.NumberFormat("en-US");
+
+/** `1536` → `"1.5 kB"`, powers of 1024 as PostgreSQL's `pg_size_pretty` counts. */
+export function bytes(n: number): string {
+  const units = ["bytes", "kB", "MB", "GB", "TB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} bytes` : `${n.toFixed(n < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+/**
+ * Prints counts by the expiry column (the database clock) and sizes.
+ *
+ * @param client An open connection.
+ * @param table The table, optionally schema-qualified.
+ * @param out Where to print.
+ * @returns The exit code.
+ */
+export async function stats(client: Client, table: string, out: Output): Promise<number> {
+  const quoted = quoteTable(table);
+  const now = "(now() AT TIME ZONE 'UTC')";
+  const { rows } = await client.query(
+    `SELECT count(*) FILTER (WHERE session_expiry > ${now}) AS live,
+            count(*) FILTER (WHERE session_expiry <= ${now}) AS expired,
+            extract(epoch FROM ${now} - min(session_expiry))::float8 AS oldest_expired_s,
+            pg_table_size($1::text::regclass) AS table_bytes,
+            pg_indexes_size($1::text::regclass) AS index_bytes
+     FROM ${quoted}`,
+    [quoted],
+  );
+  const row = rows[0];
+  const expired = Number(row.expired);
+  const lines: [string, string][] = [
+    ["live sessions", NUMBER.format(Number(row.live))],
+    ["expired sessions", NUMBER.format(expired)],
+  ];
+  if (expired > 0) lines.push(["oldest expired", `${age(Number(row.oldest_expired_s))} ago`]);
+  lines.push(["table size", bytes(Number(row.table_bytes))], ["index size", bytes(Number(row.index_bytes))]);
+  out.write(`Sessions in ${quoted}\n`);
+  for (const [label, value] of lines) out.write(`  ${label.padEnd(17)} ${value}\n`);
+  return EXIT.OK;
+}
+
+function age(seconds: number): string {
+  if (seconds < 120) return `${Math.round(seconds)} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 172_800) return `${Math.round(seconds / 3600)} h`;
+  return `${Math.round(seconds / 86_400)} days`;
+}

@@ -1,0 +1,145 @@
+/**
+ * Garbage collection of expired sessions in short batches, for scheduled triggers and large
+ * tables.
+ *
+ * @module
+ */
+
+import { quoteTable } from "./_sql.ts";
+import type { SessionData } from "./session.ts";
+import { type PostgresStore, runQuery } from "./store.ts";
+
+/** How {@linkcode gc} works through the table. */
+export interface GcOptions {
+  /**
+   * The most rows one batch (one statement, one transaction) deletes, from 1 to 100000. Smaller
+   * batches hold their row locks for less time; larger ones need fewer round trips.
+   * @default {1000}
+   */
+  batchSize?: number;
+  /**
+   * The time budget in milliseconds. No batch starts once the budget is spent, or when the
+   * slowest batch so far would not fit in what is left, so the run ends within it. Sized for a
+   * cron trigger with a 30-second limit; `Infinity` for no limit, `0` to run no batch at all.
+   * Measured with the monotonic `performance.now()`; which rows have expired is decided by the
+   * database clock only.
+   * @default {25000}
+   */
+  maxDurationMs?: number;
+  /**
+   * Stops the run before its next batch once aborted; the batch in flight completes.
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+  /**
+   * Called after each batch, for progress reports. An exception thrown here ends the run.
+   * @default {undefined}
+   */
+  onBatch?: (progress: GcProgress) => void;
+}
+
+/** What a {@linkcode gc} run did. */
+export interface GcResult {
+  /** Rows deleted, over all batches. */
+  deleted: number;
+  /** Statements sent. */
+  batches: number;
+  /**
+   * `true` when the last batch found fewer expired rows than `batchSize`: nothing was left that
+   * another collector running at the same time was not already deleting. `false` when the budget
+   * or the signal stopped the run first: more rows may remain, run again.
+   */
+  done: boolean;
+}
+
+/** Progress after one batch, passed to {@linkcode GcOptions.onBatch}. */
+export interface GcProgress extends GcResult {
+  /** Rows deleted by this batch. */
+  batchDeleted: number;
+  /** How long this batch took, in milliseconds. */
+  batchMs: number;
+  /** Milliseconds since the run started. */
+  elapsedMs: number;
+}
+
+/** Defaults for {@linkcode GcOptions}. */
+export const GC_DEFAULTS: Readonly<{ batchSize: number; maxDurationMs: number }> = Object.freeze({
+  batchSize: 1000,
+  maxDurationMs: 25_000,
+});
+
+const MAX_BATCH_SIZE = 100_000;
+const NOW = "(now() AT TIME ZONE 'UTC')";
+
+/**
+ * The statement of one batch. The sub-select walks the `session_expiry` index oldest first and
+ * locks what it takes with `SKIP LOCKED`, so concurrent collectors split the work instead of
+ * waiting on each other, and a row a request is writing right now is left alone. The DELETE
+ * finds the rows by `ctid` (a TID scan) and checks the expiry once more.
+ */
+function batchSql(table: string): string {
+  const t = quoteTable(table);
+  return `WITH batch AS (
+  SELECT ctid FROM ${t} WHERE session_expiry <= ${NOW}
+  ORDER BY session_expiry LIMIT $1
+  FOR UPDATE SKIP LOCKED
+), gone AS (
+  DELETE FROM ${t} WHERE ctid = ANY (ARRAY(SELECT ctid FROM batch)) AND session_expiry <= ${NOW}
+  RETURNING 1
+)
+SELECT count(*) AS n FROM gone`;
+}
+
+/**
+ * Deletes expired sessions in batches, each one short statement in its own transaction, until
+ * none are left, the time budget is spent, or the signal aborts. Only rows whose expiry has
+ * passed by the database clock go; a live session, or one a request is writing at that moment,
+ * stays. Safe to run from several places at once: concurrent runs skip each other's rows. Over
+ * Neon's HTTP transport each batch is one round trip.
+ *
+ * @typeParam Data The store's session data shape; any store will do.
+ * @param store The store whose table to clean; its connection sends the statements.
+ * @param options Batch size, time budget, abort signal and progress callback.
+ * @returns Rows deleted, batches sent, and whether the run got to the end.
+ * @throws {RangeError} For a `batchSize` or `maxDurationMs` out of range.
+ * @throws {SessionError} `DATABASE_ERROR` when the database fails; batches already done stay done.
+ * @example A scheduled trigger
+ * ```ts ignore
+ * import { gc, PostgresStore } from "pgsession";
+ *
+ * const store = new PostgresStore({ connectionString: process.env.DATABASE_URL! });
+ * const { deleted, done } = await gc(store, { maxDurationMs: 25_000 });
+ * console.log(`deleted ${deleted} expired sessions${done ? "" : ", more remain"}`);
+ * ```
+ */
+export async function gc<Data extends SessionData>(store: PostgresStore<Data>, options: GcOptions = {}): Promise<GcResult> {
+  const batchSize = options.batchSize ?? GC_DEFAULTS.batchSize;
+  if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH_SIZE) {
+    throw new RangeError(`Cannot use batchSize ${batchSize}: expected a whole number from 1 to ${MAX_BATCH_SIZE}`);
+  }
+  const budget = options.maxDurationMs ?? GC_DEFAULTS.maxDurationMs;
+  if (typeof budget !== "number" || Number.isNaN(budget) || budget < 0) {
+    throw new RangeError(`Cannot use maxDurationMs ${budget}: expected a number of milliseconds, 0 or more`);
+  }
+  const { signal, onBatch } = options;
+  const text = batchSql(store.options.table);
+  // The data type plays no part in a DELETE.
+  const untyped = store as unknown as PostgresStore<SessionData>;
+  const start = performance.now();
+  let slowest = 0;
+  const result: GcResult = { deleted: 0, batches: 0, done: false };
+  while (!signal?.aborted && performance.now() - start + slowest < budget) {
+    const batchStart = performance.now();
+    const rows = await runQuery(untyped, "collect expired sessions", text, [batchSize]);
+    const now = performance.now();
+    const batchDeleted = Number(rows[0]?.n ?? 0);
+    const batchMs = now - batchStart;
+    slowest = Math.max(slowest, batchMs);
+    result.deleted += batchDeleted;
+    result.batches++;
+    result.done = batchDeleted < batchSize;
+    onBatch?.({ ...result, batchDeleted, batchMs, elapsedMs: now - start });
+    if (result.done) break;
+  }
+  return result;
+}

@@ -1,0 +1,307 @@
+// The `pgsession` command line against the local PostgreSQL: what it prints, its exit codes, and
+// what it does to the table. Runs under Node and Deno; the CLI runs as a child process on the same
+// runtime (one test uses the other runtime), with the database TimeZone away from UTC.
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { after, before, describe, test } from "node:test";
+import pg from "pg";
+import { main } from "../cli/_main.ts";
+import { databaseUrl, dbSkip, randomSchema, withTimeZone } from "./_db.ts";
+
+const DATABASE_URL: string = withTimeZone(databaseUrl());
+const SCHEMA: string = randomSchema("cli_test");
+const REPO_ROOT: string = fileURLToPath(new URL("../", import.meta.url));
+const CLI: string = "cli/pgsession.ts";
+const NOW: string = "(now() AT TIME ZONE 'UTC')";
+
+let pool: pg.Pool;
+let tables = 0;
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the CLI as a child process and collects its output: on the runtime running the tests
+ * unless `runtime` says otherwise.
+ */
+function run(
+  args: string[],
+  options: { env?: Record<string, string | undefined>; runtime?: "node" | "deno"; started?: (child: ChildProcess) => void } = {},
+): Promise<Run> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...process.env, DATABASE_URL, NO_COLOR: "1", ...options.env })) {
+    if (v !== undefined) env[k] = v;
+  }
+  const runtime = options.runtime ?? ("Deno" in globalThis ? "deno" : "node");
+  const [command, prefix] = runtime === "deno"
+    ? ["Deno" in globalThis ? process.execPath : `${REPO_ROOT}node_modules/.bin/deno`, ["run", "-A", "--quiet", CLI]]
+    // Under Deno, process.execPath is deno itself: Node comes from PATH.
+    : ["Deno" in globalThis ? "node" : process.execPath, ["--import", "tsx", CLI]];
+  return new Promise((resolve, reject): void => {
+    const child = spawn(command, [...prefix, ...args], { cwd: REPO_ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string): void => void (stdout += chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk: string): void => void (stderr += chunk));
+    child.once("error", reject);
+    child.once("close", (code: number | null): void => resolve({ code, stdout, stderr }));
+    options.started?.(child);
+  });
+}
+
+/**
+ * Runs the CLI's `main()` in this process, where a child process would only add start-up time:
+ * the many variants of one failure. Each kind of failure is also run as a real process.
+ */
+async function runHere(args: string[], env: Record<string, string | undefined> = { DATABASE_URL }): Promise<Run> {
+  let stdout = "";
+  let stderr = "";
+  const code = await main(
+    args,
+    env,
+    { write: (s: string): boolean => Boolean(stdout += s) },
+    { write: (s: string): boolean => Boolean(stderr += s) },
+  );
+  return { code, stdout, stderr };
+}
+
+/** An expected failure: the exit code, and one line on stderr without a stack trace. */
+function assertFailure(result: Run, code: number, message: RegExp): void {
+  assert.equal(result.code, code, `exit code; stderr: ${result.stderr}`);
+  assert.equal(result.stdout, "");
+  assert.match(result.stderr, message);
+  assert.match(result.stderr, /^pgsession: Cannot [^\n]*\n$/, "one line on stderr");
+  assert.doesNotMatch(result.stderr, /\n\s+at /);
+}
+
+function newTable(): string {
+  return `${SCHEMA}.session${++tables}`;
+}
+
+async function seed(table: string, live: number, expired: number): Promise<void> {
+  await pool.query(
+    `INSERT INTO ${table} (session_key, session_data, session_expiry)
+     SELECT encode(sha256(convert_to('k' || i, 'UTF8')), 'hex'), NULL,
+            CASE WHEN i <= $1 THEN ${NOW} + interval '1 hour' ELSE ${NOW} - i * interval '1 second' END
+     FROM generate_series(1, $1::int + $2::int) AS i`,
+    [live, expired],
+  );
+}
+
+async function counts(table: string): Promise<{ live: number; expired: number }> {
+  const { rows } = await pool.query(
+    `SELECT count(*) FILTER (WHERE session_expiry > ${NOW})::int AS live,
+            count(*) FILTER (WHERE session_expiry <= ${NOW})::int AS expired FROM ${table}`,
+  );
+  return rows[0];
+}
+
+/** A migrated, seeded table. */
+async function seededTable(live: number, expired: number): Promise<string> {
+  const table = newTable();
+  const migrated = await run(["migrate", "--table", table]);
+  assert.equal(migrated.code, 0, migrated.stderr);
+  await seed(table, live, expired);
+  return table;
+}
+
+describe("pgsession CLI", { skip: dbSkip }, (): void => {
+  before(async (): Promise<void> => {
+    pool = new pg.Pool({ connectionString: DATABASE_URL, max: 2 });
+    await pool.query(`CREATE SCHEMA ${SCHEMA}`);
+  });
+
+  after(async (): Promise<void> => {
+    try {
+      await pool.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  test("--help lists the commands, options and exit codes", async (): Promise<void> => {
+    const result = await run(["--help"]);
+    assert.equal(result.code, 0);
+    assert.equal(result.stderr, "");
+    for (const word of ["migrate", "gc", "stats", "--url", "--table", "--batch-size", "--max-duration", "Exit codes", "DATABASE_URL"]) {
+      assert.ok(result.stdout.includes(word), `help mentions ${word}`);
+    }
+    assert.equal((await runHere(["gc", "-h"])).stdout, result.stdout);
+  });
+
+  test("migrate creates the table and index, and a second run changes nothing", async (): Promise<void> => {
+    const table = newTable();
+    const first = await run(["migrate", "--table", table]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /^Created table "cli_test_\w+"\."session\d+"$/m);
+    assert.match(first.stdout, /^Created index "cli_test_\w+"\."session\d+_expiry_idx"$/m);
+    const { rows } = await pool.query(
+      `SELECT column_name, data_type FROM information_schema.columns
+       WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position`,
+      table.split("."),
+    );
+    assert.deepEqual(rows, [
+      { column_name: "session_key", data_type: "character" },
+      { column_name: "session_data", data_type: "bytea" },
+      { column_name: "session_expiry", data_type: "timestamp without time zone" },
+    ]);
+    await seed(table, 1, 1);
+    const second = await run(["migrate", "--table", table]);
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stdout, /already exists/);
+    assert.match(second.stdout, /Nothing to do/);
+    assert.deepEqual(await counts(table), { live: 1, expired: 1 });
+  });
+
+  test("migrate creates a missing schema for a schema-qualified table", async (): Promise<void> => {
+    const schema = `${SCHEMA}_new`;
+    try {
+      const result = await run(["migrate", "--table", `${schema}.session`]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, new RegExp(`^Created schema "${schema}"$`, "m"));
+      assert.deepEqual(await counts(`${schema}.session`), { live: 0, expired: 0 });
+    } finally {
+      await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    }
+  });
+
+  test("stats counts live and expired sessions and shows sizes", async (): Promise<void> => {
+    const table = await seededTable(30, 70);
+    const result = await run(["stats", "--table", table]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stderr, "");
+    assert.match(result.stdout, /^ {2}live sessions +30$/m);
+    assert.match(result.stdout, /^ {2}expired sessions +70$/m);
+    assert.match(result.stdout, /^ {2}table size +\d+(\.\d)? (bytes|kB|MB)$/m);
+    assert.match(result.stdout, /^ {2}index size +\d+(\.\d)? (bytes|kB|MB)$/m);
+  });
+
+  test("gc deletes the expired rows, prints one quiet line off a terminal and exits 0", async (): Promise<void> => {
+    const table = await seededTable(30, 2500);
+    const result = await run(["gc", "--table", table, "--batch-size", "1000"]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stderr, "");
+    assert.match(result.stdout, /^pgsession gc: deleted=2500 batches=3 seconds=[\d.]+ rate=\d+ longest_batch_ms=\d+ done=true\n$/);
+    assert.deepEqual(await counts(table), { live: 30, expired: 0 });
+  });
+
+  test("gc exits 3 when its time budget runs out with rows left", async (): Promise<void> => {
+    const table = await seededTable(0, 5000);
+    const result = await run(["gc", "--table", table, "--batch-size", "1", "--max-duration", "0.05"]);
+    assert.equal(result.code, 3, result.stderr);
+    const deleted = Number(/deleted=(\d+)/.exec(result.stdout)?.[1]);
+    assert.ok(deleted > 0 && deleted < 5000, result.stdout);
+    assert.match(result.stdout, / done=false stopped=budget\n$/);
+    assert.deepEqual(await counts(table), { live: 0, expired: 5000 - deleted });
+
+    const none = await run(["gc", "--table", table, "--max-duration", "0"]);
+    assert.equal(none.code, 3);
+    assert.match(none.stdout, /deleted=0 batches=0 .* done=false stopped=budget/);
+  });
+
+  test("Ctrl-C stops gc after its batch in flight, exit 130", async (): Promise<void> => {
+    const table = await seededTable(0, 20_000);
+    const result = await run(["gc", "--table", table, "--batch-size", "1", "--max-duration", "none"], {
+      started: (child: ChildProcess): void => {
+        // Interrupt once collection is under way, so the handler is surely installed.
+        const poll = async (): Promise<void> => {
+          while ((await counts(table)).expired === 20_000) await new Promise((r) => setTimeout(r, 20));
+          child.kill("SIGINT");
+        };
+        void poll();
+      },
+    });
+    // Deno's child_process reports any child it sent a signal to as code null, even one that then
+    // exited by itself; the exit code shows under Node (Deno's, by hand: 130 too).
+    if (!("Deno" in globalThis)) assert.equal(result.code, 130, result.stderr);
+    assert.equal(result.stderr, "");
+    const deleted = Number(/deleted=(\d+)/.exec(result.stdout)?.[1]);
+    assert.match(result.stdout, / done=false stopped=interrupted\n$/);
+    assert.deepEqual(await counts(table), { live: 0, expired: 20_000 - deleted });
+  });
+
+  test("gc on a terminal ends with a summary", async (): Promise<void> => {
+    const table = await seededTable(5, 120);
+    let stdout = "";
+    let stderr = "";
+    const code = await main(
+      ["gc", "--table", table, "--batch-size", "50", "--url", DATABASE_URL],
+      {},
+      { isTTY: true, write: (s: string): boolean => Boolean(stdout += s) },
+      { write: (s: string): boolean => Boolean(stderr += s) },
+    );
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /Deleted 120 expired sessions in 3 batches, [\d.]+ s \([\d,]+ rows\/s, longest batch \d+ ms\): no expired sessions left\n$/);
+    assert.deepEqual(await counts(table), { live: 5, expired: 0 });
+  });
+
+  test("a missing table says to run migrate", async (): Promise<void> => {
+    const table = `${SCHEMA}.nothing_here`;
+    const [gc, stats, noSchema] = [
+      await run(["gc", "--table", table]),
+      await runHere(["stats", "--table", table]),
+      await runHere(["stats", "--table", "no_such_schema_x.session"]),
+    ];
+    const hint = new RegExp(`does not exist; create it with \`pgsession migrate --table ${table}\``);
+    assertFailure(gc, 1, hint);
+    assertFailure(stats, 1, hint);
+    assertFailure(noSchema, 1, /pgsession migrate/);
+  });
+
+  test("a bad or missing URL is a usage error that never shows the password", async (): Promise<void> => {
+    const [notUrl, http, mysql, none] = [
+      await run(["stats", "--url", "not a url"]),
+      await runHere(["stats", "--url", "https://user:hunter2@example.com/db"]),
+      await runHere(["stats"], { DATABASE_URL: "mysql://x/y" }),
+      await runHere(["stats"], {}),
+    ];
+    assertFailure(notUrl, 2, /--url is not a postgres:/);
+    assertFailure(http, 2, /https:\/\/user:\*\*\*@example\.com\/db/);
+    assert.doesNotMatch(http.stderr, /hunter2/);
+    assertFailure(mysql, 2, /DATABASE_URL is not a postgres:/);
+    assertFailure(none, 2, /no database URL; set DATABASE_URL or pass --url/);
+  });
+
+  test("an unreachable database is a one-line error, exit 1", async (): Promise<void> => {
+    const [refused, noDb] = [
+      await run(["gc", "--url", "postgres://postgres:secret@127.0.0.1:1/test"]),
+      await runHere(["stats", "--url", "postgres://postgres@127.0.0.1:5432/no_such_db_x"]),
+    ];
+    assertFailure(refused, 1, /^pgsession: Cannot connect to 127\.0\.0\.1:1: connection refused/);
+    assert.doesNotMatch(refused.stderr, /secret/);
+    assertFailure(noDb, 1, /database "no_such_db_x" does not exist/);
+  });
+
+  test("bad command lines exit 2 before connecting", async (): Promise<void> => {
+    const unreachable = { DATABASE_URL: "postgres://127.0.0.1:1/x" };
+    const cases: [string[], RegExp][] = [
+      [[], /no command given/],
+      [["vacuum"], /unknown command: vacuum/],
+      [["gc", "--frobnicate"], /unknown option: --frobnicate/],
+      [["gc", "--batch-size", "0"], /--batch-size 0/],
+      [["gc", "--max-duration", "soon"], /--max-duration soon/],
+      [["stats", "--batch-size", "5"], /option of gc/],
+      [["stats", "--table", "a;b"], /table name "a;b"/],
+    ];
+    assertFailure(await run(["vacuum"], { env: unreachable }), 2, /unknown command: vacuum/);
+    for (const [args, message] of cases) assertFailure(await runHere(args, unreachable), 2, message);
+  });
+
+  test("runs the same on the other runtime (Deno from Node, Node from Deno)", async (): Promise<void> => {
+    const runtime = "Deno" in globalThis ? "node" : "deno";
+    const table = newTable();
+    const migrated = await run(["migrate", "--table", table], { runtime });
+    assert.equal(migrated.code, 0, migrated.stderr);
+    assert.match(migrated.stdout, /Created table/);
+    await seed(table, 2, 3);
+    const collected = await run(["gc", "--table", table], { runtime });
+    assert.equal(collected.code, 0, collected.stderr);
+    assert.match(collected.stdout, /deleted=3 batches=1 .*done=true/);
+    assertFailure(await run(["stats", "--url", "postgres://127.0.0.1:1/x"], { runtime }), 1, /connection refused/);
+  });
+});
