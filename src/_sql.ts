@@ -139,15 +139,23 @@ SELECT $2, CASE WHEN octet_length(old.session_data) >= 8 THEN ${NEW_HEADER} || s
 FROM old WHERE old.live
 RETURNING session_data AS data, ${ms("session_expiry")} AS expires, ${left("session_expiry")} AS remaining`,
 
-    // Like regenerate, with new data from the writer; nothing is written if the old session is gone.
-    rekey: `WITH old AS (
-  DELETE FROM ${t} AS o WHERE o.session_key = $1
-  RETURNING ${live("o.")} AS live
+    // Like regenerate, with new data from the writer, and the same compare-and-set as update:
+    // when the data changed since it was read, nothing moves and the current data comes back.
+    rekey: `WITH cur AS (
+  SELECT session_data FROM ${t} WHERE session_key = $1 AND ${live("")}
+  FOR UPDATE
+), old AS (
+  DELETE FROM ${t} AS o USING cur
+  WHERE o.session_key = $1 AND coalesce(sha256(cur.session_data), '\\x'::bytea) = $4::bytea
+  RETURNING 1
+), ins AS (
+  INSERT INTO ${t} (session_key, session_data, session_expiry)
+  SELECT $2, ${NEW_HEADER} || $3::bytea, ${firstExpiry} FROM old
+  RETURNING ${ms("session_expiry")} AS expires, ${left("session_expiry")} AS remaining, sha256(session_data) AS hash
 )
-INSERT INTO ${t} (session_key, session_data, session_expiry)
-SELECT $2, ${NEW_HEADER} || $3::bytea, ${firstExpiry}
-FROM old WHERE old.live
-RETURNING ${ms("session_expiry")} AS expires, ${left("session_expiry")} AS remaining, sha256(session_data) AS hash`,
+SELECT ins.expires, ins.remaining, ins.hash, EXISTS (SELECT 1 FROM cur) AS present,
+  CASE WHEN ins.expires IS NULL THEN (SELECT session_data FROM cur) END AS current
+FROM (VALUES (1)) AS one (x) LEFT JOIN ins ON true`,
 
     exists: `SELECT EXISTS (SELECT 1 FROM ${t} WHERE session_key = $1 AND ${live("")}) AS found`,
     destroy: `DELETE FROM ${t} WHERE session_key = $1 RETURNING true AS deleted`,

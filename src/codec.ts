@@ -56,7 +56,9 @@ export function encodeData(data: ReadonlyMap<string, unknown>): Uint8Array {
     throw new TypeError(`Cannot encode session data: ${(error as Error).message}`, { cause: error });
   }
   // cbor-x returns a Buffer where one exists; callers get the same type everywhere.
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (indexOfProto(out) >= 0) throw new TypeError(`Cannot encode session data: it holds the string "__proto__", which cannot round-trip`);
+  return out;
 }
 
 /**
@@ -72,6 +74,8 @@ export function decodeData(bytes: Uint8Array, maxBytes: number): Map<string, unk
     throw new RangeError(`Session data is ${bytes.byteLength} bytes, over the ${maxBytes}-byte limit`);
   }
   if (bytes.byteLength === 0) throw new RangeError("Session data is empty");
+  // cbor-x would silently rename such a key to "__proto_": refuse the data rather than alter it.
+  if (indexOfProto(bytes) >= 0) throw new RangeError(`Session data holds a "__proto__" key`);
   // A plain view: decoded byte strings then come back as Uint8Array, not as the driver's Buffer.
   const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let root: unknown;
@@ -87,7 +91,33 @@ export function decodeData(bytes: Uint8Array, maxBytes: number): Map<string, unk
   if (proto !== Object.prototype && proto !== null) {
     throw new RangeError(`Session data root is ${describe(root)}, not a map`);
   }
+  // Shared-reference tags (28/29) can build cycles, which no later save could encode.
+  assertAcyclic(root, new Set());
   return new Map(Object.entries(root));
+}
+
+// The CBOR text string "__proto__": head byte 0x69 (text, 9 bytes) and the letters.
+const PROTO = [0x69, 0x5f, 0x5f, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x5f, 0x5f];
+
+function indexOfProto(bytes: Uint8Array): number {
+  outer: for (let i = bytes.indexOf(PROTO[0]!); i >= 0 && i <= bytes.length - PROTO.length; i = bytes.indexOf(PROTO[0]!, i + 1)) {
+    for (let j = 1; j < PROTO.length; j++) if (bytes[i + j] !== PROTO[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+function assertAcyclic(value: unknown, ancestors: Set<object>): void {
+  if (value === null || typeof value !== "object" || ArrayBuffer.isView(value) || value instanceof Date) return;
+  if (ancestors.has(value)) throw new RangeError("Session data holds a reference cycle");
+  ancestors.add(value);
+  const children: Iterable<unknown> = value instanceof Map
+    ? [...value.keys(), ...value.values()]
+    : value instanceof Set || Array.isArray(value)
+    ? value
+    : Object.values(value);
+  for (const child of children) assertAcyclic(child, ancestors);
+  ancestors.delete(value);
 }
 
 function describe(value: unknown): string {

@@ -308,39 +308,58 @@ export class PostgresStore<Data extends SessionData = SessionData> {
   async #move(state: SessionState): Promise<SaveResult> {
     const from = await hashToken(state.storedToken!);
     const to = await hashToken(state.token);
-    if (isModified(state)) {
-      const data = mergedData(state);
-      const [row] = await this.#run("regenerate session", this.#sql.rekey, [from, to, this.#encode(data)]);
-      if (!row) return gone(state);
-      state.storedToken = state.token;
-      settle(state, data, row);
-    } else {
+    if (!isModified(state)) {
       const [row] = await this.#run("regenerate session", this.#sql.regenerate, [from, to]);
       if (!row) return gone(state);
       state.storedToken = state.token;
       this.#apply(state, row, to);
+      state.rolled = true;
+      return "regenerated";
     }
+    const moved = await this.#writeWithMerge(state, from, (payload, expected) =>
+      this.#run("regenerate session", this.#sql.rekey, [from, to, payload, expected])
+    );
+    if (moved !== "written") return moved;
+    state.storedToken = state.token;
     state.rolled = true;
     return "regenerated";
+  }
+
+  /**
+   * Writes the merged data with compare-and-set; on a conflict takes the current data as the base,
+   * applies this request's changes again and retries.
+   */
+  async #writeWithMerge(
+    state: SessionState,
+    key: string,
+    write: (payload: Uint8Array, expected: Uint8Array) => Promise<Row[]>,
+  ): Promise<"written" | "gone"> {
+    for (let attempt = 0; attempt < MAX_SAVE_ATTEMPTS; attempt++) {
+      const data = mergedData(state);
+      const payload = this.#encode(data);
+      const expected = state.hash ?? (state.raw ? await sha256(state.raw) : NO_HASH);
+      const [row] = await write(payload, expected);
+      if (row?.expires != null) {
+        settle(state, data, row);
+        return "written";
+      }
+      if (row?.present !== true) {
+        gone(state);
+        return "gone";
+      }
+      // Someone else wrote first: take their data as the base and apply our changes again.
+      this.#rebase(state, row.current, key);
+    }
+    throw new SessionError("CONFLICT", `Cannot save session: it changed concurrently ${MAX_SAVE_ATTEMPTS} times in a row`);
   }
 
   /** UPDATEs a stored session with compare-and-set, merging with concurrent writers. */
   async #update(state: SessionState): Promise<SaveResult> {
     const key = await hashToken(state.token);
-    for (let attempt = 0; attempt < MAX_SAVE_ATTEMPTS; attempt++) {
-      const data = mergedData(state);
-      const payload = this.#encode(data);
-      const expected = state.hash ?? (state.raw ? await sha256(state.raw) : NO_HASH);
-      const [row] = await this.#run("save session", this.#sql.update, [key, payload, expected]);
-      if (row?.expires != null) {
-        settle(state, data, row);
-        return "updated";
-      }
-      if (row?.present !== true) return gone(state);
-      // Someone else wrote first: take their data as the base and apply our changes again.
-      this.#rebase(state, row.current, key);
-    }
-    throw new SessionError("CONFLICT", `Cannot save session: it changed concurrently ${MAX_SAVE_ATTEMPTS} times in a row`);
+    const result = await this.#writeWithMerge(state, key, (payload, expected) =>
+      this.#run("save session", this.#sql.update, [key, payload, expected])
+    );
+    return result === "written" ? "updated" : result;
   }
 
   #apply(state: SessionState, row: Row, key: string): void {

@@ -8,7 +8,7 @@ import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
 import { type NeonSql, PostgresStore, type PostgresStoreOptions, type QueryClient, type Row, schemaSql, type StoreOptions } from "../mod.ts";
 import { adminPool, databaseUrl, DB_TIME_ZONE, withTimeZone } from "./_db.ts";
-import { configureNeon, startSupportServer, type SupportServer } from "./support/harness.ts";
+import { configureNeon, startSupportServer } from "./support/harness.ts";
 
 /** What a test may pass to {@linkcode Fixture.store}: any store option but the connection. */
 export type FixtureStoreOptions = StoreOptions;
@@ -114,10 +114,11 @@ function neonHttp(name: string, connect: (url: string) => { connectionString: st
         resetCount: () => server.reset(),
         sql: admin.sql,
         sessionTimeZone: async () => firstString(await neon(url).query(SHOW_TIME_ZONE), "tz"),
-        brokenStore: async (options = {}) => ({
-          store: makeStore({ ...connect(withTimeZone(UNREACHABLE_URL)), table, ...options }),
-          close: async () => {},
-        }),
+        brokenStore: (options = {}) =>
+          Promise.resolve({
+            store: makeStore({ ...connect(withTimeZone(UNREACHABLE_URL)), table, ...options }),
+            close: () => Promise.resolve(),
+          }),
         close: async () => {
           try {
             await admin.drop();
@@ -181,7 +182,7 @@ function neonWs(name: string, kind: "pool" | "client"): Transport {
           const closed = await open(url);
           if (kind === "client") await closed.query("select 1");
           await closed.end();
-          return { store: makeStore({ client: closed, table, ...options }), close: async () => {} };
+          return { store: makeStore({ client: closed, table, ...options }), close: () => Promise.resolve() };
         },
         close: async () => {
           try {
@@ -210,14 +211,14 @@ const pgPool: Transport = {
     return {
       table,
       store: (options = {}) => makeStore({ client: counter.client, table, ...options }),
-      statements: async () => counter.count(),
-      resetCount: async () => counter.reset(),
+      statements: () => Promise.resolve(counter.count()),
+      resetCount: () => Promise.resolve(counter.reset()),
       sql: admin.sql,
       sessionTimeZone: async () => firstString((await counter.client.query(SHOW_TIME_ZONE)).rows, "tz"),
       brokenStore: async (options = {}) => {
         const closed = new pg.Pool({ connectionString: url });
         await closed.end();
-        return { store: makeStore({ client: closed as unknown as QueryClient, table, ...options }), close: async () => {} };
+        return { store: makeStore({ client: closed as unknown as QueryClient, table, ...options }), close: () => Promise.resolve() };
       },
       close: async () => {
         try {
@@ -248,15 +249,15 @@ const pglite: Transport = {
     return {
       table,
       store: (options = {}) => makeStore({ client: counter.client, table, ...options }),
-      statements: async () => counter.count(),
-      resetCount: async () => counter.reset(),
+      statements: () => Promise.resolve(counter.count()),
+      resetCount: () => Promise.resolve(counter.reset()),
       sql: async (text, params) => (await db.query<Row>(text, params)).rows,
       sessionTimeZone: async () => firstString((await counter.client.query(SHOW_TIME_ZONE)).rows, "tz"),
       brokenStore: async (options = {}) => {
-        // Starting a second instance costs a few seconds: only this test pays for it.
-        const closed = new PGlite();
+        // A fresh instance runs initdb (seconds); one loaded from a dump of this one starts fast.
+        const closed = new PGlite({ loadDataDir: await db.dumpDataDir("none") });
         await closed.close();
-        return { store: makeStore({ client: closed as unknown as QueryClient, table, ...options }), close: async () => {} };
+        return { store: makeStore({ client: closed as unknown as QueryClient, table, ...options }), close: () => Promise.resolve() };
       },
       close: () => db.close(),
     };

@@ -1,0 +1,199 @@
+// The published artefacts: the two manifests agree, schema.sql is what schemaSql() says and runs
+// twice, and the npm tarball installs into an empty folder and imports there.
+//
+// The build runs in a staging copy of the repository (node_modules linked), never in the
+// working tree, so parallel test files that read dist/ are not disturbed.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { after, before, describe, test } from "node:test";
+import pg from "pg";
+import { schemaSql } from "../mod.ts";
+import { databaseUrl, dbSkip, randomSchema } from "./_db.ts";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const run = promisify(execFile);
+
+interface PackageJson {
+  name: string;
+  version: string;
+  exports: Record<string, unknown>;
+  bin?: string | Record<string, string>;
+  files?: string[];
+}
+
+const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as PackageJson;
+const denoJson = JSON.parse(readFileSync(join(ROOT, "deno.json"), "utf8")) as { version: string; exports: string | Record<string, string> };
+
+/** Runs a command; on failure the error carries its output. */
+async function sh(cmd: string, args: string[], cwd: string, timeout = 120_000): Promise<string> {
+  try {
+    const { stdout } = await run(cmd, args, { cwd, timeout, maxBuffer: 32 * 1024 * 1024, env: { ...process.env, npm_config_update_notifier: "false" } });
+    return stdout;
+  } catch (error) {
+    const e = error as { message: string; stdout?: string; stderr?: string };
+    throw new Error(`${cmd} ${args.join(" ")} failed in ${cwd}: ${e.message}\n${e.stdout ?? ""}\n${e.stderr ?? ""}`);
+  }
+}
+
+/** Every file path a manifest entry points at (`./dist/mod.js` → `dist/mod.js`). */
+function targets(value: unknown): string[] {
+  if (typeof value === "string") return [value.replace(/^\.\//, "")];
+  if (value && typeof value === "object") return Object.values(value).flatMap(targets);
+  return [];
+}
+
+describe("manifests", () => {
+  test("deno.json and package.json have the same version and the same export keys", () => {
+    assert.equal(denoJson.version, pkg.version);
+    const denoKeys = typeof denoJson.exports === "string" ? ["."] : Object.keys(denoJson.exports).sort();
+    assert.deepEqual(Object.keys(pkg.exports).sort(), denoKeys);
+    assert.ok(denoKeys.includes("."));
+  });
+
+  test("schema.sql is exactly schemaSql() for the default table", () => {
+    assert.equal(readFileSync(join(ROOT, "schema.sql"), "utf8"), schemaSql());
+  });
+});
+
+describe("schema.sql against PostgreSQL", { skip: dbSkip }, () => {
+  const schema = randomSchema("pkg_schema");
+  let client: pg.Client;
+
+  before(async () => {
+    // Unqualified names in schema.sql land in this run's own schema.
+    client = new pg.Client({ connectionString: databaseUrl() });
+    client.on("error", (): void => {});
+    await client.connect();
+    await client.query(`create schema "${schema}"`);
+    await client.query(`set search_path to "${schema}"`);
+  });
+  after(async () => {
+    try {
+      await client?.query(`drop schema if exists "${schema}" cascade`);
+    } finally {
+      await client?.end();
+    }
+  });
+
+  test("running schema.sql twice succeeds and creates the table and its expiry index", async () => {
+    const text = readFileSync(join(ROOT, "schema.sql"), "utf8");
+    await client.query(text);
+    await client.query(text);
+    const { rows: columns } = await client.query(
+      `select column_name, data_type from information_schema.columns where table_schema = $1 and table_name = 'session' order by ordinal_position`,
+      [schema],
+    );
+    assert.deepEqual(columns, [
+      { column_name: "session_key", data_type: "character" },
+      { column_name: "session_data", data_type: "bytea" },
+      { column_name: "session_expiry", data_type: "timestamp without time zone" },
+    ]);
+    const { rows: indexes } = await client.query(`select indexname from pg_indexes where schemaname = $1 order by 1`, [schema]);
+    assert.deepEqual(indexes.map((r: { indexname: string }) => r.indexname), ["session_expiry_idx", "session_key"]);
+  });
+});
+
+describe("npm package", () => {
+  let temp: string;
+  let tarball: string;
+  let entries: string[];
+  let consumer: string;
+
+  before(async () => {
+    temp = mkdtempSync(join(tmpdir(), "pgsession-pack-"));
+    const stage = join(temp, "stage");
+    const skip = new Set(["node_modules", ".git", "dist", ".data", "coverage", "bench/out", "tests/.artifacts"]);
+    cpSync(ROOT, stage, {
+      recursive: true,
+      filter: (source: string): boolean => {
+        const rel = relative(ROOT, source).split("\\").join("/");
+        return !skip.has(rel) && !rel.endsWith(".tgz");
+      },
+    });
+    symlinkSync(join(ROOT, "node_modules"), join(stage, "node_modules"), "dir");
+    await sh("npm", ["run", "build", "--silent"], stage);
+    const packed = JSON.parse(await sh("npm", ["pack", "--json", "--pack-destination", temp], stage)) as { filename: string }[];
+    tarball = join(temp, packed[0]!.filename);
+    entries = (await sh("tar", ["-tzf", tarball], temp)).split("\n").filter(Boolean).map((e) => e.replace(/^package\//, ""));
+
+    consumer = join(temp, "consumer");
+    mkdirSync(consumer);
+    await sh("npm", ["install", tarball, "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"], consumer, 180_000);
+  });
+
+  after(() => {
+    if (temp) rmSync(temp, { recursive: true, force: true });
+  });
+
+  test("the tarball holds dist/mod.js, dist/mod.d.ts, schema.sql, README.md and LICENSE, and no tests/ or src/", () => {
+    const required = ["dist/mod.js", "dist/mod.d.ts", "schema.sql", "LICENSE", "package.json"];
+    if (existsSync(join(ROOT, "README.md"))) required.push("README.md");
+    else console.warn("!! README.md does not exist yet: the tarball check does not require it");
+    for (const path of required) assert.ok(entries.includes(path), `${path} is in the tarball`);
+    const leaked = entries.filter((e) => /^(tests|src|cli|demo|examples|bench|scripts|node_modules)\//.test(e));
+    assert.deepEqual(leaked, [], "no sources, tests or tooling in the tarball");
+    assert.ok(!entries.some((e) => e.endsWith(".ts") && !e.endsWith(".d.ts")), "no TypeScript sources");
+  });
+
+  test("every file the manifest points at is in the tarball", () => {
+    for (const path of [...targets(pkg.exports), ...targets(pkg.bin)]) {
+      assert.ok(entries.includes(path), `${path} is in the tarball`);
+    }
+  });
+
+  test("the installed package imports and works in an empty project", async () => {
+    const script = `
+      import { readFileSync } from "node:fs";
+      import { createRequire } from "node:module";
+      import { PostgresStore, SessionError, generateToken, hashToken, isToken, schemaSql } from "pgsession";
+      const sent = [];
+      const client = { query: async (text, params) => { sent.push(text); return { rows: [{ n: "3" }] }; } };
+      const store = new PostgresStore({ client });
+      const count = await store.count();
+      const session = store.create();
+      const schemaFile = readFileSync(new URL("./node_modules/pgsession/schema.sql", import.meta.url), "utf8");
+      console.log(JSON.stringify({
+        store: typeof PostgresStore, error: typeof SessionError, count, statements: sent.length,
+        token: isToken(session.id) && isToken(generateToken()), key: (await hashToken("abc")).length,
+        schema: schemaSql() === schemaFile,
+      }));`;
+    const out = await sh("node", ["--input-type=module", "-e", script], consumer);
+    assert.deepEqual(JSON.parse(out.trim().split("\n").at(-1)!), {
+      store: "function",
+      error: "function",
+      count: 3,
+      statements: 1,
+      token: true,
+      key: 64,
+      schema: true,
+    });
+  });
+
+  test("the installed package's types resolve for a TypeScript consumer", async () => {
+    writeFileSync(
+      join(consumer, "check.ts"),
+      `import { PostgresStore, type QueryClient, type SaveResult } from "pgsession";
+const client: QueryClient = { query: async () => ({ rows: [] }) };
+const store: PostgresStore = new PostgresStore({ client, ttl: 3600 });
+const result: Promise<SaveResult> = store.save(store.create());
+void result;
+// @ts-expect-error a store needs a connection
+new PostgresStore({ ttl: 3600 });
+`,
+    );
+    writeFileSync(
+      join(consumer, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: { strict: true, noEmit: true, module: "NodeNext", moduleResolution: "NodeNext", target: "ES2022", lib: ["ES2022", "DOM"], types: [], skipLibCheck: false },
+        files: ["check.ts"],
+      }),
+    );
+    await sh("Deno" in globalThis ? "node" : process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", consumer], consumer);
+  });
+});

@@ -1,0 +1,107 @@
+// Session tokens: 256 bits from crypto.getRandomValues, 43 base64url characters, one spelling
+// each, and stored only as the hex SHA-256 of their ASCII text.
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+import { describe, test } from "node:test";
+import { generateToken, hashToken, isToken } from "../mod.ts";
+
+const SHAPE = /^[A-Za-z0-9_-]{43}$/;
+const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/** Replaces crypto.getRandomValues for the duration of `action`, then puts the original back. */
+function withRandomValues<T>(fill: (array: Uint8Array) => void, action: (calls: number[]) => T): T {
+  const own = Object.getOwnPropertyDescriptor(crypto, "getRandomValues");
+  const calls: number[] = [];
+  const stub = <A extends ArrayBufferView | null>(array: A): A => {
+    assert.ok(array instanceof Uint8Array);
+    calls.push(array.byteLength);
+    fill(array);
+    return array;
+  };
+  Object.defineProperty(crypto, "getRandomValues", { value: stub, configurable: true, writable: true });
+  try {
+    return action(calls);
+  } finally {
+    if (own) Object.defineProperty(crypto, "getRandomValues", own);
+    else delete (crypto as { getRandomValues?: unknown }).getRandomValues;
+  }
+}
+
+describe("generateToken", () => {
+  test("1,000,000 tokens are all different and all 43 base64url characters", () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 1_000_000; i++) {
+      const token = generateToken();
+      if (!SHAPE.test(token) || !isToken(token)) assert.fail(`token ${i} has the wrong shape: ${JSON.stringify(token)}`);
+      seen.add(token);
+    }
+    assert.equal(seen.size, 1_000_000, "no duplicate");
+  });
+
+  test("a token is the 32 bytes crypto.getRandomValues gave, in base64url without padding", () => {
+    const bytes = Uint8Array.from({ length: 32 }, (_, i) => (i * 37 + 11) & 0xff);
+    const token = withRandomValues((array) => array.set(bytes), (calls) => {
+      const t = generateToken();
+      assert.deepEqual(calls, [32], "one call for 32 bytes (256 bits)");
+      return t;
+    });
+    assert.equal(token, Buffer.from(bytes).toString("base64url"));
+    assert.deepEqual(new Uint8Array(Buffer.from(token, "base64url")), bytes, "all 256 bits are in the token");
+    assert.ok(isToken(token));
+  });
+
+  test("every bit of the random bytes reaches the token", () => {
+    const tokens = new Set<string>();
+    for (let bit = 0; bit < 256; bit++) {
+      const bytes = new Uint8Array(32);
+      bytes[bit >> 3] = 0x80 >> (bit & 7);
+      tokens.add(withRandomValues((array) => array.set(bytes), () => generateToken()));
+    }
+    tokens.add(withRandomValues((array) => array.fill(0), () => generateToken()));
+    assert.equal(tokens.size, 257);
+    assert.equal(withRandomValues((array) => array.fill(0), () => generateToken()), "A".repeat(43));
+    assert.equal(withRandomValues((array) => array.fill(0xff), () => generateToken()), "_".repeat(42) + "8");
+  });
+
+  test("crypto.getRandomValues is restored after the stub", () => {
+    const before = crypto.getRandomValues;
+    withRandomValues((array) => array.fill(1), () => generateToken());
+    assert.equal(crypto.getRandomValues, before);
+    assert.notEqual(generateToken(), generateToken());
+  });
+});
+
+describe("isToken", () => {
+  test("accepts only the canonical spelling of 32 bytes", () => {
+    const token = withRandomValues((array) => array.fill(0x5a), () => generateToken());
+    assert.ok(isToken(token));
+    // Same bytes, other padding bits in the last character: a second spelling, refused.
+    const last = ALPHABET.indexOf(token[42]!);
+    for (let i = 1; i < 4; i++) {
+      const other = token.slice(0, 42) + ALPHABET[last + i]!;
+      assert.deepEqual(Buffer.from(other, "base64url"), Buffer.from(token, "base64url"));
+      assert.equal(isToken(other), false, other);
+    }
+  });
+
+  test("refuses anything that is not a token string", () => {
+    const token = generateToken();
+    for (const value of [undefined, null, 42, {}, [token], { toString: () => token }, "", token + "=", token.slice(1), token + " ", token.replace(/^./, "+")]) {
+      assert.equal(isToken(value), false, String(value));
+    }
+  });
+});
+
+describe("hashToken", () => {
+  test("is 64 lower-case hex characters equal to node:crypto's SHA-256 of the ASCII token", async () => {
+    for (let i = 0; i < 200; i++) {
+      const token = generateToken();
+      const key = await hashToken(token);
+      assert.match(key, /^[0-9a-f]{64}$/);
+      assert.equal(key, createHash("sha256").update(token, "ascii").digest("hex"));
+    }
+    // A known vector: SHA-256("abc").
+    assert.equal(await hashToken("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  });
+});
