@@ -9,7 +9,7 @@
  * ```ts ignore
  * import { PostgresStore } from "pgsession";
  *
- * const store = new PostgresStore({ connectionString: process.env.DATABASE_URL! });
+ * const store = new PostgresStore({ connectionString: "postgres://user:password@host/db" });
  * const session = store.create();
  * session.set("user", "ada");
  * await store.save(session);

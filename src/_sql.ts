@@ -79,6 +79,20 @@ export function quoteTable(table: string): string {
  * @returns SQL text, parameters numbered `$1`, `$2`, …
  */
 export function buildStatements(options: SqlOptions): Statements {
+  // withSession may make a store per request (Workers); the text depends only on these options.
+  const cacheKey = `${options.table}|${options.ttl}|${options.absoluteTtl}|${options.touchAfter}`;
+  let statements = cache.get(cacheKey);
+  if (!statements) {
+    if (cache.size >= 32) cache.clear();
+    statements = build(options);
+    cache.set(cacheKey, statements);
+  }
+  return statements;
+}
+
+const cache = new Map<string, Statements>();
+
+function build(options: SqlOptions): Statements {
   const t = quoteTable(options.table);
   const ttl = seconds(options.ttl);
   const abs = options.absoluteTtl === null ? null : seconds(options.absoluteTtl);

@@ -76,7 +76,7 @@ export function decodeData(bytes: Uint8Array, maxBytes: number): Map<string, unk
   if (bytes.byteLength === 0) throw new RangeError("Session data is empty");
   // cbor-x would silently rename such a key to "__proto_": refuse the data rather than alter it.
   if (indexOfProto(bytes) >= 0) throw new RangeError(`Session data holds a "__proto__" key`);
-  // A plain view: decoded byte strings then come back as Uint8Array, not as the driver's Buffer.
+  // A plain view: decoded byte strings then come back as plain Uint8Array, not a driver's subclass.
   const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let root: unknown;
   try {

@@ -107,7 +107,7 @@ SELECT count(*) AS n FROM gone`;
  * ```ts ignore
  * import { gc, PostgresStore } from "pgsession";
  *
- * const store = new PostgresStore({ connectionString: process.env.DATABASE_URL! });
+ * const store = new PostgresStore({ connectionString: "postgres://user:password@host/db" });
  * const { deleted, done } = await gc(store, { maxDurationMs: 25_000 });
  * console.log(`deleted ${deleted} expired sessions${done ? "" : ", more remain"}`);
  * ```

@@ -125,13 +125,8 @@ export function withSession<Data extends SessionData = SessionData, Rest extends
       const state = incoming ? lazyState(store, incoming) : newState(generateToken());
       const session = createSession<Data>(state);
 
-      let response: Response;
-      try {
-        response = await handler(request, session, ...rest);
-      } catch (error) {
-        if (error instanceof SessionError && opts.onError) return await opts.onError(error, request);
-        throw error;
-      }
+      // A throwing handler persists nothing; its error goes to the catch below.
+      const response = await handler(request, session, ...rest);
       if (response.status >= 500 && !opts.commitOnServerError) return response;
       if (response.status === 101) return response; // an upgraded socket carries no cookies
 

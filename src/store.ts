@@ -121,7 +121,7 @@ let internals: {
  * ```ts ignore
  * import { PostgresStore } from "pgsession";
  *
- * const store = new PostgresStore({ connectionString: process.env.DATABASE_URL! });
+ * const store = new PostgresStore({ connectionString: "postgres://user:password@host/db" });
  * const session = store.create();
  * session.set("user", "ada");
  * await store.save(session);                 // INSERT
