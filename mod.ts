@@ -32,5 +32,5 @@ export { schemaSql } from "./src/schema.ts";
 export { GC_DEFAULTS, gc } from "./src/gc.ts";
 export type { GcOptions, GcProgress, GcResult } from "./src/gc.ts";
 export { withSession } from "./src/middleware.ts";
-export type { SessionHandler, WithSessionOptions } from "./src/middleware.ts";
+export type { Longer, SessionHandler, WithSessionOptions } from "./src/middleware.ts";
 export type { CookieOptions } from "./src/cookie.ts";

@@ -70,6 +70,12 @@ export interface WithSessionOptions<Data extends SessionData = SessionData> {
   onError?: (error: SessionError, request: Request) => Response | Promise<Response>;
 }
 
+/**
+ * The platform arguments the wrapped handler accepts: whichever of the handler's and the options
+ * function's extra parameters is the longer list (e.g. Workers' `[env, ctx]`).
+ */
+export type Longer<A extends unknown[], B extends unknown[]> = B extends [...A, ...unknown[]] ? B : A;
+
 /** A fetch handler that receives the request's session after the request. */
 export type SessionHandler<Data extends SessionData, Rest extends unknown[]> = (
   request: Request,
@@ -105,12 +111,18 @@ export type SessionHandler<Data extends SessionData, Rest extends unknown[]> = (
  * }, { store: { connectionString: Deno.env.get("DATABASE_URL")! } }));
  * ```
  */
-export function withSession<Data extends SessionData = SessionData, Rest extends unknown[] = unknown[]>(
+export function withSession<
+  Data extends SessionData = SessionData,
+  Rest extends unknown[] = [],
+  OptionsRest extends unknown[] = Rest,
+>(
   handler: SessionHandler<Data, Rest>,
-  options: WithSessionOptions<Data> | ((request: Request, ...rest: Rest) => WithSessionOptions<Data> | Promise<WithSessionOptions<Data>>),
-): (request: Request, ...rest: Rest) => Promise<Response> {
-  return async function sessionHandler(request: Request, ...rest: Rest): Promise<Response> {
-    const opts = typeof options === "function" ? await options(request, ...rest) : options;
+  options: WithSessionOptions<Data> | ((request: Request, ...rest: OptionsRest) => WithSessionOptions<Data> | Promise<WithSessionOptions<Data>>),
+): (request: Request, ...rest: Longer<Rest, OptionsRest>) => Promise<Response> {
+  return async function sessionHandler(request: Request, ...extra: Longer<Rest, OptionsRest>): Promise<Response> {
+    // Both callbacks get the platform's arguments; each declares only as many as it needs.
+    const rest = extra as unknown[];
+    const opts = typeof options === "function" ? await options(request, ...(rest as OptionsRest)) : options;
     let released = false;
     const release = async () => {
       if (released) return;
@@ -126,7 +138,7 @@ export function withSession<Data extends SessionData = SessionData, Rest extends
       const session = createSession<Data>(state);
 
       // A throwing handler persists nothing; its error goes to the catch below.
-      const response = await handler(request, session, ...rest);
+      const response = await handler(request, session, ...(rest as Rest));
       if (response.status >= 500 && !opts.commitOnServerError) return response;
       if (response.status === 101) return response; // an upgraded socket carries no cookies
 

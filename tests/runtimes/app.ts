@@ -115,8 +115,9 @@ async function routes(req: Request, session: Session<AppData>): Promise<Response
 export function createApp<Rest extends unknown[]>(
   optionsFor: (req: Request, ...rest: Rest) => AppOptions | Promise<AppOptions>,
 ): (req: Request, ...rest: Rest) => Promise<Response> {
+  // With a generic Rest, withSession's `Longer<Rest, Rest>` stays unresolved: it is Rest.
   return withSession<AppData, Rest>(
     (req: Request, session: Session<AppData>, ..._rest: Rest): Promise<Response> => routes(req, session),
     optionsFor,
-  );
+  ) as (req: Request, ...rest: Rest) => Promise<Response>;
 }
