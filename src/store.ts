@@ -103,7 +103,7 @@ export const STORE_DEFAULTS: Readonly<Required<Omit<StoreOptions, "logger" | "to
   maxDataBytes: 65_536,
 });
 
-const MAX_SAVE_ATTEMPTS = 4;
+const MAX_SAVE_ATTEMPTS = 10;
 const NO_HASH = new Uint8Array(0);
 
 let internals: {
