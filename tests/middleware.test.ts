@@ -347,6 +347,34 @@ describe("withSession behaviour (pg.Pool)", { skip: dbSkip }, () => {
     assert.equal(await (await store.read(tokenOf(cookie)))?.get("x"), 1, "stored data untouched");
   });
 
+  test("the database dropping between read and write: typed error, cookie and data untouched, next request fine", async () => {
+    const cookie = cookieOf(await run((_req, s) => (s.set("x", 1), new Response(""))))!;
+    const real = h.store();
+    let calls = 0;
+    // Reads go through; the write (the second statement) fails as if the connection dropped.
+    const flaky = new PostgresStore({
+      table: h.table,
+      client: {
+        query: async (text: string, params?: unknown[]) => {
+          if (++calls === 2) throw Object.assign(new Error("Connection terminated unexpectedly"), { code: "57P01" });
+          return { rows: await h.sql(text, params) };
+        },
+      },
+    });
+    await assert.rejects(
+      withSession(async (_req, s) => (s.set("x", (await s.get("x") as number) + 1), new Response("")), { store: flaky, secrets: [SECRET] })(
+        new Request("https://app.test/", { headers: { cookie } }),
+      ),
+      (e: unknown) => e instanceof SessionError && e.code === "DATABASE_ERROR" && (e.cause as { code?: string }).code === "57P01",
+    );
+    assert.equal(await (await real.read(tokenOf(cookie)))?.get("x"), 1, "no partial write");
+    const next = await withSession(async (_req, s) => (s.set("x", (await s.get("x") as number) + 1), new Response("")), { store: real, secrets: [SECRET] })(
+      new Request("https://app.test/", { headers: { cookie } }),
+    );
+    assert.equal(next.headers.get("set-cookie"), null);
+    assert.equal(await (await real.read(tokenOf(cookie)))?.get("x"), 2, "the next request succeeds");
+  });
+
   test("cookie options: secure auto over http, custom attributes", async () => {
     const res = await withSession((_req, s) => (s.set("x", 1), new Response("")), {
       store,
