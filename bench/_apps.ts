@@ -1,0 +1,130 @@
+// The three apps the session benchmark compares, with the same routes, so a scenario means the
+// same thing for each: pgsession (a fetch handler), express-session + connect-pg-simple (an
+// express app), and the bare limit (a node:http handler sending only the statements a session
+// read or modify needs). Used in-process by bench/sessions.ts and in child processes by
+// bench/_server.ts.
+//
+// Routes: /unused (session not touched), /read (read the counter), /modify (counter + 1),
+// /regenerate (sign-in: new id, then set `user`), /destroy (sign-out).
+import type http from "node:http";
+import connectPgSimple from "connect-pg-simple";
+import express from "express";
+import expressSession from "express-session";
+import type pg from "pg";
+import { type PostgresStore, type Session, withSession } from "../mod.ts";
+
+export const SECRET = "bench-secret-0123456789-abcdefghijklmnop";
+export const POOL_SIZE = 10;
+
+export type FetchHandler = (req: Request) => Promise<Response>;
+
+/**
+ * pgsession: `withSession` with signed cookies (as express signs its own) and the store's
+ * defaults, touchAfter included. `signed = false` is only for profiling.
+ */
+export function pgsessionHandler(store: PostgresStore, signed = true): FetchHandler {
+  return withSession(async function app(req: Request, session: Session): Promise<Response> {
+    const path = new URL(req.url).pathname;
+    switch (path) {
+      case "/unused":
+        return new Response("ok");
+      case "/read":
+        return new Response(String((await session.get("counter")) ?? 0));
+      case "/modify": {
+        const n = ((await session.get("counter")) as number | undefined ?? 0) + 1;
+        session.set("counter", n);
+        return new Response(String(n));
+      }
+      case "/regenerate":
+        session.regenerate();
+        session.set("user", "ada");
+        return new Response("signed in");
+      case "/destroy":
+        session.destroy();
+        return new Response("signed out");
+      default:
+        return new Response("not found", { status: 404 });
+    }
+  }, signed ? { store, secrets: [SECRET] } : { store });
+}
+
+declare module "express-session" {
+  interface SessionData {
+    counter: number;
+    user: string;
+  }
+}
+
+/**
+ * express-session + connect-pg-simple as their READMEs set them up, with `resave: false,
+ * saveUninitialized: false`; the prune timer is off so that only request statements are counted.
+ */
+export function expressApp(pool: pg.Pool, schemaName: string): express.Express {
+  const PgStore = connectPgSimple(expressSession);
+  const app = express();
+  app.disable("x-powered-by");
+  app.disable("etag");
+  app.use(expressSession({
+    store: new PgStore({ pool, schemaName, tableName: "session", pruneSessionInterval: false }),
+    secret: SECRET,
+    resave: false,
+    saveUninitialized: false,
+  }));
+  app.get("/unused", (_req, res) => void res.end("ok"));
+  app.get("/read", (req, res) => void res.end(String(req.session.counter ?? 0)));
+  app.get("/modify", (req, res) => {
+    req.session.counter = (req.session.counter ?? 0) + 1;
+    res.end(String(req.session.counter));
+  });
+  app.get("/regenerate", (req, res, next) => {
+    req.session.regenerate((error) => {
+      if (error) return next(error);
+      req.session.user = "ada";
+      res.end("signed in");
+    });
+  });
+  app.get("/destroy", (req, res, next) => {
+    req.session.destroy((error) => error ? next(error) : void res.end("signed out"));
+  });
+  return app;
+}
+
+/**
+ * The physical limit: the cookie holds the row's key itself (no signature, no hash, no codec),
+ * a read is one primary-key SELECT and a modify is that SELECT plus one UPDATE.
+ */
+export function limitHandler(pool: pg.Pool, table: string): http.RequestListener {
+  const select = `SELECT session_data FROM ${table} WHERE session_key = $1`;
+  const update = `UPDATE ${table} SET session_data = $2 WHERE session_key = $1`;
+  return function limit(req, res): void {
+    const key = /(?:^|;\s*)sid=([0-9a-f]{64})/.exec(req.headers.cookie ?? "")?.[1];
+    (async () => {
+      if (!key) return res.writeHead(400).end();
+      const { rows } = await pool.query(select, [key]);
+      const data = rows[0]?.session_data as Buffer | undefined;
+      if (req.url === "/modify" && data) await pool.query(update, [key, data]);
+      res.end(String(data?.length ?? 0));
+    })().catch((error) => {
+      console.error(error);
+      res.writeHead(500).end();
+    });
+  };
+}
+
+/** Wraps a pool so every statement is counted where the app's session layer sends it. */
+export function countingPool(pool: pg.Pool): { pool: pg.Pool; count(): number } {
+  let n = 0;
+  const counted = new Proxy(pool, {
+    get(target, prop, receiver) {
+      if (prop === "query") {
+        return (...args: unknown[]) => {
+          n++;
+          return (target.query as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      }
+      const value = Reflect.get(target, prop, receiver);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { pool: counted, count: () => n };
+}

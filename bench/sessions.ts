@@ -1,0 +1,662 @@
+// Session benchmark (`npm run bench`): pgsession side by side with express-session +
+// connect-pg-simple and with the bare-query limit, on the local PostgreSQL, in one run so the
+// ratios are taken under the same conditions. Writes bench/results.json and bench/chart.svg and
+// prints the figures as markdown. Not a test: targets are reported, not asserted.
+//
+// 1. statements per request per scenario, counted at the database client;
+// 2. throughput and latency under load: every server in its own process, autocannon in another,
+//    pool of 10 connections each, 1000 seeded sessions per system, runs interleaved;
+// 3. latency per scenario with a fixed delay per database round trip (an edge region);
+// 4. codec: cbor-x vs JSON on three payloads;
+// 5. bundle: a Worker with pgsession vs the same Worker with only the Neon driver.
+//
+// Options: --seconds N (per load run, default 5), --rounds N (default 2), --warmup N (seconds per
+// system and mode, default 2), --connections N (default 20), --sessions N (default 1000),
+// --delay MS (default 10), --samples N (edge samples per scenario, default 11), --variants (also
+// load pgsession without secrets), --redraw (only redraw bench/chart.svg and reprint the tables
+// from bench/results.json). DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test;
+// BENCH_CPU_PROF=<dir> profiles the pgsession-pg server process.
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import process from "node:process";
+import readline from "node:readline";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { gzipSync } from "node:zlib";
+import * as esbuild from "esbuild";
+import pg from "pg";
+import { PostgresStore, schemaSql } from "../mod.ts";
+import { decodeData, encodeData } from "../src/codec.ts";
+import { serveNode } from "../tests/runtimes/node_server.ts";
+import { configureNeon, startSupportServer, type SupportServer } from "../tests/support/harness.ts";
+import { countingPool, expressApp, type FetchHandler, pgsessionHandler, POOL_SIZE } from "./_apps.ts";
+import { drawChart } from "./_chart.ts";
+import { startDelayProxy } from "./_delay_proxy.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: "string", default: "5" },
+    rounds: { type: "string", default: "2" },
+    warmup: { type: "string", default: "2" },
+    connections: { type: "string", default: "20" },
+    sessions: { type: "string", default: "1000" },
+    delay: { type: "string", default: "10" },
+    samples: { type: "string", default: "11" },
+    variants: { type: "boolean", default: false },
+    redraw: { type: "boolean", default: false },
+  },
+});
+const SECONDS = Number(args.seconds);
+const ROUNDS = Number(args.rounds);
+const WARMUP = Number(args.warmup);
+const CONNECTIONS = Number(args.connections);
+const SESSIONS = Number(args.sessions);
+const DELAY_MS = Number(args.delay);
+const SAMPLES = Number(args.samples);
+const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const SCHEMA = `bench_s_${Math.random().toString(36).slice(2, 8)}`;
+const TABLE = `${SCHEMA}.session`;
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
+
+const admin = new pg.Pool({ connectionString: DATABASE_URL, max: 2 });
+const cleanups: (() => Promise<unknown>)[] = [];
+
+function log(message: string): void {
+  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+}
+
+function round(n: number, digits = 0): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+// ---------------------------------------------------------------- systems under test, in-process
+
+interface Client {
+  /** One request; `cookie` is `name=value` or undefined. */
+  request(path: string, cookie?: string): Promise<{ status: number; cookie: string | null }>;
+  /** Statements (or round trips) sent so far. */
+  count(): Promise<number>;
+}
+
+function firstCookie(res: Response): string | null {
+  const set = res.headers.getSetCookie()[0];
+  if (!set) return null;
+  const pair = set.split(";")[0]!;
+  return pair.endsWith("=") ? null : pair;
+}
+
+function fetchClient(base: string, count: () => Promise<number>): Client {
+  return {
+    async request(path, cookie) {
+      const res = await fetch(base + path, { headers: cookie ? { cookie } : {} });
+      await res.arrayBuffer();
+      return { status: res.status, cookie: firstCookie(res) };
+    },
+    count,
+  };
+}
+
+function handlerClient(handler: FetchHandler, count: () => Promise<number>): Client {
+  return {
+    async request(path, cookie) {
+      const res = await handler(new Request(`http://127.0.0.1${path}`, { headers: cookie ? { cookie } : {} }));
+      await res.arrayBuffer();
+      return { status: res.status, cookie: firstCookie(res) };
+    },
+    count,
+  };
+}
+
+async function listen(app: http.RequestListener): Promise<string> {
+  const server = http.createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  cleanups.push(() => {
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+function pool(connectionString = DATABASE_URL): pg.Pool {
+  const p = new pg.Pool({ connectionString, max: POOL_SIZE });
+  cleanups.push(() => p.end());
+  return p;
+}
+
+/** A signed cookie with one signature character changed: well-formed, badly signed. */
+function forge(cookie: string): string {
+  // A letter of the signature that is not part of a %XX escape.
+  let at = cookie.lastIndexOf(".") + 1;
+  while (!/[A-Za-z]/.test(cookie[at]!) || cookie[at - 1] === "%" || cookie[at - 2] === "%") at++;
+  return cookie.slice(0, at) + (cookie[at] === "A" ? "B" : "A") + cookie.slice(at + 1);
+}
+
+// ---------------------------------------------------------------- 1. statements per request
+
+interface Scenario {
+  key: string;
+  label: string;
+  path: string;
+  cookie: "none" | "valid" | "forged";
+}
+
+const SCENARIOS: Scenario[] = [
+  { key: "noCookie", label: "no cookie, session unused", path: "/unused", cookie: "none" },
+  { key: "cookieUnused", label: "cookie, session unused", path: "/unused", cookie: "valid" },
+  { key: "readOnly", label: "read-only", path: "/read", cookie: "valid" },
+  { key: "modify", label: "modify (counter + 1)", path: "/modify", cookie: "valid" },
+  { key: "newSession", label: "new session (no cookie, sets a value)", path: "/modify", cookie: "none" },
+  { key: "regenerate", label: "regenerate (sign-in: new id, set user)", path: "/regenerate", cookie: "valid" },
+  { key: "destroy", label: "destroy (sign-out)", path: "/destroy", cookie: "valid" },
+  { key: "forged", label: "forged cookie (bad signature), read", path: "/read", cookie: "forged" },
+];
+
+async function cookieFor(client: Client, kind: Scenario["cookie"]): Promise<string | undefined> {
+  if (kind === "none") return undefined;
+  const { cookie } = await client.request("/modify");
+  if (!cookie) throw new Error("no Set-Cookie from /modify");
+  return kind === "forged" ? forge(cookie) : cookie;
+}
+
+/** Statements the scenario's request sends (the setup request that makes its cookie excluded). */
+async function measureStatements(client: Client, s: Scenario): Promise<number> {
+  const cookie = await cookieFor(client, s.cookie);
+  const before = await client.count();
+  const { status } = await client.request(s.path, cookie);
+  if (status !== 200) throw new Error(`${s.path}: HTTP ${status}`);
+  return (await client.count()) - before;
+}
+
+// ---------------------------------------------------------------- child processes
+
+interface Child {
+  port: number;
+  proc: ChildProcess;
+  close(): Promise<void>;
+}
+
+function startChild(script: string, argv: string[], env: Record<string, string> = {}, nodeFlags: string[] = []): Promise<Child> {
+  const proc = spawn(process.execPath, [...nodeFlags, "--import", "tsx", script, ...argv], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const exited = new Promise<void>((resolve) => proc.once("close", () => resolve()));
+  const close = async (): Promise<void> => {
+    proc.stdin!.end();
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  return new Promise((resolve, reject) => {
+    let out = "";
+    const onData = (chunk: Buffer): void => {
+      out += chunk.toString();
+      const m = /^READY (\d+)\n/.exec(out);
+      if (!m) return;
+      proc.stdout!.off("data", onData);
+      proc.off("exit", onExit);
+      resolve({ port: Number(m[1]), proc, close });
+    };
+    const onExit = (code: number | null): void => reject(new Error(`${script} ${argv.join(" ")} exited with ${code}: ${out}`));
+    proc.stdout!.on("data", onData);
+    proc.once("exit", onExit);
+  });
+}
+
+interface Load {
+  run(cmd: { url: string; cookies: string[]; connections: number; seconds: number }): Promise<LoadResult>;
+  close(): Promise<void>;
+}
+
+interface LoadResult {
+  requests: number;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  non2xx: number;
+}
+
+function startLoad(): Load {
+  const proc = spawn(process.execPath, ["--import", "tsx", here("./_load.ts")], { cwd: ROOT, stdio: ["pipe", "pipe", "inherit"] });
+  const exited = new Promise<void>((resolve) => proc.once("close", () => resolve()));
+  const lines = readline.createInterface({ input: proc.stdout! })[Symbol.asyncIterator]();
+  return {
+    async run(cmd) {
+      proc.stdin!.write(JSON.stringify(cmd) + "\n");
+      const { value, done } = await lines.next();
+      if (done) throw new Error("load generator exited");
+      return JSON.parse(value as string) as LoadResult;
+    },
+    async close() {
+      proc.stdin!.end();
+      await exited;
+    },
+  };
+}
+
+// ---------------------------------------------------------------- 4. codec
+
+function codecBench(): Record<string, unknown>[] {
+  const day = 86_400_000;
+  const t0 = Date.UTC(2026, 10, 1);
+  const payloads: { name: string; data: Map<string, unknown> }[] = [
+    {
+      name: "small login",
+      data: new Map<string, unknown>([
+        ["userId", 48213], ["user", "ada@example.com"], ["roles", ["reader", "editor"]],
+        ["csrf", "q3Jx9vT0cW8mZpL2rN5sYbK7uE1hDaGf"], ["signedInAt", new Date(t0)],
+      ]),
+    },
+    {
+      name: "cart with Dates and Maps",
+      data: new Map<string, unknown>([
+        ["userId", 48213],
+        ["cart", new Map(Array.from({ length: 20 }, (_, i) => [`SKU-${10_000 + i}`, { qty: 1 + (i % 3), priceCents: 1299 + i * 100, addedAt: new Date(t0 + i * day) }]))],
+        ["coupons", new Set(["WELCOME10", "FREESHIP"])],
+        ["currency", "EUR"], ["updatedAt", new Date(t0 + 20 * day)],
+      ]),
+    },
+    {
+      name: "30 KB blob",
+      data: new Map<string, unknown>([["userId", 48213], ["draft", Uint8Array.from({ length: 30_720 }, (_, i) => (i * 2654435761) >>> 24)]]),
+    },
+  ];
+  // What a JSON store does with these: Map → object, Set → array, bytes → base64, Date → ISO
+  // string. Decoding does not restore any of them (lossy).
+  const replacer = (_k: string, v: unknown): unknown =>
+    v instanceof Map ? Object.fromEntries(v) : v instanceof Set ? [...v] : v instanceof Uint8Array ? Buffer.from(v).toString("base64") : v;
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+  const json = {
+    encode: (d: Map<string, unknown>): Uint8Array => enc.encode(JSON.stringify(Object.fromEntries(d), replacer)),
+    decode: (b: Uint8Array): unknown => JSON.parse(dec.decode(b)),
+  };
+  const cbor = { encode: encodeData, decode: (b: Uint8Array): unknown => decodeData(b, 1 << 20) };
+  const time = (codec: { encode(d: Map<string, unknown>): Uint8Array; decode(b: Uint8Array): unknown }, data: Map<string, unknown>): number => {
+    const once = (): void => void codec.decode(codec.encode(data));
+    for (let i = 0; i < 300; i++) once();
+    // Best of 5 batches of ~50 ms each: least disturbed by the neighbours.
+    let best = Infinity;
+    for (let b = 0; b < 5; b++) {
+      let n = 0;
+      const start = performance.now();
+      while (performance.now() - start < 50) {
+        for (let i = 0; i < 20; i++) once();
+        n += 20;
+      }
+      best = Math.min(best, (performance.now() - start) / n);
+    }
+    return round(best * 1000, 1);
+  };
+  return payloads.map(({ name, data }) => {
+    const back = cbor.decode(cbor.encode(data)) as Map<string, unknown>;
+    const lossless = JSON.stringify([...back].map(([k, v]) => [k, v instanceof Map ? [...v] : v instanceof Set ? [...v] : v])) ===
+      JSON.stringify([...data].map(([k, v]) => [k, v instanceof Map ? [...v] : v instanceof Set ? [...v] : v]));
+    return {
+      payload: name,
+      cborBytes: cbor.encode(data).byteLength,
+      jsonBytes: json.encode(data).byteLength,
+      cborMicros: time(cbor, data),
+      jsonMicros: time(json, data),
+      cborRoundTripsTypes: lossless && back instanceof Map,
+    };
+  });
+}
+
+// ---------------------------------------------------------------- 5. bundle
+
+async function bundleSize(entry: string): Promise<{ minifiedBytes: number; gzipBytes: number }> {
+  const result = await esbuild.build({
+    absWorkingDir: ROOT,
+    entryPoints: [here(entry)],
+    bundle: true,
+    write: false,
+    minify: true,
+    format: "esm",
+    platform: "neutral",
+    target: "es2022",
+    mainFields: ["browser", "module", "main"],
+    conditions: ["workerd", "worker", "browser"],
+    logLevel: "silent",
+  });
+  const code = result.outputFiles[0]!.contents;
+  return { minifiedBytes: code.byteLength, gzipBytes: gzipSync(code, { level: 9 }).byteLength };
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  const loadAtStart = round(os.loadavg()[0]!, 2);
+  const postgres = (await admin.query("SHOW server_version")).rows[0].server_version as string;
+  await admin.query(`CREATE SCHEMA ${SCHEMA}`);
+  cleanups.push(() => admin.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`));
+  await admin.query(schemaSql(TABLE));
+  // connect-pg-simple's table.sql, in a schema of its own (its table is called "session" too).
+  await admin.query(`CREATE SCHEMA ${SCHEMA}_x`);
+  cleanups.push(() => admin.query(`DROP SCHEMA IF EXISTS ${SCHEMA}_x CASCADE`));
+  await admin.query(`CREATE TABLE ${SCHEMA}_x.session (sid varchar NOT NULL COLLATE "default" PRIMARY KEY, sess json NOT NULL, expire timestamp(6) NOT NULL)`);
+  await admin.query(`CREATE INDEX ON ${SCHEMA}_x.session (expire)`);
+
+  const support = await startSupportServer();
+  cleanups.push(() => support.close());
+  configureNeon(support.port);
+
+  // ---- 4, 5: CPU only, before anything else loads the machine
+  log("codec: cbor-x vs JSON");
+  const codec = codecBench();
+  log("bundle sizes");
+  const withPgsession = await bundleSize("./bundle/worker.ts");
+  const neonOnly = await bundleSize("./bundle/neon_only.ts");
+  const bundle = {
+    worker: withPgsession,
+    neonOnly,
+    pgsessionOwn: { minifiedBytes: withPgsession.minifiedBytes - neonOnly.minifiedBytes, gzipBytes: withPgsession.gzipBytes - neonOnly.gzipBytes },
+  };
+
+  // ---- 1: statements per request, counted at the database client
+  log("statements per request");
+  const pgCounted = countingPool(pool());
+  const pgStore = new PostgresStore({ client: pgCounted.pool, table: TABLE });
+  const pgsession = handlerClient(pgsessionHandler(pgStore), async () => pgCounted.count());
+  const exCounted = countingPool(pool());
+  const expressBase = await listen(expressApp(exCounted.pool, `${SCHEMA}_x`) as unknown as http.RequestListener);
+  const express = fetchClient(expressBase, async () => exCounted.count());
+  const statements: Record<string, { pgsession: number; express: number }> = {};
+  for (const s of SCENARIOS) {
+    statements[s.key] = { pgsession: await measureStatements(pgsession, s), express: await measureStatements(express, s) };
+  }
+
+  // ---- 2: throughput and latency under load
+  log(`seeding ${SESSIONS} sessions per system`);
+  const seedCookies = async (client: Client): Promise<string[]> => {
+    const cookies: string[] = [];
+    await Promise.all(Array.from({ length: POOL_SIZE }, async () => {
+      while (cookies.length < SESSIONS) cookies.push((await cookieFor(client, "valid"))!);
+    }));
+    return cookies.slice(0, SESSIONS);
+  };
+  const pgCookies = await seedCookies(pgsession);
+  const exCookies = await seedCookies(express);
+  await admin.query(`CREATE TABLE ${SCHEMA}.limit_session AS SELECT * FROM ${TABLE}`);
+  await admin.query(`ALTER TABLE ${SCHEMA}.limit_session ADD PRIMARY KEY (session_key)`);
+  const limitCookies = (await admin.query(`SELECT session_key FROM ${SCHEMA}.limit_session LIMIT $1`, [SESSIONS])).rows
+    .map((r: { session_key: string }) => `sid=${r.session_key}`);
+  for (const t of [TABLE, `${SCHEMA}.limit_session`, `${SCHEMA}_x.session`]) await admin.query(`VACUUM ANALYZE ${t}`);
+
+  type SystemKey = "limit" | "pgsessionPg" | "pgsessionHttp" | "express" | "pgsessionPgUnsigned";
+  const systems: { key: SystemKey; label: string; argv: string[]; env?: Record<string, string>; flags?: string[]; cookies: string[] }[] = [
+    { key: "limit", label: "bare node:http + pg (the limit)", argv: ["limit"], cookies: limitCookies },
+    {
+      key: "pgsessionPg",
+      label: "pgsession, pg.Pool",
+      argv: ["pgsession-pg"],
+      flags: process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [],
+      cookies: pgCookies,
+    },
+    { key: "pgsessionHttp", label: "pgsession, Neon HTTP (local /sql)", argv: ["pgsession-http"], cookies: pgCookies },
+    { key: "express", label: "express-session + connect-pg-simple", argv: ["express"], cookies: exCookies },
+  ];
+  if (args.variants) {
+    // Unsigned cookies: the same tokens without their signature.
+    systems.push({ key: "pgsessionPgUnsigned", label: "pgsession, pg.Pool, no secrets", argv: ["pgsession-pg"], env: { BENCH_NO_SECRETS: "1" }, cookies: pgCookies.map((c) => c.replace(/\.[^.]*$/, "")) });
+  }
+  log("starting servers and the load generator");
+  const children = await Promise.all(systems.map((s) =>
+    startChild(here("./_server.ts"), s.argv, { BENCH_SCHEMA: s.key === "express" ? `${SCHEMA}_x` : SCHEMA, SUPPORT_PORT: String(support.port), ...s.env }, s.flags)
+  ));
+  const load = startLoad();
+  const modes = [{ key: "readOnly", path: "/read" }, { key: "modify", path: "/modify" }] as const;
+  const runs: { round: number; mode: string; system: SystemKey; result: LoadResult }[] = [];
+  try {
+    log(`warm-up: ${WARMUP} s per system and mode`);
+    for (const mode of modes) {
+      for (const [i, s] of systems.entries()) {
+        await load.run({ url: `http://127.0.0.1:${children[i]!.port}${mode.path}`, cookies: s.cookies, connections: CONNECTIONS, seconds: WARMUP });
+      }
+    }
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const mode of modes) {
+        // Rotate the order every round so drift does not always hit the same system.
+        const order = systems.map((_, i) => (i + r) % systems.length);
+        for (const i of order) {
+          const s = systems[i]!;
+          const result = await load.run({ url: `http://127.0.0.1:${children[i]!.port}${mode.path}`, cookies: s.cookies, connections: CONNECTIONS, seconds: SECONDS });
+          log(`round ${r + 1}/${ROUNDS} ${mode.key} ${s.key}: ${result.rps} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms${result.errors + result.non2xx ? `, ${result.errors} errors, ${result.non2xx} non-2xx` : ""}`);
+          runs.push({ round: r + 1, mode: mode.key, system: s.key, result });
+        }
+      }
+    }
+  } finally {
+    await load.close();
+    await Promise.all(children.map((c) => c.close()));
+  }
+  const throughput: Record<string, Record<string, { rps: number; p50Ms: number; p99Ms: number; errors: number; non2xx: number; rpsPerRound: number[] }>> = {};
+  for (const mode of modes) {
+    throughput[mode.key] = {};
+    for (const s of systems) {
+      const mine = runs.filter((x) => x.mode === mode.key && x.system === s.key).map((x) => x.result);
+      throughput[mode.key]![s.key] = {
+        rps: Math.round(mean(mine.map((x) => x.rps))),
+        p50Ms: round(mean(mine.map((x) => x.p50Ms)), 1),
+        p99Ms: round(mean(mine.map((x) => x.p99Ms)), 1),
+        errors: mine.reduce((a, x) => a + x.errors, 0),
+        non2xx: mine.reduce((a, x) => a + x.non2xx, 0),
+        rpsPerRound: mine.map((x) => x.rps),
+      };
+    }
+  }
+  const ratio = (mode: string, a: SystemKey, b: SystemKey): number => round(throughput[mode]![a]!.rps / throughput[mode]![b]!.rps, 2);
+  const ratios = {
+    readOnly: {
+      pgsessionPgOverLimit: ratio("readOnly", "pgsessionPg", "limit"),
+      pgsessionPgOverExpress: ratio("readOnly", "pgsessionPg", "express"),
+      pgsessionHttpOverLimit: ratio("readOnly", "pgsessionHttp", "limit"),
+      pgsessionHttpOverExpress: ratio("readOnly", "pgsessionHttp", "express"),
+    },
+    modify: {
+      pgsessionPgOverLimit: ratio("modify", "pgsessionPg", "limit"),
+      pgsessionPgOverExpress: ratio("modify", "pgsessionPg", "express"),
+      pgsessionHttpOverLimit: ratio("modify", "pgsessionHttp", "limit"),
+      pgsessionHttpOverExpress: ratio("modify", "pgsessionHttp", "express"),
+    },
+  };
+
+  // ---- 3: latency per scenario with a delay per database round trip
+  log(`edge latency: ${DELAY_MS} ms per round trip, ${SAMPLES} samples per scenario`);
+  const httpStore = new PostgresStore({ connectionString: DATABASE_URL, table: TABLE });
+  const edgePg = await serveNode(pgsessionHandler(httpStore));
+  cleanups.push(() => edgePg.close());
+  const edgePgsession = fetchClient(edgePg.url, async () => (await support.stats()).http.requests);
+  const proxy = await startDelayProxy({ host: new URL(DATABASE_URL).hostname || "127.0.0.1", port: Number(new URL(DATABASE_URL).port || 5432) });
+  cleanups.push(() => proxy.close());
+  const proxied = new URL(DATABASE_URL);
+  proxied.hostname = "127.0.0.1";
+  proxied.port = String(proxy.port);
+  const edgeExCounted = countingPool(pool(proxied.href));
+  const edgeExpress = fetchClient(await listen(expressApp(edgeExCounted.pool, `${SCHEMA}_x`) as unknown as http.RequestListener), async () => edgeExCounted.count());
+  await setDelays(support, proxy, DELAY_MS);
+  // Open the pools' connections before timing anything.
+  for (const c of [edgePgsession, edgeExpress]) await Promise.all(Array.from({ length: 4 }, () => c.request("/read", undefined)));
+  const edge: Record<string, { pgsessionP50Ms: number; expressP50Ms: number; pgsessionRoundTrips: number; expressRoundTrips: number }> = {};
+  for (const s of SCENARIOS) {
+    const samples = { pgsession: [] as number[], express: [] as number[] };
+    const trips = { pgsession: 0, express: 0 };
+    for (let i = 0; i < SAMPLES; i++) {
+      for (const [name, client] of [["pgsession", edgePgsession], ["express", edgeExpress]] as const) {
+        const cookie = await cookieFor(client, s.cookie);
+        const before = await client.count();
+        const t = performance.now();
+        const { status } = await client.request(s.path, cookie);
+        samples[name].push(performance.now() - t);
+        trips[name] = (await client.count()) - before;
+        if (status !== 200) throw new Error(`edge ${name} ${s.path}: HTTP ${status}`);
+      }
+    }
+    edge[s.key] = {
+      pgsessionP50Ms: round(median(samples.pgsession), 1),
+      expressP50Ms: round(median(samples.express), 1),
+      pgsessionRoundTrips: trips.pgsession,
+      expressRoundTrips: trips.express,
+    };
+  }
+  await setDelays(support, proxy, 0);
+
+  const results = {
+    date: new Date().toISOString(),
+    machine: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model ?? "unknown",
+      memoryGb: round(os.totalmem() / 2 ** 30, 1),
+      node: process.version,
+      postgres,
+      loadAverage1m: { atStart: loadAtStart, atEnd: round(os.loadavg()[0]!, 2) },
+    },
+    setup: {
+      poolSize: POOL_SIZE,
+      loadConnections: CONNECTIONS,
+      secondsPerRun: SECONDS,
+      rounds: ROUNDS,
+      warmupSeconds: WARMUP,
+      sessionsPerSystem: SESSIONS,
+      edgeDelayMs: DELAY_MS,
+      edgeSamples: SAMPLES,
+      express: "express-session (resave: false, saveUninitialized: false) + connect-pg-simple (pruneSessionInterval: false), express 5",
+      pgsession: "withSession, signed cookies, default touchAfter (3600 s): read-only requests do not write",
+      limit: "node:http + pg.Pool: 1 primary-key SELECT (read) or SELECT + UPDATE (modify), the cookie holds the key",
+      systems: Object.fromEntries(systems.map((s) => [s.key, s.label])),
+    },
+    statements,
+    throughput,
+    ratios,
+    targets: {
+      readOnlyOverLimit: { target: 0.8, pgsessionPg: ratios.readOnly.pgsessionPgOverLimit, met: ratios.readOnly.pgsessionPgOverLimit >= 0.8 },
+      readOnlyOverExpress: { target: 4, pgsessionPg: ratios.readOnly.pgsessionPgOverExpress, met: ratios.readOnly.pgsessionPgOverExpress >= 4 },
+      modifyOverLimit: { target: 0.8, pgsessionPg: ratios.modify.pgsessionPgOverLimit, met: ratios.modify.pgsessionPgOverLimit >= 0.8 },
+      edgeReadOnlyRoundTrips: { target: 1, pgsession: edge.readOnly!.pgsessionRoundTrips, express: edge.readOnly!.expressRoundTrips },
+    },
+    edge,
+    codec,
+    bundle,
+    runs,
+  };
+  writeFileSync(here("./results.json"), JSON.stringify(results, null, 2) + "\n");
+  writeFileSync(here("./chart.svg"), chart(results));
+  print(results);
+}
+
+async function setDelays(support: SupportServer, proxy: { setDelay(ms: number): void }, ms: number): Promise<void> {
+  await support.setDelay(ms);
+  proxy.setDelay(ms);
+}
+
+const SHORT: Record<string, string> = {
+  noCookie: "no cookie",
+  cookieUnused: "cookie, unused",
+  readOnly: "read-only",
+  modify: "modify",
+  newSession: "new session",
+  regenerate: "regenerate",
+  destroy: "destroy",
+  forged: "forged cookie",
+};
+
+// deno-lint-ignore no-explicit-any
+function chart(r: any): string {
+  const pg = { label: "pgsession, pg.Pool", color: "#2563eb" };
+  const pgHttp = { label: "pgsession, Neon HTTP", color: "#7dd3fc" };
+  const ex = { label: "express-session + connect-pg-simple", color: "#f59e0b" };
+  const limit = { label: "bare query (limit)", color: "#9ca3af" };
+  const keys = SCENARIOS.map((s) => s.key);
+  return drawChart([
+    {
+      title: "Statements per request",
+      unit: "at the database client (pgsession: any transport)",
+      rows: keys.map((k) => SHORT[k]!),
+      series: [pg, ex],
+      values: keys.map((k) => [r.statements[k].pgsession, r.statements[k].express]),
+    },
+    {
+      title: "Throughput, Node, pool of 10",
+      unit: `requests per second, ${r.setup.loadConnections} connections (higher is better)`,
+      rows: ["read-only", "modify"],
+      series: [limit, pg, pgHttp, ex],
+      values: ["readOnly", "modify"].map((m) => ["limit", "pgsessionPg", "pgsessionHttp", "express"].map((s) => r.throughput[m][s].rps)),
+    },
+    {
+      title: `Latency, ${r.setup.edgeDelayMs} ms per database round trip`,
+      unit: "p50 ms per request (lower is better)",
+      rows: keys.map((k) => SHORT[k]!),
+      series: [pgHttp, ex],
+      values: keys.map((k) => [r.edge[k].pgsessionP50Ms, r.edge[k].expressP50Ms]),
+    },
+  ], `${r.machine.cpus} cores (shared), Node ${r.machine.node}, PostgreSQL ${r.machine.postgres.split(" ")[0]}; ${r.date.slice(0, 10)}; npm run bench`);
+}
+
+// deno-lint-ignore no-explicit-any
+function print(r: any): void {
+  const n = (x: number): string => x.toLocaleString("en-US");
+  const t = r.throughput;
+  const line = (m: string, s: string): string => `${n(t[m][s].rps)} (${t[m][s].p50Ms} / ${t[m][s].p99Ms} ms)`;
+  const rows = SCENARIOS.map((s) =>
+    `| ${s.label} | ${r.statements[s.key].pgsession} | ${r.statements[s.key].express} | ${r.edge[s.key].pgsessionP50Ms} ms | ${r.edge[s.key].expressP50Ms} ms |`
+  );
+  const codec = r.codec.map((c: Record<string, number | string>) =>
+    `| ${c.payload} | ${n(c.cborBytes as number)} B, ${c.cborMicros} µs | ${n(c.jsonBytes as number)} B, ${c.jsonMicros} µs |`
+  );
+  const b = r.bundle;
+  const kb = (x: number): string => `${(x / 1024).toFixed(1)} KB`;
+  console.log(`
+### Sessions: pgsession vs express-session + connect-pg-simple vs the bare query
+
+${r.machine.cpus} cores (shared, load ${r.machine.loadAverage1m.atStart} → ${r.machine.loadAverage1m.atEnd}), Node ${r.machine.node}, PostgreSQL ${r.machine.postgres}; ${r.date}.
+
+| request | statements, pgsession | statements, express + cps | p50 with ${r.setup.edgeDelayMs} ms per round trip, pgsession (HTTP) | same, express + cps |
+|---|---|---|---|---|
+${rows.join("\n")}
+
+Throughput, req/s (p50 / p99 latency), ${r.setup.loadConnections} connections, pool of ${r.setup.poolSize}, mean of ${r.setup.rounds} interleaved ${r.setup.secondsPerRun}-s runs:
+
+| | read-only | modify |
+|---|---|---|
+${["limit", "pgsessionPg", "pgsessionHttp", "express", ...(t.readOnly.pgsessionPgUnsigned ? ["pgsessionPgUnsigned"] : [])].map((s) => `| ${r.setup.systems[s]} | ${line("readOnly", s)} | ${line("modify", s)} |`).join("\n")}
+| pgsession (pg) / limit | ${r.ratios.readOnly.pgsessionPgOverLimit} (target ≥ 0.8) | ${r.ratios.modify.pgsessionPgOverLimit} (target ≥ 0.8) |
+| pgsession (pg) / express | ${r.ratios.readOnly.pgsessionPgOverExpress} (target ≥ 4) | ${r.ratios.modify.pgsessionPgOverExpress} |
+| pgsession (HTTP) / limit | ${r.ratios.readOnly.pgsessionHttpOverLimit} | ${r.ratios.modify.pgsessionHttpOverLimit} |
+| pgsession (HTTP) / express | ${r.ratios.readOnly.pgsessionHttpOverExpress} | ${r.ratios.modify.pgsessionHttpOverExpress} |
+
+| codec | cbor-x (bytes, encode + decode) | JSON |
+|---|---|---|
+${codec.join("\n")}
+
+Bundle (esbuild, minified / gzip): Worker with pgsession ${kb(b.worker.minifiedBytes)} / ${kb(b.worker.gzipBytes)}; with only the Neon driver ${kb(b.neonOnly.minifiedBytes)} / ${kb(b.neonOnly.gzipBytes)}; pgsession's own cost ${kb(b.pgsessionOwn.minifiedBytes)} / ${kb(b.pgsessionOwn.gzipBytes)}.
+`);
+}
+
+if (args.redraw) {
+  const results = JSON.parse(readFileSync(here("./results.json"), "utf8"));
+  writeFileSync(here("./chart.svg"), chart(results));
+  print(results);
+  await admin.end();
+  process.exit(0);
+}
+
+try {
+  await main();
+} finally {
+  for (const cleanup of cleanups.reverse()) await cleanup().catch((error) => log(`cleanup: ${error}`));
+  await admin.end();
+}
