@@ -4,6 +4,8 @@
  * @module
  */
 
+import { LruCache } from "./_cache.ts";
+
 const TOKEN_BYTES = 32;
 // 32 bytes are 43 base64url characters; the last one carries 4 bits, so only 16 letters can end a
 // canonical token. Checking that keeps one token from having several spellings.
@@ -67,8 +69,17 @@ export function isToken(value: unknown): value is string {
  * ```
  */
 export async function hashToken(token: string): Promise<string> {
-  return toHex(await sha256(new TextEncoder().encode(token)));
+  let key = keys.get(token);
+  if (key === undefined) {
+    key = toHex(await sha256(new TextEncoder().encode(token)));
+    keys.set(token, key);
+  }
+  return key;
 }
+
+// Web Crypto's digest is an asynchronous job (a thread-pool round trip on Node): returning
+// sessions skip it. Bounded, so memory stays flat however many sessions pass through.
+const keys = new LruCache<string, string>(10_000);
 
 /** SHA-256 with Web Crypto. */
 export async function sha256(bytes: Uint8Array): Promise<Uint8Array> {

@@ -198,38 +198,44 @@ function neonWs(name: string, kind: "pool" | "client"): Transport {
 }
 
 /** node-postgres `pg.Pool` straight to the server, counted by a wrapper around `query`. */
-const pgPool: Transport = {
-  name: "pg.Pool",
-  needsServer: true,
-  async setup(schema) {
-    const admin = await serverAdmin(schema);
-    const url = withTimeZone(databaseUrl());
-    const pool = new pg.Pool({ connectionString: url, max: 4 });
-    pool.on("error", (): void => {});
-    const counter = counting(pool as unknown as QueryClient);
-    const table = `${schema}.session`;
-    return {
-      table,
-      store: (options = {}) => makeStore({ client: counter.client, table, ...options }),
-      statements: () => Promise.resolve(counter.count()),
-      resetCount: () => Promise.resolve(counter.reset()),
-      sql: admin.sql,
-      sessionTimeZone: async () => firstString((await counter.client.query(SHOW_TIME_ZONE)).rows, "tz"),
-      brokenStore: async (options = {}) => {
-        const closed = new pg.Pool({ connectionString: url });
-        await closed.end();
-        return { store: makeStore({ client: closed as unknown as QueryClient, table, ...options }), close: () => Promise.resolve() };
-      },
-      close: async () => {
-        try {
-          await pool.end();
-        } finally {
-          await admin.drop();
-        }
-      },
-    };
-  },
-};
+const pgPool: Transport = pgPoolTransport("pg.Pool", false);
+/** The same with `prepare: true`: named prepared statements, planned once per connection. */
+const pgPoolPrepared: Transport = pgPoolTransport("pg.Pool, prepared statements", true);
+
+function pgPoolTransport(name: string, prepare: boolean): Transport {
+  return {
+    name,
+    needsServer: true,
+    async setup(schema) {
+      const admin = await serverAdmin(schema);
+      const url = withTimeZone(databaseUrl());
+      const pool = new pg.Pool({ connectionString: url, max: 4 });
+      pool.on("error", (): void => {});
+      const counter = counting(pool as unknown as QueryClient);
+      const table = `${schema}.session`;
+      return {
+        table,
+        store: (options = {}) => makeStore({ client: counter.client, prepare, table, ...options }),
+        statements: () => Promise.resolve(counter.count()),
+        resetCount: () => Promise.resolve(counter.reset()),
+        sql: admin.sql,
+        sessionTimeZone: async () => firstString((await counter.client.query(SHOW_TIME_ZONE)).rows, "tz"),
+        brokenStore: async (options = {}) => {
+          const closed = new pg.Pool({ connectionString: url });
+          await closed.end();
+          return { store: makeStore({ client: closed as unknown as QueryClient, prepare, table, ...options }), close: () => Promise.resolve() };
+        },
+        close: async () => {
+          try {
+            await pool.end();
+          } finally {
+            await admin.drop();
+          }
+        },
+      };
+    },
+  };
+}
 
 /** PGlite in-process: no server; the admin connection is the same instance, uncounted. */
 const pglite: Transport = {
@@ -271,5 +277,6 @@ export const transports: readonly Transport[] = [
   neonWs("Neon Pool via WebSocket proxy", "pool"),
   neonWs("Neon Client via WebSocket proxy", "client"),
   pgPool,
+  pgPoolPrepared,
   pglite,
 ];
