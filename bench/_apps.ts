@@ -93,16 +93,19 @@ export function expressApp(pool: pg.Pool, schemaName: string): express.Express {
  * The physical limit: the cookie holds the row's key itself (no signature, no hash, no codec),
  * a read is one primary-key SELECT and a modify is that SELECT plus one UPDATE.
  */
-export function limitHandler(pool: pg.Pool, table: string): http.RequestListener {
+export function limitHandler(pool: pg.Pool, table: string, prepare = false): http.RequestListener {
   const select = `SELECT session_data FROM ${table} WHERE session_key = $1`;
   const update = `UPDATE ${table} SET session_data = $2 WHERE session_key = $1`;
+  // With `prepare`, named statements: planned once per connection, as pgsession's `prepare: true`.
+  const run = (name: string, text: string, values: unknown[]) =>
+    prepare ? pool.query({ name, text, values }) : pool.query(text, values);
   return function limit(req, res): void {
     const key = /(?:^|;\s*)sid=([0-9a-f]{64})/.exec(req.headers.cookie ?? "")?.[1];
     (async () => {
       if (!key) return res.writeHead(400).end();
-      const { rows } = await pool.query(select, [key]);
+      const { rows } = await run("limit_select", select, [key]);
       const data = rows[0]?.session_data as Buffer | undefined;
-      if (req.url === "/modify" && data) await pool.query(update, [key, data]);
+      if (req.url === "/modify" && data) await run("limit_update", update, [key, data]);
       res.end(String(data?.length ?? 0));
     })().catch((error) => {
       console.error(error);

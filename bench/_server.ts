@@ -3,7 +3,8 @@
 // loop. Prints `READY <port>`; exits when stdin closes.
 //
 //   node --import tsx bench/_server.ts <pgsession-pg | pgsession-http | express | limit>
-// Env: DATABASE_URL, BENCH_SCHEMA, SUPPORT_PORT (pgsession-http), BENCH_NO_SECRETS=1 (profiling).
+// Env: DATABASE_URL, BENCH_SCHEMA, SUPPORT_PORT (pgsession-http), BENCH_NO_SECRETS=1 (profiling),
+// BENCH_PREPARE=1 (named prepared statements: pgsession's `prepare: true`, and the same for the limit).
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import process from "node:process";
@@ -47,7 +48,7 @@ if (system === "pgsession-pg" || system === "pgsession-http") {
   let store: PostgresStore;
   if (system === "pgsession-pg") {
     pool = new pg.Pool({ connectionString: url, max: POOL_SIZE });
-    store = new PostgresStore({ client: pool, table: `${schema}.session` });
+    store = new PostgresStore({ client: pool, prepare: process.env.BENCH_PREPARE === "1", table: `${schema}.session` });
   } else {
     // The pool of POOL_SIZE connections lives in the local /sql endpoint, as it does at Neon.
     configureNeon(Number(process.env.SUPPORT_PORT));
@@ -65,7 +66,7 @@ if (system === "pgsession-pg" || system === "pgsession-http") {
   const pool = new pg.Pool({ connectionString: url, max: POOL_SIZE });
   const server = system === "express"
     ? http.createServer(expressApp(pool, schema))
-    : http.createServer(limitHandler(pool, `${schema}.limit_session`));
+    : http.createServer(limitHandler(pool, `${schema}.limit_session`, process.env.BENCH_PREPARE === "1"));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   port = (server.address() as AddressInfo).port;
   stop = async () => {

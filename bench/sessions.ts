@@ -397,7 +397,7 @@ async function main(): Promise<void> {
     .map((r: { session_key: string }) => `sid=${r.session_key}`);
   for (const t of [TABLE, `${SCHEMA}.limit_session`, `${SCHEMA}_x.session`]) await admin.query(`VACUUM ANALYZE ${t}`);
 
-  type SystemKey = "limit" | "pgsessionPg" | "pgsessionHttp" | "express" | "pgsessionPgUnsigned";
+  type SystemKey = "limit" | "pgsessionPg" | "pgsessionHttp" | "express" | "limitPrepared" | "pgsessionPgPrepared" | "pgsessionPgUnsigned";
   const systems: { key: SystemKey; label: string; argv: string[]; env?: Record<string, string>; flags?: string[]; cookies: string[] }[] = [
     { key: "limit", label: "bare node:http + pg (the limit)", argv: ["limit"], cookies: limitCookies },
     {
@@ -409,6 +409,9 @@ async function main(): Promise<void> {
     },
     { key: "pgsessionHttp", label: "pgsession, Neon HTTP (local /sql)", argv: ["pgsession-http"], cookies: pgCookies },
     { key: "express", label: "express-session + connect-pg-simple", argv: ["express"], cookies: exCookies },
+    // Both with named prepared statements, planned once per connection.
+    { key: "limitPrepared", label: "the limit, prepared statements", argv: ["limit"], env: { BENCH_PREPARE: "1" }, cookies: limitCookies },
+    { key: "pgsessionPgPrepared", label: "pgsession, pg.Pool, `prepare: true`", argv: ["pgsession-pg"], env: { BENCH_PREPARE: "1" }, cookies: pgCookies },
   ];
   if (args.variants) {
     // Unsigned cookies: the same tokens without their signature.
@@ -466,12 +469,16 @@ async function main(): Promise<void> {
       pgsessionPgOverExpress: ratio("readOnly", "pgsessionPg", "express"),
       pgsessionHttpOverLimit: ratio("readOnly", "pgsessionHttp", "limit"),
       pgsessionHttpOverExpress: ratio("readOnly", "pgsessionHttp", "express"),
+      preparedOverPreparedLimit: ratio("readOnly", "pgsessionPgPrepared", "limitPrepared"),
+      preparedOverExpress: ratio("readOnly", "pgsessionPgPrepared", "express"),
     },
     modify: {
       pgsessionPgOverLimit: ratio("modify", "pgsessionPg", "limit"),
       pgsessionPgOverExpress: ratio("modify", "pgsessionPg", "express"),
       pgsessionHttpOverLimit: ratio("modify", "pgsessionHttp", "limit"),
       pgsessionHttpOverExpress: ratio("modify", "pgsessionHttp", "express"),
+      preparedOverPreparedLimit: ratio("modify", "pgsessionPgPrepared", "limitPrepared"),
+      preparedOverExpress: ratio("modify", "pgsessionPgPrepared", "express"),
     },
   };
 
@@ -580,6 +587,7 @@ function chart(r: any): string {
   const pgHttp = { label: "pgsession, Neon HTTP", color: "#7dd3fc" };
   const ex = { label: "express-session + connect-pg-simple", color: "#f59e0b" };
   const limit = { label: "bare query (limit)", color: "#9ca3af" };
+  const pgPrepared = { label: "pgsession, pg.Pool, prepare: true", color: "#1e3a8a" };
   const keys = SCENARIOS.map((s) => s.key);
   return drawChart([
     {
@@ -593,8 +601,8 @@ function chart(r: any): string {
       title: "Throughput, Node, pool of 10",
       unit: `requests per second, ${r.setup.loadConnections} connections (higher is better)`,
       rows: ["read-only", "modify"],
-      series: [limit, pg, pgHttp, ex],
-      values: ["readOnly", "modify"].map((m) => ["limit", "pgsessionPg", "pgsessionHttp", "express"].map((s) => r.throughput[m][s].rps)),
+      series: [limit, pgPrepared, pg, pgHttp, ex],
+      values: ["readOnly", "modify"].map((m) => ["limit", "pgsessionPgPrepared", "pgsessionPg", "pgsessionHttp", "express"].map((s) => r.throughput[m][s].rps)),
     },
     {
       title: `Latency, ${r.setup.edgeDelayMs} ms per database round trip`,
@@ -632,11 +640,13 @@ Throughput, req/s (p50 / p99 latency), ${r.setup.loadConnections} connections, p
 
 | | read-only | modify |
 |---|---|---|
-${["limit", "pgsessionPg", "pgsessionHttp", "express", ...(t.readOnly.pgsessionPgUnsigned ? ["pgsessionPgUnsigned"] : [])].map((s) => `| ${r.setup.systems[s]} | ${line("readOnly", s)} | ${line("modify", s)} |`).join("\n")}
+${["limit", "pgsessionPg", "pgsessionHttp", "express", "limitPrepared", "pgsessionPgPrepared", ...(t.readOnly.pgsessionPgUnsigned ? ["pgsessionPgUnsigned"] : [])].map((s) => `| ${r.setup.systems[s]} | ${line("readOnly", s)} | ${line("modify", s)} |`).join("\n")}
 | pgsession (pg) / limit | ${r.ratios.readOnly.pgsessionPgOverLimit} (target ≥ 0.8) | ${r.ratios.modify.pgsessionPgOverLimit} (target ≥ 0.8) |
 | pgsession (pg) / express | ${r.ratios.readOnly.pgsessionPgOverExpress} (target ≥ 4) | ${r.ratios.modify.pgsessionPgOverExpress} |
 | pgsession (HTTP) / limit | ${r.ratios.readOnly.pgsessionHttpOverLimit} | ${r.ratios.modify.pgsessionHttpOverLimit} |
 | pgsession (HTTP) / express | ${r.ratios.readOnly.pgsessionHttpOverExpress} | ${r.ratios.modify.pgsessionHttpOverExpress} |
+| pgsession (pg, prepared) / limit (prepared) | ${r.ratios.readOnly.preparedOverPreparedLimit} | ${r.ratios.modify.preparedOverPreparedLimit} |
+| pgsession (pg, prepared) / express | ${r.ratios.readOnly.preparedOverExpress} | ${r.ratios.modify.preparedOverExpress} |
 
 | codec | cbor-x (bytes, encode + decode) | JSON |
 |---|---|---|
