@@ -16,6 +16,7 @@ step "deno check (core, tests, demo, CLI), examples' tsc, lint, doc tests, publi
 deno check mod.ts tests/*.ts tests/runtimes/*.ts demo/*.ts cli/*.ts || failed=1
 node_modules/.bin/tsc -p examples/tsconfig.json || failed=1
 deno lint || failed=1
+deno doc --lint mod.ts || failed=1
 deno test --doc --allow-all mod.ts src/ >"$log/doc.txt" 2>&1 || { cat "$log/doc.txt"; failed=1; }
 deno publish --dry-run --allow-dirty >"$log/publish.txt" 2>&1 || { cat "$log/publish.txt"; failed=1; }
 

@@ -37,6 +37,8 @@ export class SessionError extends Error {
   readonly code: SessionErrorCode;
 
   /**
+   * Makes an error with a stable code.
+   *
    * @param code What went wrong.
    * @param message Sentence case, no trailing period, with the offending value.
    * @param options `cause`: the underlying error, e.g. the driver's.

@@ -104,6 +104,8 @@ export class Session<Data extends SessionData = SessionData> {
   }
 
   /**
+   * Reads a value, loading the session first if it has not been read yet.
+   *
    * @param key The key.
    * @returns Its value, or `undefined` when absent.
    */
@@ -113,6 +115,8 @@ export class Session<Data extends SessionData = SessionData> {
   }
 
   /**
+   * Tells whether the session holds a key, loading it first if needed.
+   *
    * @param key The key.
    * @returns Whether the session holds it.
    */
@@ -121,12 +125,20 @@ export class Session<Data extends SessionData = SessionData> {
     return (await this.#current()).has(key);
   }
 
-  /** @returns The keys the session holds. */
+  /**
+   * Lists the keys, loading the session first if needed.
+   *
+   * @returns The keys the session holds (flash messages excluded).
+   */
   async keys(): Promise<(keyof Data & string)[]> {
     return [...(await this.#current()).keys()].filter((k) => k !== FLASH_KEY) as (keyof Data & string)[];
   }
 
-  /** @returns The session's entries as `[key, value]` pairs. */
+  /**
+   * Lists the entries, loading the session first if needed.
+   *
+   * @returns The session's entries as `[key, value]` pairs (flash messages excluded).
+   */
   async entries(): Promise<[keyof Data & string, Data[keyof Data]][]> {
     return [...(await this.#current()).entries()].filter(([k]) => k !== FLASH_KEY) as [keyof Data & string, Data[keyof Data]][];
   }

@@ -144,6 +144,8 @@ export class PostgresStore<Data extends SessionData = SessionData> {
   }
 
   /**
+   * Makes a store. Nothing connects until the first statement.
+   *
    * @param options One of `connectionString`, `sql` or `client`, and the {@linkcode StoreOptions}.
    * @throws {TypeError} For a missing connection or a bad table name.
    * @throws {RangeError} For durations or sizes out of range.
@@ -189,6 +191,8 @@ export class PostgresStore<Data extends SessionData = SessionData> {
   }
 
   /**
+   * Tells whether a live session has this id, without reading its data or rolling its expiry.
+   *
    * @param id The token the client sent.
    * @returns Whether a live session has this id; `false` without SQL for a malformed id.
    * @throws {SessionError} `DATABASE_ERROR` when the database fails.
@@ -213,6 +217,8 @@ export class PostgresStore<Data extends SessionData = SessionData> {
   }
 
   /**
+   * Counts live sessions (beego's `SessionAll`, which also counted expired rows).
+   *
    * @returns How many live sessions there are (expired rows not yet collected do not count).
    * @throws {SessionError} `DATABASE_ERROR` when the database fails.
    */
