@@ -81,6 +81,7 @@ const SAME_SITE: readonly string[] = ["Strict", "Lax", "None"];
 const SP = 0x20;
 const HTAB = 0x09;
 const DQUOTE = 0x22;
+const EQUALS = 0x3d;
 
 /**
  * Browsers cap a cookie (name + value) at 4096 bytes; {@linkcode readCookies} ignores anything
@@ -266,11 +267,12 @@ export function readCookies(header: string | null, name: string, limit: number =
     if (end < 0) end = header.length;
     let i = start;
     while (i < end && header.charCodeAt(i) === SP) i++;
-    const eq = header.indexOf("=", i);
-    if (eq >= 0 && eq < end) {
-      let nameEnd = eq;
-      while (nameEnd > i && isWsp(header.charCodeAt(nameEnd - 1))) nameEnd--;
-      if (nameEnd - i === name.length && header.startsWith(name, i)) {
+    // Only the bytes right after the name are looked at, so every pair costs O(name length) and a
+    // header full of pairs without "=" is still read in linear time.
+    if (i + name.length < end && header.startsWith(name, i)) {
+      let eq = i + name.length;
+      while (eq < end && isWsp(header.charCodeAt(eq))) eq++;
+      if (eq < end && header.charCodeAt(eq) === EQUALS) {
         let from = eq + 1;
         let to = end;
         while (from < to && isWsp(header.charCodeAt(from))) from++;
