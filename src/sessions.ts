@@ -6,11 +6,11 @@
  */
 
 import {
+  compileCookie,
   type CookieOptions,
   readCookies,
   requestIsSecure,
   type ResolvedCookie,
-  resolveCookie,
   serializeCookie,
 } from "./cookie.ts";
 import type { Session, SessionData } from "./session.ts";
@@ -150,7 +150,7 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
   const store = options.store instanceof PostgresStore ? options.store : new PostgresStore<Data>(options.store);
   const secrets = options.secrets ? [...options.secrets] : undefined;
   if (secrets) checkSecrets(secrets);
-  const cookies = { https: resolveCookie(options.cookie, true), http: resolveCookie(options.cookie, false) };
+  const cookieFor = compileCookie(options.cookie);
   const header = options.header;
   if (header !== undefined && !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(header)) {
     throw new TypeError(`Cannot use header ${JSON.stringify(header)}: not an HTTP header name`);
@@ -194,7 +194,7 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
   return {
     store,
     async open(request: Request): Promise<RequestSession<Data>> {
-      const cookie = requestIsSecure(request, trustProxy) ? cookies.https : cookies.http;
+      const cookie = cookieFor(requestIsSecure(request, trustProxy));
       const inPath = pathMatches(new URL(request.url).pathname, cookie.path);
       const token = inPath || header ? await readToken(request, cookie) : null;
       const session = store.open(token, { signal: request.signal }) as RequestSession<Data>;

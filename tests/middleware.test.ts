@@ -398,8 +398,37 @@ describe("withSession behaviour (pg.Pool)", { skip: dbSkip }, () => {
   test("cookie options: secure auto over http, custom attributes", async () => {
     const res = await withSession((_req, s) => (s.set("x", 1), new Response("")), {
       store,
-      cookie: { secure: "auto", sameSite: "Strict", partitioned: true, path: "/app" },
+      cookie: { secure: "auto", sameSite: "Strict", path: "/app" },
     })(new Request("http://app.test/app"));
-    assert.match(res.headers.get("set-cookie")!, /^session=[A-Za-z0-9_-]{43}; Max-Age=\d+; Path=\/app; HttpOnly; SameSite=Strict; Partitioned$/);
+    assert.match(res.headers.get("set-cookie")!, /^session=[A-Za-z0-9_-]{43}; Max-Age=\d+; Path=\/app; HttpOnly; SameSite=Strict$/);
+  });
+
+  test("cookie options a browser would refuse fail when withSession is called, not per request", () => {
+    const handler = () => new Response("");
+    assert.throws(() => withSession(handler, { store, cookie: { secure: "auto", partitioned: true } }), TypeError);
+    assert.throws(() => withSession(handler, { store, cookie: { name: "__Host-x", path: "/app" } }), TypeError);
+    assert.throws(() => withSession(handler, { store, cookie: { secure: false, sameSite: "None" } }), TypeError);
+    assert.throws(() => withSession(handler, { store, secrets: ["short"] }), RangeError);
+  });
+
+  test("an options function's unusable output is SessionError CONFIG, which onError sees", async () => {
+    let seen: SessionError | null = null;
+    const handler = withSession(() => new Response(""), () => ({
+      store,
+      secrets: [""],
+      onError: (error: SessionError) => ((seen = error), new Response("config", { status: 500 })),
+    }));
+    const res = await handler(new Request("https://app.test/"));
+    assert.equal(res.status, 500);
+    assert.equal((seen as SessionError | null)?.code, "CONFIG");
+  });
+
+  test("a request outside the cookie's path stores nothing and sets no cookie", async () => {
+    await h.resetCount();
+    const res = await withSession((_req, s) => (s.set("x", 1), new Response("")), { store, cookie: { path: "/app" } })(
+      new Request("https://app.test/other"),
+    );
+    assert.equal(res.headers.get("set-cookie"), null);
+    assert.equal(await h.statements(), 0);
   });
 });
