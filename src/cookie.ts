@@ -197,10 +197,6 @@ export function compileCookie(options: CookieOptions = {}): (secure: boolean) =>
   };
 }
 
-// Old callers pass the same options object on every request: compile it once.
-const compiled = new WeakMap<CookieOptions, (secure: boolean) => ResolvedCookie>();
-let compiledDefault: ((secure: boolean) => ResolvedCookie) | undefined;
-
 /**
  * The values sent for a cookie name, in header order, at most `limit` of them: however many
  * cookies a request forges, the caller verifies at most `limit`.
