@@ -66,7 +66,7 @@ function packedValueDag(levels: number): Uint8Array {
 }
 
 describe("hostile stored rows", () => {
-  test("a 258-byte DAG of shared-reference tags is refused fast instead of blocking for minutes", () => {
+  test("a 257-byte DAG of shared-reference tags (28 levels) is refused fast instead of blocking for minutes", () => {
     const bytes = sharedReferenceDag(28);
     assert.ok(bytes.byteLength > 250 && bytes.byteLength < 270, `${bytes.byteLength} bytes`);
     assert.match(refusedFast(bytes, "28-level DAG"), /tag 28/);
@@ -127,6 +127,10 @@ describe("hostile stored rows", () => {
     // cbor-x records: 57343([id, [keys], values…]) and the legacy 105 form.
     refusedFast(underA(...tag(0xdfff), 0x83, ...head(0, 0xe000), 0x81, ...key, 0x01), "record (57343)", 250);
     refusedFast(underA(...tag(105), 0x83, ...head(0, 0xe000), 0x81, ...key, 0x01), "legacy record (105)", 250);
+    // 57342 defines a record (a 3-item head, then the id, the keys and the rest of the data);
+    // 57344([values]) then uses it.
+    const defined = [...tag(0xdffe), 0x83, ...head(0, 0xe000), 0x81, ...key];
+    refusedFast(Uint8Array.from([...defined, 0xa1, ...text("a"), ...tag(0xe000), 0x81, 0x01]), "defined record (57342)", 250);
   });
 
   test("the decoder keeps working after refusing a row", () => {
