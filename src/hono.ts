@@ -81,6 +81,18 @@ export type SessionSource<Data extends SessionData, E extends Env> =
  * @returns The middleware, for `app.use()`.
  * @throws {TypeError} Or `RangeError`/`SessionError` `CONFIG` for invalid options: at once for
  *   an options object, on the first request for an options function.
+ * @example Routes that never touch the session send no SQL and set no cookie
+ * ```ts
+ * import { Hono } from "hono";
+ * import { sessionMiddleware, type SessionEnv } from "pgsession/hono";
+ *
+ * const app = new Hono<SessionEnv<{ user: string }>>();
+ * app.use(sessionMiddleware({ store: { connectionString: "postgres://user:password@ep-example.us-east-2.aws.neon.tech/db" } }));
+ * app.get("/health", (c) => c.text("ok"));
+ *
+ * const res = await app.request("/health");
+ * console.assert((await res.text()) === "ok" && res.headers.get("set-cookie") === null);
+ * ```
  * @example On Node, with a pool made at start-up
  * ```ts ignore
  * import { Hono } from "hono";

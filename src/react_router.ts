@@ -86,6 +86,17 @@ const COOKIE_DEFAULTS: Readonly<RouterCookieOptions> = Object.freeze({
  * @returns `{ getSession, commitSession, destroySession }`.
  * @throws {TypeError} For a missing store connection or a bad table name.
  * @throws {RangeError} For store durations or sizes out of range.
+ * @example A request without a cookie gets a new session without any SQL
+ * ```ts
+ * import { createPostgresSessionStorage } from "pgsession/react-router";
+ *
+ * const { getSession } = createPostgresSessionStorage({
+ *   store: { connectionString: "postgres://user:password@ep-example.us-east-2.aws.neon.tech/db" },
+ *   cookie: { secrets: ["a secret of at least 32 random characters"] },
+ * });
+ * const session = await getSession(null);
+ * console.assert(session.id === "" && session.get("user") === undefined);
+ * ```
  * @example In a route module
  * ```ts ignore
  * import { data, redirect } from "react-router";
