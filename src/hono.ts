@@ -57,8 +57,9 @@ export interface SessionMiddlewareOptions {
 /**
  * What the middleware takes: the options of `createSessions`, a `Sessions` it made, or a function
  * of the Hono context returning either. The function runs once per `c.env` object (the bindings
- * on Workers and Deno; once overall where `c.env` is not an object) and its result is kept, so
- * options are validated once, not on every request. Read bindings in it, not the request.
+ * on Workers; once overall where `c.env` is not an object) and its result is kept, so options are
+ * validated once, not on every request: read bindings in it, not the request. Where `c.env` is
+ * made per request (`@hono/node-server`, `Deno.serve(app.fetch)`), pass options instead.
  */
 export type SessionSource<Data extends SessionData, E extends Env> =
   | SessionsOptions<Data>
