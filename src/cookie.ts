@@ -67,8 +67,8 @@ export const MAX_COOKIE_BYTES = 4096;
  *
  * @throws {TypeError} For a name or attribute that would corrupt the header.
  */
-export function resolveCookie(options: CookieOptions = {}, url?: string): ResolvedCookie {
-  const secure = options.secure === "auto" ? url?.startsWith("https:") === true : options.secure ?? true;
+export function resolveCookie(options: CookieOptions = {}, requestSecure: boolean = true): ResolvedCookie {
+  const secure = options.secure === "auto" ? requestSecure : options.secure ?? true;
   const path = options.path ?? "/";
   const domain = options.domain;
   const name = options.name ??
@@ -90,7 +90,7 @@ export function resolveCookie(options: CookieOptions = {}, url?: string): Resolv
  * @param name The cookie name.
  * @returns The values, possibly empty.
  */
-export function readCookies(header: string | null, name: string): string[] {
+export function readCookies(header: string | null, name: string, limit: number = Infinity): string[] {
   if (!header) return [];
   const values: string[] = [];
   for (const part of header.split(";")) {
@@ -99,6 +99,7 @@ export function readCookies(header: string | null, name: string): string[] {
     let value = part.slice(eq + 1).trim();
     if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
     if (name.length + value.length <= MAX_COOKIE_BYTES) values.push(value);
+    if (values.length >= limit) break;
   }
   return values;
 }
@@ -118,4 +119,21 @@ export function serializeCookie(cookie: ResolvedCookie, value: string, maxAge: n
   out += `; SameSite=${cookie.sameSite}`;
   if (cookie.partitioned) out += "; Partitioned";
   return out;
+}
+
+/**
+ * Whether a request arrived over HTTPS: its URL's scheme, or with `trustProxy` the first
+ * `X-Forwarded-Proto` value or `Forwarded: proto=`.
+ *
+ * @param request The request.
+ * @param trustProxy Believe the proxy headers.
+ * @returns `true` for HTTPS.
+ */
+export function requestIsSecure(request: Request, trustProxy: boolean): boolean {
+  if (trustProxy) {
+    const forwarded = /(?:^|[;,\s])proto="?([A-Za-z]+)"?/i.exec(request.headers.get("forwarded") ?? "")?.[1] ??
+      request.headers.get("x-forwarded-proto")?.split(",")[0]?.trim();
+    if (forwarded) return forwarded.toLowerCase() === "https";
+  }
+  return request.url.startsWith("https:");
 }
