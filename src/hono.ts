@@ -29,7 +29,7 @@ import { createSessions, type RequestSession, type Sessions, type SessionsOption
 import type { SessionData } from "./session.ts";
 
 /** The context variables the middleware sets: `c.get("session")`, `c.var.session`. */
-export interface SessionVariables<Data extends SessionData = SessionData> {
+export interface SessionVariables<Data extends object = SessionData> {
   /** This request's session; committed by the middleware after the handler. */
   session: RequestSession<Data>;
 }
@@ -38,7 +38,7 @@ export interface SessionVariables<Data extends SessionData = SessionData> {
  * A Hono `Env` with the session variable, for `new Hono<SessionEnv<Data>>()`; intersect it with
  * your bindings: `new Hono<{ Bindings: Bindings } & SessionEnv<Data>>()`.
  */
-export interface SessionEnv<Data extends SessionData = SessionData> {
+export interface SessionEnv<Data extends object = SessionData> {
   /** See {@linkcode SessionVariables}. */
   Variables: SessionVariables<Data>;
 }
@@ -61,7 +61,7 @@ export interface SessionMiddlewareOptions {
  * validated once, not on every request: read bindings in it, not the request. Where `c.env` is
  * made per request (`@hono/node-server`, `Deno.serve(app.fetch)`), pass options instead.
  */
-export type SessionSource<Data extends SessionData, E extends Env> =
+export type SessionSource<Data extends object, E extends Env> =
   | SessionsOptions<Data>
   | Sessions<Data>
   | ((c: Context<E>) => SessionsOptions<Data> | Sessions<Data>);
@@ -69,8 +69,8 @@ export type SessionSource<Data extends SessionData, E extends Env> =
 /**
  * Makes a Hono middleware that opens the request's session (no SQL until it is first read),
  * puts it on the context as `session`, runs the rest of the chain, then commits it into `c.res`:
- * only what changed, nothing when a handler threw (its error already went to `app.onError`) or
- * answered 5xx (unless `commitOnServerError`). Headers and cookies set with `c.header()` or
+ * only what changed; when a handler threw (its error already went to `app.onError`) or answered
+ * 5xx (unless `commitOnServerError`), only a `destroy()` is written. Headers and cookies set with `c.header()` or
  * `setCookie()`, and redirects, are kept. A `SessionError` from the commit (database down, data
  * too large…) is thrown to `app.onError`; the session cookie is then left untouched.
  *
@@ -112,7 +112,7 @@ export type SessionSource<Data extends SessionData, E extends Env> =
  * serve(app);
  * ```
  */
-export function sessionMiddleware<Data extends SessionData = SessionData, E extends Env = SessionEnv<Data>>(
+export function sessionMiddleware<Data extends object = SessionData, E extends Env = SessionEnv<Data>>(
   source: SessionSource<Data, E>,
   options: SessionMiddlewareOptions = {},
 ): MiddlewareHandler<E & SessionEnv<Data>> {
@@ -133,9 +133,16 @@ export function sessionMiddleware<Data extends SessionData = SessionData, E exte
   return async function sessionMiddleware(c, next): Promise<void> {
     const session = await sessionsFor(c as unknown as Context<E>).open(c.req.raw);
     c.set("session", session);
-    await next();
-    // A thrown error was already turned into c.res by app.onError: persist nothing, as withSession.
-    if (c.error) return;
+    try {
+      await next();
+    } catch (error) {
+      // Only errors Hono could not hand to app.onError (non-Error throws) arrive here.
+      await session.discard();
+      throw error;
+    }
+    // A thrown error was already turned into c.res by app.onError: drop the changes, as
+    // withSession does, but never lose a sign-out.
+    if (c.error) return await session.discard();
     const waitUntil = background ? waitUntilOf(c) : undefined;
     const response = await session.commit(c.res, waitUntil ? { waitUntil } : undefined);
     // Hono merges the previous response's headers into an assigned one, which would drop the
@@ -145,11 +152,11 @@ export function sessionMiddleware<Data extends SessionData = SessionData, E exte
   };
 }
 
-function toSessions<Data extends SessionData>(source: SessionsOptions<Data> | Sessions<Data>): Sessions<Data> {
+function toSessions<Data extends object>(source: SessionsOptions<Data> | Sessions<Data>): Sessions<Data> {
   return isSessions(source) ? source : createSessions<Data>(source);
 }
 
-function isSessions<Data extends SessionData>(value: SessionsOptions<Data> | Sessions<Data>): value is Sessions<Data> {
+function isSessions<Data extends object>(value: SessionsOptions<Data> | Sessions<Data>): value is Sessions<Data> {
   return typeof (value as Partial<Sessions<Data>>).open === "function";
 }
 

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { generateToken, hashToken, type PostgresStore } from "../mod.ts";
-import { createSessions, type Sessions } from "../src/sessions.ts";
+import { createSessions, type Sessions } from "../mod.ts";
 import { dbSkip, randomSchema } from "./_db.ts";
 import { type Fixture, transports } from "./_transports.ts";
 import * as astro from "./frameworks/astro.ts";
@@ -232,6 +232,24 @@ describe("framework recipes on createSessions", { skip: dbSkip }, () => {
       },
     });
     await journey(send);
+  });
+
+  test("Astro: a page that signs out and then throws still deletes the row", async () => {
+    const send = astroServer(astro.makeOnRequest(sessions), {
+      "POST /sign-in": ({ locals }) => {
+        locals.session.set("user", "ada");
+        return Promise.resolve(new Response("in"));
+      },
+      "POST /sign-out-then-throw": ({ locals }) => {
+        locals.session.destroy();
+        return Promise.reject(new Error("after sign-out"));
+      },
+    });
+    const cookie = sessionCookie(await send("POST", "/sign-in"))!;
+    assert.ok((await rows()).includes(await hashToken(tokenOf(cookie))));
+    const res = await send("POST", "/sign-out-then-throw", cookie);
+    assert.equal(res.status, 500);
+    assert.equal((await rows()).includes(await hashToken(tokenOf(cookie))), false);
   });
 
   test("Next.js route handlers GET(request) / POST(request): visits, sign-in, an error, sign-out", async () => {

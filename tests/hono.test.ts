@@ -73,6 +73,10 @@ function routes(app: Hono<SessionEnv<Data>>): Hono<SessionEnv<Data>> {
     c.var.session.set("user", "mallory");
     throw new Error("boom");
   });
+  app.post("/logout-then-throw", (c) => {
+    c.var.session.destroy();
+    throw new Error("after sign-out");
+  });
   app.post("/forbidden", (c) => {
     c.var.session.set("user", "mallory");
     throw new HTTPException(403, { message: "forbidden" });
@@ -199,6 +203,13 @@ describe("pgsession/hono over pg.Pool", { skip: dbSkip }, () => {
     assert.equal((await (await call("/me", { cookie })).res.json()).user, "ada");
     const anonymous = await call("/throw", { method: "POST" });
     assert.equal(anonymous.statements, 0, "a new session is not inserted");
+  });
+
+  test("a handler that destroys the session and then throws still deletes the row", async () => {
+    const cookie = await signIn("ada");
+    const { res } = await call("/logout-then-throw", { method: "POST", cookie });
+    assert.equal(res.status, 500);
+    assert.equal(await stored(cookie), false, "a sign-out is never lost");
   });
 
   test("a thrown HTTPException answered with a 4xx by app.onError persists nothing", async () => {

@@ -5,7 +5,7 @@
 //   type MiddlewareNext = (rewritePayload?) => Promise<Response>
 //   interface APIContext { request: Request; url: URL; locals: App.Locals; params; redirect(path, status?): Response; … }
 // (https://docs.astro.build/en/reference/modules/astro-middleware/, defineMiddleware is the identity)
-import type { RequestSession, Sessions } from "../../src/sessions.ts";
+import type { RequestSession, Sessions } from "../../mod.ts";
 
 export type Data = { user: string; visits: number };
 
@@ -33,7 +33,14 @@ export function makeOnRequest(sessions: Sessions<Data>): MiddlewareHandler {
   return defineMiddleware(async (context, next) => {
     const session = await sessions.open(context.request);
     context.locals.session = session;
-    // A page or endpoint that throws rejects next(): nothing is committed, Astro renders the error.
-    return await session.commit(await next());
+    let response: Response;
+    try {
+      response = await next();
+    } catch (error) {
+      // The page threw: Astro renders its error page; only a sign-out (destroy) is still written.
+      await session.discard();
+      throw error;
+    }
+    return await session.commit(response);
   });
 }

@@ -2,7 +2,7 @@
 // on the Node.js or the Edge runtime. Next.js is not installed; the contract is the documented
 // one: a route handler gets the Web `Request` (a NextRequest, which extends it) and returns a
 // Web `Response` (https://nextjs.org/docs/app/api-reference/file-conventions/route).
-import type { Sessions } from "../../src/sessions.ts";
+import type { Sessions } from "../../mod.ts";
 
 export type Data = { user: string; visits: number };
 

@@ -4,7 +4,7 @@
 //   type Handle = (input: { event: RequestEvent; resolve(event: RequestEvent, opts?): MaybePromise<Response> }) => MaybePromise<Response>
 //   interface RequestEvent { request: Request; url: URL; locals: App.Locals; params; platform: Readonly<App.Platform> | undefined; … }
 // (https://svelte.dev/docs/kit/hooks#Server-hooks-handle, https://svelte.dev/docs/kit/@sveltejs-kit#RequestEvent)
-import type { RequestSession, Sessions } from "../../src/sessions.ts";
+import type { RequestSession, Sessions } from "../../mod.ts";
 
 export type Data = { user: string; visits: number };
 
