@@ -123,7 +123,9 @@ export function createPostgresSessionStorage<Data = RouterSessionData, FlashData
 ): SessionStorage<Data, FlashData> {
   const store = options.store instanceof PostgresStore ? options.store : new PostgresStore(options.store);
   const cookieArg = options.cookie;
-  const cookie = isCookie(cookieArg) ? cookieArg : createCookie(cookieArg?.name ?? "__session", { ...COOKIE_DEFAULTS, ...cookieArg });
+  const cookie = isCookie(cookieArg)
+    ? cookieArg
+    : createCookie(cookieArg?.name ?? "__session", { ...COOKIE_DEFAULTS, ...cookieArg });
   type Stored = FlashSessionData<Data, FlashData>;
 
   async function readData(id: unknown): Promise<Stored | null> {

@@ -34,10 +34,20 @@ class Redirect {
  * thrown error goes to handleError and becomes a 500 response, as SvelteKit does; a missing
  * route is a 404.
  */
-function svelteKitServer(handle: svelte.Handle, endpoints: Record<string, (event: svelte.RequestEvent) => Promise<Response>>, platform?: svelte.Platform): Send {
+function svelteKitServer(
+  handle: svelte.Handle,
+  endpoints: Record<string, (event: svelte.RequestEvent) => Promise<Response>>,
+  platform?: svelte.Platform,
+): Send {
   return (method, path, cookie) => {
     const request = new Request(ORIGIN + path, { method, headers: cookie ? { cookie } : {} });
-    const event: svelte.RequestEvent = { request, url: new URL(request.url), locals: {} as svelte.Locals, params: {}, platform };
+    const event: svelte.RequestEvent = {
+      request,
+      url: new URL(request.url),
+      locals: {} as svelte.Locals,
+      params: {},
+      platform,
+    };
     return handle({
       event,
       resolve: async (ev) => {
@@ -46,7 +56,9 @@ function svelteKitServer(handle: svelte.Handle, endpoints: Record<string, (event
         try {
           return await endpoint(ev);
         } catch (error) {
-          if (error instanceof Redirect) return new Response(null, { status: error.status, headers: { location: error.location } });
+          if (error instanceof Redirect) {
+            return new Response(null, { status: error.status, headers: { location: error.location } });
+          }
           return new Response("Internal Error", { status: 500 });
         }
       },
@@ -59,7 +71,10 @@ function svelteKitServer(handle: svelte.Handle, endpoints: Record<string, (event
  * matching page or endpoint. An error thrown by the page rejects `next()` and, once it leaves the
  * middleware, Astro answers with its 500 page.
  */
-function astroServer(onRequest: astro.MiddlewareHandler, pages: Record<string, (context: astro.APIContext) => Promise<Response>>): Send {
+function astroServer(
+  onRequest: astro.MiddlewareHandler,
+  pages: Record<string, (context: astro.APIContext) => Promise<Response>>,
+): Send {
   return async (method, path, cookie) => {
     const request = new Request(ORIGIN + path, { method, headers: cookie ? { cookie } : {} });
     const context: astro.APIContext = {
@@ -107,7 +122,8 @@ const tokenOf = (cookie: string): string => cookie.slice(cookie.indexOf("=") + 1
 describe("framework recipes on createSessions", { skip: dbSkip }, () => {
   let h: Fixture;
   let sessions: Sessions<Data>;
-  const rows = async (): Promise<string[]> => (await h.sql(`select session_key from ${h.table}`)).map((r) => String(r.session_key));
+  const rows = async (): Promise<string[]> =>
+    (await h.sql(`select session_key from ${h.table}`)).map((r) => String(r.session_key));
 
   before(async () => {
     h = await pgPool.setup(randomSchema("frameworks"));
@@ -141,7 +157,11 @@ describe("framework recipes on createSessions", { skip: dbSkip }, () => {
     assert.ok(fresh);
     assert.notEqual(tokenOf(fresh), tokenOf(cookie));
     assert.deepEqual(await rows(), [await hashToken(tokenOf(fresh))]);
-    assert.deepEqual(await (await send("GET", "/visits", cookie)).json(), { visits: 1, user: null }, "the old cookie is anonymous");
+    assert.deepEqual(
+      await (await send("GET", "/visits", cookie)).json(),
+      { visits: 1, user: null },
+      "the old cookie is anonymous",
+    );
     cookie = fresh;
     assert.deepEqual(await (await send("GET", "/visits", cookie)).json(), { visits: 3, user: "ada" });
 

@@ -11,7 +11,7 @@ import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { setCookie } from "hono/cookie";
 import { HTTPException } from "hono/http-exception";
 import { generateToken, hashToken, type PostgresStore, SessionError } from "../mod.ts";
-import { sessionMiddleware, type SessionEnv } from "../src/hono.ts";
+import { type SessionEnv, sessionMiddleware } from "../src/hono.ts";
 import pg from "pg";
 import { dbSkip, randomSchema } from "./_db.ts";
 import { databaseUrl, startSupportServer, type SupportServer } from "./support/harness.ts";
@@ -54,7 +54,11 @@ function routes(app: Hono<SessionEnv<Data>>): Hono<SessionEnv<Data>> {
     const user: string | undefined = await session.get("user");
     // @ts-expect-error: "nope" is not a key of Data
     await session.get("nope");
-    return c.json({ user: user ?? null, visits: (await session.get("visits")) ?? 0, notice: (await session.getFlash("notice")) ?? null });
+    return c.json({
+      user: user ?? null,
+      visits: (await session.get("visits")) ?? 0,
+      notice: (await session.getFlash("notice")) ?? null,
+    });
   });
   app.post("/visit", async (c) => {
     const visits = ((await c.var.session.get("visits")) ?? 0) + 1;
@@ -86,7 +90,10 @@ function routes(app: Hono<SessionEnv<Data>>): Hono<SessionEnv<Data>> {
     // A fetch() response: immutable headers, with its own Set-Cookie and Vary.
     return fetch(new URL("/upstream", c.req.url));
   });
-  app.get("/upstream", () => new Response("upstream", { headers: { "set-cookie": "upstream=1; Path=/", vary: "Accept-Encoding" } }));
+  app.get(
+    "/upstream",
+    () => new Response("upstream", { headers: { "set-cookie": "upstream=1; Path=/", vary: "Accept-Encoding" } }),
+  );
   app.post("/server-error", (c) => {
     c.var.session.set("user", "mallory");
     return c.text("unavailable", 503);
@@ -118,10 +125,14 @@ describe("pgsession/hono over pg.Pool", { skip: dbSkip }, () => {
   let store: PostgresStore<Data>;
   let app: Hono<SessionEnv<Data>>;
 
-  const rows = async (): Promise<string[]> => (await h.sql(`select session_key from ${h.table}`)).map((r) => String(r.session_key));
+  const rows = async (): Promise<string[]> =>
+    (await h.sql(`select session_key from ${h.table}`)).map((r) => String(r.session_key));
   const stored = async (cookie: string): Promise<boolean> => (await rows()).includes(await hashToken(tokenOf(cookie)));
   /** One request through app.request(), with the statements it sent. */
-  async function call(path: string, init: RequestInit & { cookie?: string } = {}): Promise<{ res: Response; statements: number }> {
+  async function call(
+    path: string,
+    init: RequestInit & { cookie?: string } = {},
+  ): Promise<{ res: Response; statements: number }> {
     await h.resetCount();
     const headers = new Headers(init.headers);
     if (init.cookie) headers.set("cookie", init.cookie);
@@ -251,7 +262,9 @@ describe("pgsession/hono over pg.Pool", { skip: dbSkip }, () => {
   test("a SessionError from reading or from the commit reaches app.onError and sets no cookie", async () => {
     const { store: broken, close } = await h.brokenStore();
     try {
-      const failing = makeApp(sessionMiddleware<Data>({ store: broken as unknown as PostgresStore<Data>, secrets: [SECRET] }));
+      const failing = makeApp(
+        sessionMiddleware<Data>({ store: broken as unknown as PostgresStore<Data>, secrets: [SECRET] }),
+      );
       const cookie = await signIn();
       const read = await failing.request("https://app.example/me", { headers: { cookie } });
       assert.equal(read.status, 503);
@@ -288,11 +301,20 @@ describe("pgsession/hono over pg.Pool", { skip: dbSkip }, () => {
 
   test("with c.executionCtx, a plain update goes to waitUntil; an insert is committed before responding", async () => {
     const pending: Promise<unknown>[] = [];
-    const executionCtx = { waitUntil: (p: Promise<unknown>): void => void pending.push(p), passThroughOnException: (): void => {}, props: {} };
+    const executionCtx = {
+      waitUntil: (p: Promise<unknown>): void => void pending.push(p),
+      passThroughOnException: (): void => {},
+      props: {},
+    };
     const login = await app.request("https://app.example/login", { method: "POST" }, undefined, executionCtx);
     const cookie = sessionCookie(login)!;
     assert.ok(await stored(cookie), "the insert landed before the response");
-    const visit = await app.request("https://app.example/visit", { method: "POST", headers: { cookie } }, undefined, executionCtx);
+    const visit = await app.request(
+      "https://app.example/visit",
+      { method: "POST", headers: { cookie } },
+      undefined,
+      executionCtx,
+    );
     assert.deepEqual(await visit.json(), { visits: 1 });
     assert.equal(pending.length, 1, "the update was handed to waitUntil");
     await Promise.all(pending);
@@ -364,19 +386,31 @@ describe("pgsession/hono on workerd: a Worker whose Hono app is built once at mo
   let support: SupportServer;
   let mf: import("miniflare").Miniflare;
   let broken: { fetch(url: string, init?: RequestInit): Promise<Response> };
-  const dispatch = (url: string, init?: RequestInit): Promise<Response> => mf.dispatchFetch(url, init as never) as unknown as Promise<Response>;
+  const dispatch = (url: string, init?: RequestInit): Promise<Response> =>
+    mf.dispatchFetch(url, init as never) as unknown as Promise<Response>;
 
   before(async () => {
     h = await pgPool.setup(randomSchema("hono_worker"));
     support = await startSupportServer();
     const { Miniflare } = await import("miniflare");
     const script = await bundle("./hono_worker.ts", { format: "esm", conditions: ["workerd", "worker", "browser"] });
-    const bindings = { SUPPORT_PORT: String(support.port), DATABASE_URL: databaseUrl(), SESSION_TABLE: h.table, SESSION_SECRET: SECRET };
+    const bindings = {
+      SUPPORT_PORT: String(support.port),
+      DATABASE_URL: databaseUrl(),
+      SESSION_TABLE: h.table,
+      SESSION_SECRET: SECRET,
+    };
     mf = new Miniflare({
       cf: false,
       workers: [
         { name: "hono", modules: true, script, compatibilityDate: COMPATIBILITY_DATE, bindings },
-        { name: "hono-missing-table", modules: true, script, compatibilityDate: COMPATIBILITY_DATE, bindings: { ...bindings, SESSION_TABLE: `${h.table}_missing` } },
+        {
+          name: "hono-missing-table",
+          modules: true,
+          script,
+          compatibilityDate: COMPATIBILITY_DATE,
+          bindings: { ...bindings, SESSION_TABLE: `${h.table}_missing` },
+        },
       ],
     });
     await mf.ready;

@@ -33,7 +33,8 @@ describe("pgsession/react-router over pg.Pool", { skip: dbSkip }, () => {
   let cookie: Cookie;
   let storage: SessionStorage<Data, Flash>;
 
-  const rows = async (): Promise<string[]> => (await h.sql(`select session_key from ${h.table} order by 1`)).map((r) => String(r.session_key));
+  const rows = async (): Promise<string[]> =>
+    (await h.sql(`select session_key from ${h.table} order by 1`)).map((r) => String(r.session_key));
   /** Runs `fn` and returns its result with the number of statements it sent. */
   async function counted<T>(fn: () => Promise<T>): Promise<[T, number]> {
     await h.resetCount();
@@ -118,7 +119,10 @@ describe("pgsession/react-router over pg.Pool", { skip: dbSkip }, () => {
     const session = await storage.getSession(header);
     const [setCookie, statements] = await counted(() => storage.destroySession(session));
     assert.equal(statements, 1);
-    assert.match(setCookie, /^__session=; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Lax$/);
+    assert.match(
+      setCookie,
+      /^__session=; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Lax$/,
+    );
     assert.ok(!(await rows()).includes(await hashToken(token)));
     const replay = await storage.getSession(header);
     assert.equal(replay.id, "");
@@ -177,10 +181,16 @@ describe("pgsession/react-router over pg.Pool", { skip: dbSkip }, () => {
     const { header, token } = await signIn();
     const key = await hashToken(token);
     const slow = await storage.getSession(header);
-    await h.sql(`update ${h.table} set session_expiry = (now() at time zone 'UTC') - interval '1 second' where session_key = $1`, [key]);
+    await h.sql(
+      `update ${h.table} set session_expiry = (now() at time zone 'UTC') - interval '1 second' where session_key = $1`,
+      [key],
+    );
     slow.set("visits", 1);
     await storage.commitSession(slow);
-    const [row] = await h.sql(`select session_expiry < (now() at time zone 'UTC') as expired from ${h.table} where session_key = $1`, [key]);
+    const [row] = await h.sql(
+      `select session_expiry < (now() at time zone 'UTC') as expired from ${h.table} where session_key = $1`,
+      [key],
+    );
     assert.equal(row?.expired, true, "still expired, not rolled forward");
     assert.equal((await storage.getSession(header)).id, "");
   });
@@ -222,10 +232,16 @@ describe("pgsession/react-router over pg.Pool", { skip: dbSkip }, () => {
     try {
       const failing = createPostgresSessionStorage({ store: broken, cookie });
       const { header } = await signIn();
-      await assert.rejects(failing.getSession(header), (error: unknown) => error instanceof SessionError && error.code === "DATABASE_ERROR");
+      await assert.rejects(
+        failing.getSession(header),
+        (error: unknown) => error instanceof SessionError && error.code === "DATABASE_ERROR",
+      );
       const fresh = await failing.getSession(null);
       fresh.set("user", "ada");
-      await assert.rejects(failing.commitSession(fresh), (error: unknown) => error instanceof SessionError && error.code === "DATABASE_ERROR");
+      await assert.rejects(
+        failing.commitSession(fresh),
+        (error: unknown) => error instanceof SessionError && error.code === "DATABASE_ERROR",
+      );
     } finally {
       await close();
     }

@@ -23,7 +23,10 @@ export interface APIContext {
 }
 
 export type MiddlewareNext = () => Promise<Response>;
-export type MiddlewareHandler = (context: APIContext, next: MiddlewareNext) => Promise<Response> | Response | Promise<void> | void;
+export type MiddlewareHandler = (
+  context: APIContext,
+  next: MiddlewareNext,
+) => Promise<Response> | Response | Promise<void> | void;
 
 /** `defineMiddleware` from "astro:middleware": returns its argument, for the types. */
 export const defineMiddleware = (fn: MiddlewareHandler): MiddlewareHandler => fn;

@@ -9,7 +9,9 @@ export type Data = { user: string; visits: number };
 type RouteHandler = (request: Request) => Promise<Response>;
 
 // ---- the recipe: app/api/visits/route.ts, app/api/sign-in/route.ts, app/api/sign-out/route.ts ----
-export function makeRoutes(sessions: Sessions<Data>): { GET: RouteHandler; signIn: RouteHandler; signOut: RouteHandler } {
+export function makeRoutes(
+  sessions: Sessions<Data>,
+): { GET: RouteHandler; signIn: RouteHandler; signOut: RouteHandler } {
   // app/api/visits/route.ts
   async function GET(request: Request): Promise<Response> {
     const session = await sessions.open(request);

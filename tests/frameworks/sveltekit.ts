@@ -26,7 +26,9 @@ export interface RequestEvent {
   platform: Readonly<Platform> | undefined;
 }
 
-export type Handle = (input: { event: RequestEvent; resolve: (event: RequestEvent) => Promise<Response> }) => Promise<Response>;
+export type Handle = (
+  input: { event: RequestEvent; resolve: (event: RequestEvent) => Promise<Response> },
+) => Promise<Response>;
 
 // ---- the recipe: src/hooks.server.ts ----
 export function makeHandle(sessions: Sessions<Data>): Handle {

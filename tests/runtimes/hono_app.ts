@@ -6,7 +6,9 @@ import type { SessionEnv } from "../../src/hono.ts";
 import { type AppData, BIG, BYTES, type Me, SINCE, STREAM_GAP_MS } from "./app.ts";
 
 /** Adds the scenario's routes, and an onError that answers a SessionError with 503. */
-export function addRoutes<B extends object>(app: Hono<{ Bindings: B } & SessionEnv<AppData>>): Hono<{ Bindings: B } & SessionEnv<AppData>> {
+export function addRoutes<B extends object>(
+  app: Hono<{ Bindings: B } & SessionEnv<AppData>>,
+): Hono<{ Bindings: B } & SessionEnv<AppData>> {
   app.get("/health", (c) => c.text("ok"));
 
   app.post("/login", (c) => {

@@ -4,8 +4,8 @@
 // in workerd by Miniflare (tests/hono.test.ts).
 import { neon, neonConfig } from "@neondatabase/serverless";
 import { Hono } from "hono";
-import { sessionMiddleware, type SessionEnv } from "../../src/hono.ts";
-import { type AppData, addRoutes } from "./hono_app.ts";
+import { type SessionEnv, sessionMiddleware } from "../../src/hono.ts";
+import { addRoutes, type AppData } from "./hono_app.ts";
 
 interface Bindings {
   SUPPORT_PORT: string;
