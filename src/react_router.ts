@@ -16,8 +16,9 @@
  * - Data is CBOR: `Date`, `Map`, `Set`, `bigint` and `Uint8Array` values round-trip.
  *
  * Statements: `getSession` sends one SELECT when the cookie holds a well-formed id (none
- * otherwise); `commitSession` sends one INSERT for a new session with data, and a SELECT plus an
- * UPDATE for a stored one; `destroySession` one DELETE.
+ * otherwise; plus an UPDATE when the expiry is due to move forward, at most every `touchAfter`);
+ * `commitSession` one INSERT for a new session with data, one UPDATE for a stored one;
+ * `destroySession` one DELETE.
  *
  * @example
  * ```ts ignore
@@ -45,6 +46,7 @@ import {
   type SessionData as RouterSessionData,
   type SessionStorage,
 } from "react-router";
+import type { Session } from "./session.ts";
 import { PostgresStore, type PostgresStoreOptions } from "./store.ts";
 
 /** What {@linkcode createPostgresSessionStorage} takes. */
@@ -76,9 +78,10 @@ const COOKIE_DEFAULTS: Readonly<RouterCookieOptions> = Object.freeze({
  * Makes a React Router `SessionStorage` whose sessions live in PostgreSQL, through React Router's
  * own `createSessionStorage`.
  *
- * Concurrent commits of one session: the later commit's data wins as a whole (React Router
- * writes the full data on every commit), but a commit never re-creates a session that another
- * request destroyed.
+ * Concurrent commits of one session: a commit writes every key its session holds (React Router
+ * has no change tracking) and removes the keys it dropped, merged with compare-and-set, so keys
+ * another request added meanwhile are kept and, for a key both wrote, the later commit wins. A
+ * commit never re-creates a session that another request destroyed.
  *
  * @typeParam Data The session's data.
  * @typeParam FlashData The flash messages' data.
@@ -143,6 +146,7 @@ export function createPostgresSessionStorage<Data = RouterSessionData, FlashData
       return session.id;
     },
     readData,
+    // Sessions from our getSession() are committed below; this serves sessions made elsewhere.
     async updateData(id: string, data: Stored): Promise<void> {
       // read + save: save() only UPDATEs a stored session, so a destroyed or expired one stays gone.
       const session = await store.read(id);
@@ -156,15 +160,33 @@ export function createPostgresSessionStorage<Data = RouterSessionData, FlashData
     },
   });
 
+  // The stored session behind each React Router session this storage read, for this request only
+  // (keyed by the session object), so a commit is one UPDATE on the row as it was read.
+  const loaded = new WeakMap<object, Session>();
+
   return {
     // React Router keeps an unknown id and would later commit to it; strict mode drops it instead,
     // so the next commit inserts under a fresh token.
     async getSession(cookieHeader, parseOptions) {
       const id: unknown = cookieHeader ? await cookie.parse(cookieHeader, parseOptions) : null;
-      const data = await readData(id);
-      return data ? createSession<Data, FlashData>(data as Data, id as string) : createSession<Data, FlashData>();
+      const stored = typeof id === "string" ? await store.read(id) : null;
+      if (!stored) return createSession<Data, FlashData>();
+      const session = createSession<Data, FlashData>(Object.fromEntries(await stored.entries()) as Data, stored.id);
+      loaded.set(session, stored);
+      return session;
     },
-    commitSession: storage.commitSession,
+    async commitSession(session, serializeOptions) {
+      const stored = loaded.get(session);
+      if (!stored) return await storage.commitSession(session, serializeOptions);
+      const data: Record<string, unknown> = session.data;
+      // Keys this request removed (unset, or a flash it read) go; every other key is written, so
+      // keys another request added meanwhile survive the compare-and-set merge.
+      for (const key of await stored.keys()) if (data[key] === undefined) stored.delete(key);
+      assign(stored, data);
+      // An UPDATE only: a session destroyed or expired meanwhile stays gone.
+      await store.save(stored);
+      return await cookie.serialize(session.id, serializeOptions);
+    },
     destroySession: storage.destroySession,
   };
 }

@@ -3,7 +3,7 @@
 // counted. Round trips through real Cookie / Set-Cookie strings, as a loader or action sees them.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { type Cookie, createCookie, type SessionStorage } from "react-router";
+import { type Cookie, createCookie, createSession, type SessionStorage } from "react-router";
 import { generateToken, hashToken, isToken, type PostgresStore, SessionError } from "../mod.ts";
 import { createPostgresSessionStorage } from "../src/react_router.ts";
 import { dbSkip, randomSchema } from "./_db.ts";
@@ -88,17 +88,44 @@ describe("pgsession/react-router over pg.Pool", { skip: dbSkip }, () => {
     assert.deepEqual([...session.get("roles")!].sort(), ["admin", "dev"]);
   });
 
-  test("committing a stored session sends one SELECT and one UPDATE and keeps its id", async () => {
+  test("committing a stored session sends one UPDATE and keeps its id", async () => {
     const { header, token } = await signIn();
     const session = await storage.getSession(header);
     session.set("visits", 3);
     session.unset("user");
     const [setCookie, statements] = await counted(() => storage.commitSession(session));
-    assert.equal(statements, 2);
+    assert.equal(statements, 1);
     assert.equal(await cookie.parse(cookieHeader(setCookie)), token);
     const again = await storage.getSession(header);
     assert.equal(again.get("visits"), 3);
     assert.equal(again.has("user"), false, "unset removed the key from the row");
+  });
+
+  test("concurrent commits of one session keep the keys the other added; unset keys go", async () => {
+    const { header } = await signIn("ada");
+    const a = await storage.getSession(header);
+    const b = await storage.getSession(header);
+    b.set("visits", 7);
+    await storage.commitSession(b);
+    a.unset("user");
+    a.set("roles", new Set(["admin"]));
+    await storage.commitSession(a); // read before b's commit: its compare-and-set merges
+    const now = await storage.getSession(header);
+    assert.equal(now.get("visits"), 7, "b's key survived a's commit");
+    assert.deepEqual([...now.get("roles")!], ["admin"]);
+    assert.equal(now.has("user"), false);
+  });
+
+  test("a session made outside getSession is committed through updateData and is never re-created", async () => {
+    const { header, token } = await signIn("ada");
+    const foreign = createSession<Data, Flash>({ user: "ada" } as Data, token);
+    foreign.set("visits", 5);
+    const [, statements] = await counted(() => storage.commitSession(foreign));
+    assert.equal(statements, 2, "a SELECT and an UPDATE");
+    assert.equal((await storage.getSession(header)).get("visits"), 5);
+    await storage.destroySession(await storage.getSession(header));
+    await storage.commitSession(foreign);
+    assert.equal((await rows()).includes(await hashToken(token)), false);
   });
 
   test("a flash message is read once: set, read and committed, then gone", async () => {
@@ -172,7 +199,7 @@ describe("pgsession/react-router over pg.Pool", { skip: dbSkip }, () => {
     await storage.destroySession(await storage.getSession(header)); // …and the user signed out meanwhile
     slow.set("visits", 99);
     const [, statements] = await counted(() => storage.commitSession(slow));
-    assert.equal(statements, 1, "the SELECT found nothing; no write was sent");
+    assert.equal(statements, 1, "one UPDATE, which found no row to change");
     assert.ok(!(await rows()).includes(await hashToken(token)));
     assert.equal((await storage.getSession(header)).id, "");
   });
