@@ -20,7 +20,6 @@ import type { Output } from "./_output.ts";
  */
 export async function migrate(client: Client, table: string, out: Output): Promise<number> {
   const parts = table.split(".");
-  const name = parts.at(-1)!;
   const schema = parts.length === 2 ? parts[0]! : null;
   const quoted = quoteTable(table);
   const names = indexNames(table);
