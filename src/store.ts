@@ -273,7 +273,10 @@ class Stored implements SessionHost {
 }
 
 const records = new WeakMap<object, Stored>();
-/** Per table: whether it has the user columns (`undefined` until a statement tells). */
+/**
+ * Per table name: whether it has the user columns (`undefined` until a statement tells). Only the
+ * read path trusts a `false`; anything that needs the columns tries them again.
+ */
 const userColumns = new Map<string, boolean>();
 const MAX_LABEL = 200;
 
@@ -794,15 +797,16 @@ export class PostgresStore<Data extends object = SessionData> {
     budget: Budget,
   ): Promise<Row[]> {
     const table = this.options.table;
-    const known = userColumns.get(table);
-    if (known !== false) {
+    // A table known to lack the columns reads with the plain statements; binding a user always
+    // tries, so a migration made while the process runs takes effect at once.
+    if (userColumns.get(table) !== false || record?.bind) {
       const [text, params] = pick(this.#sql.users, true);
       try {
         const rows = await this.#run(what, text, params, budget);
-        if (known === undefined) userColumns.set(table, true);
+        userColumns.set(table, true);
         return rows;
       } catch (error) {
-        if (known === true || !missingUserColumn(error)) throw error;
+        if (!missingUserColumn(error)) throw error;
         userColumns.set(table, false);
       }
     }
@@ -912,7 +916,6 @@ export class PostgresStore<Data extends object = SessionData> {
 
   /** Runs a statement that needs the user columns; `MIGRATION_REQUIRED` when the table lacks them. */
   async #userStatement(what: string, pick: (sql: UserStatements) => [string, unknown[]], budget = this.#budget()): Promise<Row[]> {
-    if (userColumns.get(this.options.table) === false) throw migrationRequired(what);
     const [text, params] = pick(this.#sql.users);
     try {
       const rows = await this.#run(what, text, params, budget);
@@ -1104,9 +1107,17 @@ class Budget {
   }
 }
 
-/** The server-side lock wait for a statement: what is left of the budget (`"0"` waits forever). */
+/**
+ * The server-side lock wait for a statement (`"0"` waits forever): what is left of the budget,
+ * less a margin, so that for a lock the server gives up before the client does. The statement
+ * then ends on the server, rolled back; had the client given up first, the server would still
+ * apply it once the lock was released.
+ */
 function lockMs(budget: Budget): string {
-  return budget.bounded ? String(Math.max(1, Math.floor(budget.remaining()))) : "0";
+  if (!budget.bounded) return "0";
+  const remaining = budget.remaining();
+  const margin = Math.min(500, Math.max(50, remaining / 5));
+  return String(Math.max(1, Math.floor(remaining - margin)));
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
