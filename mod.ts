@@ -35,7 +35,7 @@ export type {
   StoreOptions,
 } from "./src/store.ts";
 export { Changes, Session } from "./src/session.ts";
-export type { RegenerateOptions, SessionData, SessionHost } from "./src/session.ts";
+export type { RegenerateOptions, SessionData, SessionHost, UserSession } from "./src/session.ts";
 export type { Connection, NeonSql, QueryClient, Row } from "./src/client.ts";
 export { SessionError } from "./src/errors.ts";
 export type { SessionErrorCode } from "./src/errors.ts";

@@ -429,7 +429,7 @@ describe("dependable in production (Neon HTTP)", { skip: dbSkip }, () => {
       });
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string" && k.startsWith("neon-")) headers[k] = v;
-      const upstream = await fetch(`${support.url}/sql`, { method: "POST", body, headers });
+      const upstream = await fetch(`${support.url}/sql`, { method: "POST", body: new Uint8Array(body), headers });
       res.writeHead(upstream.status, { "content-type": "application/json" });
       res.end(Buffer.from(await upstream.arrayBuffer()));
     });
