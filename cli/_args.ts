@@ -122,12 +122,15 @@ export function parseCommandLine(argv: string[], env: Record<string, string | un
 }
 
 /** `--user` belongs to sessions and revoke, which need it; `--except` to revoke. */
+const MAX_USER_LENGTH = 1024;
+
 function checkUserOptions(command: string, values: { user?: string; except?: string }, line: CommandLine): void {
   const users = command === "sessions" || command === "revoke";
   if (!users && values.user !== undefined) throw new CliError(`Cannot use --user with ${command}: it is an option of sessions and revoke`, EXIT.USAGE);
   if (command !== "revoke" && values.except !== undefined) throw new CliError(`Cannot use --except with ${command}: it is an option of revoke`, EXIT.USAGE);
   if (!users) return;
   if (values.user === undefined || values.user === "") throw new CliError(`Cannot run ${command}: it needs --user ID, the user id the application bound at sign-in`, EXIT.USAGE);
+  if (values.user.length > MAX_USER_LENGTH) throw new CliError(`Cannot use --user: it is ${values.user.length} characters, over the ${MAX_USER_LENGTH}-character limit of user ids`, EXIT.USAGE);
   if (values.except === "") throw new CliError("Cannot use --except with an empty value: expected a handle from `pgsession sessions`", EXIT.USAGE);
   line.user = values.user;
   line.except = values.except;

@@ -180,7 +180,8 @@ async function devices(_req: Request, session: DemoSession, options: DemoOptions
   if (!user) {
     return page("Your sessions · pgsession demo", `${await flashes(session)}<p id="not-signed-in">Sign in on the <a href="/">home page</a> to see where you are signed in.</p>`, options);
   }
-  const list = await session.sessions();
+  // This device first, then the most recently active.
+  const list = (await session.sessions()).sort((a, b) => Number(b.current) - Number(a.current) || b.lastActive.getTime() - a.lastActive.getTime());
   const now = Date.now();
   const others = list.filter((s) => !s.current).length;
   const rows = list.map((s) => row(s, now)).join("\n");
@@ -272,7 +273,10 @@ function failure(error: SessionError): string {
 function causeOf(error: SessionError): string {
   const cause = error.cause as { code?: string; message?: string } | undefined;
   if (!cause || typeof cause !== "object") return "";
-  return ` (cause: ${cause.code ? `${cause.code} ` : ""}${String(cause.message ?? "").split("\n")[0]})`;
+  const message = String(cause.message ?? "").split("\n")[0]!;
+  // The error's own message usually quotes the driver's already: then the code is what is new.
+  const parts = [cause.code, error.message.includes(message) ? "" : message].filter(Boolean);
+  return parts.length ? ` (cause: ${parts.join(" ")})` : "";
 }
 
 function describe(value: unknown): string {
@@ -305,11 +309,12 @@ function page(title: string, body: string, options: DemoOptions, status = 200): 
   aside { margin-top: 2rem; padding: 0.5rem 1rem; background: #f6f8fa; border-radius: 6px; font-size: 0.9rem; }
   aside h2 { font-size: 1rem; margin: 0.3rem 0; }
   table { border-collapse: collapse; } th, td { text-align: left; padding: 0.25rem 0.75rem; border-bottom: 1px solid #d0d7de; }
+  td form { margin: 0; } time { white-space: nowrap; } .ago { display: block; color: #57606a; font-size: 0.85rem; }
   footer { margin-top: 2rem; color: #57606a; font-size: 0.85rem; }
 </style>
 </head>
 <body>
-<header><h1>pgsession demo</h1><nav><a href="/">Home</a> · <a href="/session">Session contents</a></nav></header>
+<header><h1>pgsession demo</h1><nav><a href="/">Home</a> · <a href="/session">Session contents</a> · <a href="/sessions">Your sessions</a></nav></header>
 <main>${body}</main>
 <footer>Sessions stored in ${escape(options.database)}.</footer>
 </body>

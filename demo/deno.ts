@@ -13,7 +13,7 @@ const port = Number(env.PORT ?? 8000);
 let app: ((req: Request) => Promise<Response>) | undefined;
 let server: Deno.HttpServer | undefined;
 let database: DemoDatabase | undefined;
-let timer: number | undefined;
+let timer: ReturnType<typeof setInterval> | undefined;
 let actual = port;
 try {
   // The port first: a port in use is one line, before anything opens or creates the database.
@@ -33,8 +33,9 @@ try {
   // Expired sessions: remove them at startup and hourly (Deno Deploy would use Deno.cron).
   const collect = () => gc(database!.store).catch((error) => console.error("demo: gc failed", error));
   await collect();
-  timer = setInterval(collect, HOUR_MS);
-  Deno.unrefTimer(timer);
+  const hourly = setInterval(collect, HOUR_MS);
+  Deno.unrefTimer(hourly);
+  timer = hourly;
 } catch (error) {
   console.error(describeStartupFailure(error));
   await server?.shutdown();

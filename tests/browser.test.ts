@@ -279,7 +279,7 @@ describe("demo in Chromium", { skip: IN_DENO && "runs under Node only (it drives
   test("a second device signed in with the same name is listed in Your sessions with its label and times", async () => {
     await signIn(page, "Grace");
     await signIn(otherPage, "Grace");
-    await page.click("text=Your sessions");
+    await page.click("p.who >> text=Your sessions");
     await page.waitForURL(demo.url + "/sessions");
     const rows = page.locator("#sessions tbody tr");
     assert.equal(await rows.count(), 2);
@@ -488,7 +488,7 @@ describe("demo start-up and failures", { skip: IN_DENO ? "runs under Node only (
       assert.equal(down.headers.getSetCookie().length, 0, "the cookie is left alone");
       // The line is written before the response is sent; the pipe may deliver it a little later.
       for (let i = 0; i < 100 && !/answered 503/.test(demo.output()); i++) await new Promise((r) => setTimeout(r, 50));
-      assert.match(demo.output(), /^demo: GET \/ answered 503: DATABASE_ERROR: Cannot .*\(cause: [A-Z0-9_]+ /m);
+      assert.match(demo.output(), /^demo: GET \/ answered 503: DATABASE_ERROR: Cannot .*\(cause: [A-Z0-9_]+[ )]/m);
 
       await relay.restore();
       const back = await fetch(demo.url + "/", { headers: { cookie } });
