@@ -126,8 +126,10 @@ export class Changes {
 }
 
 /** Flash messages added and taken this request, merged with the stored ones on save. */
-class FlashUpdate {
+export class FlashUpdate {
+  /** Messages added, by key. */
   readonly added: Map<string, unknown> = new Map();
+  /** Keys read (and so removed). */
   readonly taken: Set<string> = new Set();
 }
 

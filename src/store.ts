@@ -646,21 +646,18 @@ export class PostgresStore<Data extends object = SessionData> {
 
   #makePlan(record: Stored, kind: CommitPlan["kind"]): CommitPlan {
     let running: Promise<SaveResult> | null = null;
-    const store = this;
     return {
       kind,
       critical: kind === "insert" || kind === "move" || kind === "destroy",
       accessed: record.changes.accessed,
-      run(options = {}) {
-        running ??= store.#execute(record, kind, store.#budget(options.signal)).then((result) => {
+      run: (options = {}) => {
+        running ??= this.#execute(record, kind, this.#budget(options.signal)).then((result) => {
           record.outcome = result;
           return result;
         });
         return running;
       },
-      cookie() {
-        return store.#cookie(record, kind, running === null);
-      },
+      cookie: () => this.#cookie(record, kind, running === null),
     };
   }
 

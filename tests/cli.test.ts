@@ -149,6 +149,8 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
       { column_name: "session_key", data_type: "character" },
       { column_name: "session_data", data_type: "bytea" },
       { column_name: "session_expiry", data_type: "timestamp without time zone" },
+      { column_name: "session_user_id", data_type: "text" },
+      { column_name: "session_label", data_type: "text" },
     ]);
     await seed(table, 1, 1);
     const second = await run(["migrate", "--table", table]);
