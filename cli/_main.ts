@@ -19,7 +19,7 @@ import { stats } from "./stats.ts";
 export const HELP: string = `Usage: pgsession <command> [options]
 
 Commands:
-  migrate   Create the session table and its expiry index if missing (schema.sql); safe to rerun
+  migrate   Create the session table and its indexes, or add the user columns to an older one; safe to rerun
   gc        Delete expired sessions in short batches until none are left or the time is up
   stats     Count live and expired sessions (by session_expiry) and show table and index size
   sessions  List one user's live sessions (--user ID): handle, label, created, last active, expires
