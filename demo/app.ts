@@ -9,7 +9,7 @@
 //   POST /sign-out              destroy the session, flash "Signed out"
 //   POST /sessions/revoke       sign out one other device (a handle from /sessions)
 //   POST /sessions/revoke-others sign out everywhere else, keep this session
-import { type PostgresStore, type RequestSession, SessionError, type UserSession, withSession } from "../mod.ts";
+import { type PostgresStore, type RequestSession, type SessionError, type UserSession, withSession } from "../mod.ts";
 
 /** What the demo keeps in a session. The user is not in here: it is bound with `regenerate({ user })`. */
 export interface DemoData {

@@ -402,6 +402,7 @@ describe("pgsession CLI: a user's sessions", { skip: dbSkip }, (): void => {
     await signIn("mallory", "Evil\x1b]0;owned\x07\x1b[2J browser");
     const result = await runHere(["sessions", "--user", "mallory", "--table", table]);
     assert.equal(result.code, 0, result.stderr);
+    // deno-lint-ignore no-control-regex
     assert.ok(!/[\x00-\x08\x0b-\x1f\x7f]/.test(result.stdout), JSON.stringify(result.stdout));
     assert.match(result.stdout, /Evil\\x1b\]0;owned\\x07\\x1b\[2J browser/);
   });
