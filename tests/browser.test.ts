@@ -469,6 +469,21 @@ describe("demo start-up and failures", { skip: IN_DENO ? "runs under Node only (
     assert.equal(rows[0].t, null, "the demo never changes the schema of a database it was given");
   });
 
+  test("DATABASE_URL with a table from before the user columns stops with one line saying to run npx pgsession migrate", async () => {
+    const old = `${schema}_old`;
+    await admin.query(`CREATE SCHEMA ${old}`);
+    try {
+      await admin.query(`CREATE TABLE ${old}.session (session_key char(64) PRIMARY KEY, session_data bytea, session_expiry timestamp NOT NULL)`);
+      const oldUrl = new URL(url);
+      oldUrl.searchParams.set("options", `-c search_path=${old}`);
+      const result = await runDemoToExit(join(tmp, "unused"), { DATABASE_URL: oldUrl.toString() });
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, /^pgsession demo: The "session" table in DATABASE_URL \(127\.0\.0\.1:\d+\) lacks a column the demo uses \(column "session_user_id" does not exist\); add it with `npx pgsession migrate`, which keeps every session\n$/);
+    } finally {
+      await admin.query(`DROP SCHEMA ${old} CASCADE`);
+    }
+  });
+
   test("after pgsession migrate the demo runs on DATABASE_URL; a database outage is a logged 503, and it recovers", async () => {
     const migrated = spawn(process.execPath, ["--import", "tsx", "cli/pgsession.ts", "migrate", "--url", url], { cwd: ROOT, stdio: "ignore" });
     assert.equal(await new Promise((resolve) => migrated.once("close", resolve)), 0);
