@@ -726,10 +726,17 @@ export class PostgresStore<Data extends object = SessionData> {
 
   /** UPDATEs a stored session with compare-and-set, merging with concurrent writers. */
   async #update(record: Stored, budget: Budget): Promise<SaveResult> {
+    // Changes that leave the encoded data as it was read (a set of an identical value) write nothing.
+    const data = record.changes.apply(record.base);
+    const stored = writeStored(record.header!, this.#encode(data));
+    if (record.raw && sameBytes(stored, record.raw)) {
+      record.changes.reset();
+      if (!record.touchDue) return "unchanged";
+      return (await this.#touch(record, budget)) ? "touched" : "unchanged";
+    }
     const key = await hashToken(record.token);
     const result = await this.#writeWithMerge(record, key, budget, (data, expected) =>
-      this.#run("save session", this.#sql.plain.update, [key, data, expected, record.deadlineMs, lockMs(budget)], budget)
-    );
+      this.#run("save session", this.#sql.plain.update, [key, data, expected, record.deadlineMs, lockMs(budget)], budget), { data, stored });
     return result === "written" ? "updated" : "gone";
   }
 
@@ -960,10 +967,11 @@ export class PostgresStore<Data extends object = SessionData> {
     key: string,
     budget: Budget,
     write: (data: Uint8Array, expected: Uint8Array | null) => Promise<Row[]>,
+    first?: { data: Map<string, unknown>; stored: Uint8Array },
   ): Promise<"written" | "gone"> {
     for (let attempt = 1;; attempt++) {
-      const data = record.changes.apply(record.base);
-      const stored = writeStored(record.header!, this.#encode(data));
+      const data = attempt === 1 && first ? first.data : record.changes.apply(record.base);
+      const stored = attempt === 1 && first ? first.stored : writeStored(record.header!, this.#encode(data));
       const [row] = await write(stored, record.raw);
       if (row?.expires != null) {
         this.#settle(record, data, row, stored);
@@ -1099,6 +1107,12 @@ class Budget {
 /** The server-side lock wait for a statement: what is left of the budget (`"0"` waits forever). */
 function lockMs(budget: Budget): string {
   return budget.bounded ? String(Math.max(1, Math.floor(budget.remaining()))) : "0";
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function sleep(ms: number): Promise<void> {
