@@ -305,7 +305,7 @@ function page(title: string, body: string, options: DemoOptions, status = 200): 
   .error { background: #ffebe9; border: 1px solid #ff8182; }
   form { margin: 1rem 0; display: flex; gap: 0.5rem; align-items: center; flex-wrap: wrap; }
   input { font: inherit; padding: 0.3rem 0.5rem; }
-  button { font: inherit; padding: 0.3rem 0.9rem; cursor: pointer; }
+  button { font: inherit; padding: 0.3rem 0.9rem; cursor: pointer; white-space: nowrap; }
   aside { margin-top: 2rem; padding: 0.5rem 1rem; background: #f6f8fa; border-radius: 6px; font-size: 0.9rem; }
   aside h2 { font-size: 1rem; margin: 0.3rem 0; }
   table { border-collapse: collapse; } th, td { text-align: left; padding: 0.25rem 0.75rem; border-bottom: 1px solid #d0d7de; }
