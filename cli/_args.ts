@@ -10,7 +10,7 @@ import { GC_DEFAULTS } from "../src/gc.ts";
 import { CliError, EXIT, redact } from "./_fail.ts";
 
 /** The commands `pgsession` knows. */
-export type Command = "migrate" | "gc" | "stats";
+export type Command = "migrate" | "gc" | "stats" | "sessions" | "revoke";
 
 /** A checked command line. */
 export interface CommandLine {
@@ -24,9 +24,13 @@ export interface CommandLine {
   batchSize: number;
   /** `gc --max-duration`, in milliseconds; `Infinity` for `none`. */
   maxDurationMs: number;
+  /** `sessions --user`, `revoke --user`: the user id. */
+  user?: string;
+  /** `revoke --except`: the handle of the session to keep. */
+  except?: string;
 }
 
-const COMMANDS: readonly string[] = ["migrate", "gc", "stats"];
+const COMMANDS: readonly string[] = ["migrate", "gc", "stats", "sessions", "revoke"];
 const MAX_BATCH_SIZE = 100_000;
 
 /**
@@ -48,6 +52,8 @@ export function parseCommandLine(argv: string[], env: Record<string, string | un
         table: { type: "string" },
         "batch-size": { type: "string" },
         "max-duration": { type: "string" },
+        user: { type: "string" },
+        except: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -76,6 +82,7 @@ export function parseCommandLine(argv: string[], env: Record<string, string | un
       if (values[flag] !== undefined) throw new CliError(`Cannot use --${flag} with ${command}: it is an option of gc`, EXIT.USAGE);
     }
   }
+  checkUserOptions(command, values, line);
   if (values["batch-size"] !== undefined) {
     const n = Number(values["batch-size"]);
     if (!Number.isSafeInteger(n) || n < 1 || n > MAX_BATCH_SIZE) {
@@ -112,6 +119,21 @@ export function parseCommandLine(argv: string[], env: Record<string, string | un
   }
   line.url = url;
   return line;
+}
+
+/** `--user` belongs to sessions and revoke, which need it; `--except` to revoke. */
+const MAX_USER_LENGTH = 1024;
+
+function checkUserOptions(command: string, values: { user?: string; except?: string }, line: CommandLine): void {
+  const users = command === "sessions" || command === "revoke";
+  if (!users && values.user !== undefined) throw new CliError(`Cannot use --user with ${command}: it is an option of sessions and revoke`, EXIT.USAGE);
+  if (command !== "revoke" && values.except !== undefined) throw new CliError(`Cannot use --except with ${command}: it is an option of revoke`, EXIT.USAGE);
+  if (!users) return;
+  if (values.user === undefined || values.user === "") throw new CliError(`Cannot run ${command}: it needs --user ID, the user id the application bound at sign-in`, EXIT.USAGE);
+  if (values.user.length > MAX_USER_LENGTH) throw new CliError(`Cannot use --user: it is ${values.user.length} characters, over the ${MAX_USER_LENGTH}-character limit of user ids`, EXIT.USAGE);
+  if (values.except === "") throw new CliError("Cannot use --except with an empty value: expected a handle from `pgsession sessions`", EXIT.USAGE);
+  line.user = values.user;
+  line.except = values.except;
 }
 
 /** Node's parseArgs messages, shortened to ours. */
