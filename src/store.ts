@@ -170,7 +170,7 @@ class Stored implements SessionHost {
   /** The token whose row is believed stored, or `null`. */
   stored: string | null;
   /** Tokens whose rows a save deletes (after `destroy()`). */
-  doomed: string[] = [];
+  toDelete: string[] = [];
   /** Stored data, decoded; `null` until loaded. */
   base: Map<string, unknown> | null;
   /** The stored column as last read or written: the compare-and-set's expected value. */
@@ -260,7 +260,7 @@ class Stored implements SessionHost {
   }
 
   destroy(): void {
-    if (this.stored !== null) this.doomed.push(this.stored);
+    if (this.stored !== null) this.toDelete.push(this.stored);
     this.token = generateToken();
     this.stored = null;
     this.base = new Map();
@@ -496,7 +496,7 @@ export class PostgresStore<Data extends object = SessionData> {
       record.token = record.stored ?? record.token;
       record.touchDue = false;
       record.bind = null;
-      return this.#makePlan(record, record.doomed.length ? "destroy" : "none");
+      return this.#makePlan(record, record.toDelete.length ? "destroy" : "none");
     }
     // Changes on top of data never read: read it now, so the write merges with what is stored.
     if (record.stored !== null && record.changes.modified && !record.base) await record.load();
@@ -507,7 +507,7 @@ export class PostgresStore<Data extends object = SessionData> {
       kind = "insert";
     }
     else if (record.stored !== null && record.touchDue) kind = "touch";
-    else kind = record.doomed.length ? "destroy" : "none";
+    else kind = record.toDelete.length ? "destroy" : "none";
     return this.#makePlan(record, kind);
   }
 
@@ -679,7 +679,7 @@ export class PostgresStore<Data extends object = SessionData> {
     if (record.stored !== null && (record.token !== record.origin || record.rolled)) {
       return { token: record.token, maxAge: remaining };
     }
-    if (record.stored === null && record.origin !== null && record.doomed.length === 0 && record.outcome === "destroyed") {
+    if (record.stored === null && record.origin !== null && record.toDelete.length === 0 && record.outcome === "destroyed") {
       return { token: "", maxAge: 0 };
     }
     return null;
@@ -687,10 +687,10 @@ export class PostgresStore<Data extends object = SessionData> {
 
   async #execute(record: Stored, kind: CommitPlan["kind"], budget: Budget): Promise<SaveResult> {
     let result: SaveResult = "unchanged";
-    while (record.doomed.length) {
-      const key = await hashToken(record.doomed[0]!);
+    while (record.toDelete.length) {
+      const key = await hashToken(record.toDelete[0]!);
       await this.#run("destroy session", this.#sql.plain.destroy, [key, lockMs(budget)], budget);
-      record.doomed.shift();
+      record.toDelete.shift();
       result = "destroyed";
     }
     switch (kind) {
@@ -723,7 +723,7 @@ export class PostgresStore<Data extends object = SessionData> {
     ], budget);
     this.#bound(record);
     record.stored = record.token;
-    this.#settle(record, data, row!);
+    this.#written(record, data, row!);
     return "created";
   }
 
@@ -977,7 +977,7 @@ export class PostgresStore<Data extends object = SessionData> {
       const stored = attempt === 1 && first ? first.stored : writeStored(record.header!, this.#encode(data));
       const [row] = await write(stored, record.raw);
       if (row?.expires != null) {
-        this.#settle(record, data, row, stored);
+        this.#written(record, data, row, stored);
         return "written";
       }
       if (row?.current_expires == null || !this.#take(record, row.current, row.current_expires, row.now, key)) {
@@ -996,7 +996,7 @@ export class PostgresStore<Data extends object = SessionData> {
   }
 
   /** Records a successful write. */
-  #settle(record: Stored, data: Map<string, unknown>, row: Row, written?: Uint8Array): void {
+  #written(record: Stored, data: Map<string, unknown>, row: Row, written?: Uint8Array): void {
     record.base = data;
     record.changes.reset();
     const raw = written ?? toBytes(row.data);
