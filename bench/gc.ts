@@ -7,7 +7,7 @@
 // (default 1000), --baseline S (seconds of reader alone before each phase; default 8).
 // DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test.
 import { createHash } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -161,6 +161,14 @@ SELECT count(*) AS n FROM gone`,
   "any-order-nolock": (t) =>
     `WITH gone AS (DELETE FROM ${t} WHERE ctid = ANY (ARRAY(SELECT ctid FROM ${t} WHERE session_expiry <= ${NOW} ORDER BY session_expiry LIMIT $1)) AND session_expiry <= ${NOW} RETURNING 1)
 SELECT count(*) AS n FROM gone`,
+  // Keyset: each batch starts the index range where the previous one ended ($2, the largest
+  // expiry it deleted, as text to keep the microseconds), so it does not walk again over the
+  // index entries of rows already deleted (dead until VACUUM), which grow with every batch.
+  // Rows a concurrent writer held (SKIP LOCKED) behind that point wait for the next run; the
+  // loop's first batch starts at -infinity.
+  "keyset": (t) =>
+    `WITH gone AS (DELETE FROM ${t} WHERE ctid = ANY (ARRAY(SELECT ctid FROM ${t} WHERE session_expiry >= $2::timestamp AND session_expiry <= ${NOW} ORDER BY session_expiry LIMIT $1 FOR UPDATE SKIP LOCKED)) AND session_expiry <= ${NOW} RETURNING session_expiry)
+SELECT count(*) AS n, max(session_expiry)::text AS last FROM gone`,
   // By key instead of ctid: an index lookup per row instead of a TID scan.
   "key-order": (t) =>
     `WITH gone AS (DELETE FROM ${t} WHERE session_key IN (SELECT session_key FROM ${t} WHERE session_expiry <= ${NOW} ORDER BY session_expiry LIMIT $1 FOR UPDATE SKIP LOCKED) AND session_expiry <= ${NOW} RETURNING 1)
@@ -180,10 +188,27 @@ interface Collection {
   p50BatchMs: number;
   p99BatchMs: number;
   walMb: number;
+  /**
+   * CPU seconds of the collecting backend (from /proc, when PostgreSQL runs on this machine):
+   * unlike the wall time, barely moved by other load on a shared machine.
+   */
+  backendCpuSeconds: number | null;
+  backendCpuMicrosPerRow: number | null;
   readerWithoutGc: Latency;
   readerDuringGc: Latency;
   /** Reader p99 during the collection over its p99 alone. */
   p99Ratio: number;
+}
+
+/** User + system CPU seconds of a local process, or null when it is not on this machine. */
+function backendCpu(pid: number): number | null {
+  try {
+    // Fields after the command name; utime and stime are the 12th and 13th, in clock ticks (100/s).
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return null;
+  }
 }
 
 /** Deletes every expired row with one variant; resolves to the time of every batch. */
@@ -195,12 +220,15 @@ async function collect(variant: string, store: PostgresStore, batchSize: number,
     return { deleted: r.deleted, batchMs };
   }
   const text = VARIANTS[variant]!(TABLE);
+  const keyset = text.includes("$2");
   let deleted = 0;
+  let last = "-infinity";
   for (;;) {
     const t = performance.now();
-    const { rows } = await gcPool.query(text, [batchSize]);
+    const { rows } = await gcPool.query(text, keyset ? [batchSize, last] : [batchSize]);
     batchMs.push(performance.now() - t);
     const n = Number(rows[0].n);
+    if (keyset && rows[0].last !== null) last = rows[0].last;
     deleted += n;
     if (n < batchSize) return { deleted, batchMs };
     if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
@@ -222,10 +250,14 @@ async function runCollection(variant: string, batchSize: number, pauseMs: number
   await readerAlone(readStore, WARMUP_MS);
   const baseline = await readerAlone(readStore, BASELINE_MS);
   log(`${variant}, batch ${batchSize}${pauseMs ? `, pause ${pauseMs} ms` : ""}, reader running`);
+  const pid = (await gcPool.query("SELECT pg_backend_pid() AS pid")).rows[0].pid as number;
+  const cpuBefore = backendCpu(pid);
   const reader = startReader(readStore);
   const started = performance.now();
   const { result, walBytes: wal } = await walBytes(() => collect(variant, gcStore, batchSize, pauseMs));
   const ms = performance.now() - started;
+  const cpuAfter = backendCpu(pid);
+  const cpu = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
   const during = await reader.stop();
   const after = await counts();
   if (after.live !== ROWS || after.expired !== 0 || result.deleted !== ROWS) {
@@ -245,11 +277,13 @@ async function runCollection(variant: string, batchSize: number, pauseMs: number
     p50BatchMs: round(batchMs[Math.floor(batchMs.length / 2)] ?? NaN, 1),
     p99BatchMs: round(batchMs[Math.floor(batchMs.length * 0.99)] ?? NaN, 1),
     walMb: round(wal / 2 ** 20, 1),
+    backendCpuSeconds: cpu === null ? null : round(cpu, 2),
+    backendCpuMicrosPerRow: cpu === null ? null : round(cpu * 1e6 / result.deleted, 1),
     readerWithoutGc: baseline,
     readerDuringGc: during,
     p99Ratio: round(during.p99Ms / baseline.p99Ms, 2),
   };
-  log(`${variant} ${batchSize}: ${c.rowsPerSecond} rows/s, longest ${c.longestBatchMs} ms, reader p99 ${baseline.p99Ms} → ${during.p99Ms} ms (${c.p99Ratio}x)`);
+  log(`${variant} ${batchSize}: ${c.rowsPerSecond} rows/s, ${c.backendCpuMicrosPerRow} µs backend CPU per row, longest ${c.longestBatchMs} ms, reader p99 ${baseline.p99Ms} → ${during.p99Ms} ms (${c.p99Ratio}x)`);
   return c;
 }
 
@@ -299,12 +333,15 @@ async function main(): Promise<void> {
       try {
         // current_timestamp - session_expiry casts the column to timestamptz in the session's zone.
         await beegoClient.query("SET TimeZone = 'UTC'");
+        const pid = (await beegoClient.query("SELECT pg_backend_pid() AS pid")).rows[0].pid as number;
+        const cpuBefore = backendCpu(pid);
         const reader2 = startReader(readStore);
         const t = performance.now();
         const { result, walBytes: wal } = await walBytes(() =>
           beegoClient.query(`DELETE FROM ${TABLE} WHERE EXTRACT(EPOCH FROM (current_timestamp - session_expiry)) > $1`, [0])
         );
         const ms = performance.now() - t;
+        const cpuAfter = backendCpu(pid);
         const during = await reader2.stop();
         beegoResult = {
           statement: "DELETE FROM session WHERE EXTRACT(EPOCH FROM (current_timestamp - session_expiry)) > $1",
@@ -313,6 +350,7 @@ async function main(): Promise<void> {
           rowsPerSecond: Math.round((result.rowCount ?? 0) / (ms / 1000)),
           longestStatementMs: round(ms, 1),
           walMb: round(wal / 2 ** 20, 1),
+          backendCpuMicrosPerRow: cpuBefore === null || cpuAfter === null ? null : round((cpuAfter - cpuBefore) * 1e6 / (result.rowCount ?? 1), 1),
           readerWithoutDelete: baseline2,
           readerDuringDelete: during,
         };
@@ -349,9 +387,9 @@ function printSweep(sweep: Collection[]): void {
   console.log(`
 ### Batch statements for gc(): ${n.format(ROWS)} expired + ${n.format(ROWS)} live sessions
 
-| statement | batch | rows/s | longest statement | p50 / p99 statement | WAL | reader p99 alone → during | ratio |
-|---|---|---|---|---|---|---|---|
-${sweep.map((c) => `| ${c.variant}${c.pauseMs ? ` (+${c.pauseMs} ms pause)` : ""} | ${c.batchSize} | ${n.format(c.rowsPerSecond)} | ${c.longestBatchMs} ms | ${c.p50BatchMs} / ${c.p99BatchMs} ms | ${c.walMb} MB | ${c.readerWithoutGc.p99Ms} → ${c.readerDuringGc.p99Ms} ms | ${c.p99Ratio}× |`).join("\n")}
+| statement | batch | rows/s | backend CPU per row | longest statement | p50 / p99 statement | WAL | reader p99 alone → during | ratio |
+|---|---|---|---|---|---|---|---|---|
+${sweep.map((c) => `| ${c.variant}${c.pauseMs ? ` (+${c.pauseMs} ms pause)` : ""} | ${c.batchSize} | ${n.format(c.rowsPerSecond)} | ${c.backendCpuMicrosPerRow} µs | ${c.longestBatchMs} ms | ${c.p50BatchMs} / ${c.p99BatchMs} ms | ${c.walMb} MB | ${c.readerWithoutGc.p99Ms} → ${c.readerDuringGc.p99Ms} ms | ${c.p99Ratio}× |`).join("\n")}
 `);
 }
 
@@ -361,6 +399,7 @@ interface Beego {
   rowsPerSecond: number;
   longestStatementMs: number;
   walMb: number;
+  backendCpuMicrosPerRow: number | null;
   readerWithoutDelete: Latency;
   readerDuringDelete: Latency;
 }
@@ -389,9 +428,21 @@ ${row("wall time", `${g.seconds} s`, () => `${b!.seconds} s`)}
 ${row("rows deleted per second", n.format(g.rowsPerSecond), () => n.format(b!.rowsPerSecond))}
 ${row("longest single statement (locks held, transaction open)", `${g.longestBatchMs} ms`, () => `${n.format(b!.longestStatementMs)} ms`)}
 ${row("WAL written", `${g.walMb} MB`, () => `${b!.walMb} MB`)}
+${row("CPU of the deleting backend per row", `${g.backendCpuMicrosPerRow} µs`, () => `${b!.backendCpuMicrosPerRow} µs`)}
 ${row("reader p50 / p99, alone", lat(g.readerWithoutGc), () => lat(b!.readerWithoutDelete))}
 ${row("reader p50 / p99, during the collection", lat(g.readerDuringGc), () => lat(b!.readerDuringDelete))}
 `);
+}
+
+// An interrupted run still drops its schema (a seeded table is hundreds of megabytes).
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    const cleanup = new pg.Client({ connectionString: DATABASE_URL });
+    cleanup.connect()
+      .then(() => cleanup.query(`SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%${SCHEMA}%' AND pid <> pg_backend_pid()`))
+      .then(() => cleanup.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`))
+      .finally(() => process.exit(130));
+  });
 }
 
 await main();
