@@ -4,7 +4,11 @@
 // written to bench/results-gc.json. Not a test.
 //
 // Options: --rows N (expired rows, and as many live ones; default 1000000), --batch-size N
-// (default 1000), --baseline S (seconds of reader alone before each phase; default 8).
+// (default 1000), --baseline S (seconds of reader alone before each phase; default 8),
+// --variant NAME (a candidate batch statement from VARIANTS below instead of gc()), --no-beego,
+// --sweep A,B,… with --sizes N,N,… (every variant at every size, each on freshly seeded data,
+// gc phase only; written to bench/results-gc-sweep.json), --pause-ms N (sleep between candidate
+// batches), --out FILE (write the results there instead).
 // DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test.
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -26,6 +30,7 @@ const { values: args } = parseArgs({
     sizes: { type: "string", default: "500,1000,2000,5000" },
     "pause-ms": { type: "string", default: "0" },
     "no-beego": { type: "boolean", default: false },
+    out: { type: "string" },
   },
 });
 const ROWS = Number(args.rows);
@@ -311,7 +316,7 @@ async function main(): Promise<void> {
       const sweep: Collection[] = [];
       for (const size of sizes) for (const v of variants) sweep.push(await runCollection(v, size, PAUSE_MS, readStore, gcStore));
       const results = { date: new Date().toISOString(), machine: machine(), rows: { expired: ROWS, live: ROWS }, sweep };
-      writeFileSync(SWEEP_RESULTS, JSON.stringify(results, null, 2) + "\n");
+      writeFileSync(args.out ?? SWEEP_RESULTS, JSON.stringify(results, null, 2) + "\n");
       printSweep(sweep);
       return;
     }
@@ -374,7 +379,7 @@ async function main(): Promise<void> {
       gc: g,
       beegoDelete: beegoResult as Beego | null,
     };
-    writeFileSync(RESULTS, JSON.stringify(results, null, 2) + "\n");
+    writeFileSync(args.out ?? RESULTS, JSON.stringify(results, null, 2) + "\n");
     print(results);
   } finally {
     await admin.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`).catch(() => {});
