@@ -13,7 +13,7 @@
 // 4. codec: cbor-x vs JSON on three payloads;
 // 5. bundle: a Worker with pgsession vs the same Worker with only the Neon driver.
 //
-// Options: --seconds N (per load run, default 5, or BENCH_SECONDS), --rounds N (default 2),
+// Options: --seconds N (per load run, default 3, or BENCH_SECONDS), --rounds N (default 4),
 // --warmup N (seconds per system and mode, default 2), --connections N (default 20), --sessions N
 // (default 1000), --delay MS (default 10), --samples N (edge samples per scenario, default 11),
 // --variants (also the unprepared limit on node:http, pgsession with `prepare: true` and without
@@ -45,8 +45,8 @@ import { startDelayProxy } from "./_delay_proxy.ts";
 
 const { values: args } = parseArgs({
   options: {
-    seconds: { type: "string", default: process.env.BENCH_SECONDS ?? "5" },
-    rounds: { type: "string", default: "2" },
+    seconds: { type: "string", default: process.env.BENCH_SECONDS ?? "3" },
+    rounds: { type: "string", default: "4" },
     warmup: { type: "string", default: process.env.BENCH_SECONDS ? String(Math.min(2, Number(process.env.BENCH_SECONDS))) : "2" },
     connections: { type: "string", default: "20" },
     sessions: { type: "string", default: "1000" },
@@ -483,8 +483,10 @@ async function main(): Promise<void> {
   }
   const has = (s: SystemKey): boolean => systems.some((x) => x.key === s);
   const ratiosFor = (mode: string): Record<string, number> => {
-    const rps = (s: SystemKey): number => throughput[mode]![s]!.rps;
-    const ratio = (a: SystemKey, b: SystemKey): number => round(rps(a) / rps(b), 2);
+    // The median over rounds of each round's ratio: a round runs every system within seconds, so
+    // load that comes and goes on a shared machine moves both sides of a ratio together.
+    const perRound = (s: SystemKey): number[] => throughput[mode]![s]!.rpsPerRound;
+    const ratio = (a: SystemKey, b: SystemKey): number => round(median(perRound(a).map((x, i) => x / perRound(b)[i]!)), 2);
     return {
       // Same adapter, same pool, same table size: only the session library differs.
       pgsessionPgOverPreparedLimit: ratio("pgsessionPg", "limitHonoPrepared"),
@@ -696,7 +698,7 @@ Throughput, req/s (p50 / p99 latency), ${r.setup.loadConnections} connections, p
 |---|---|---|
 ${order.map((s) => `| ${r.setup.systems[s]} | ${cell("readOnly", s)} | ${cell("modify", s)} |`).join("\n")}
 
-| ratio, measured in the same run | read-only | modify |
+| ratio, median of the ${r.setup.rounds} rounds' ratios | read-only | modify |
 |---|---|---|
 | pgsession (pg) / limit, prepared, same adapter ${ratio("pgsessionPgOverPreparedLimit")}
 | pgsession (pg) / limit, unprepared, same adapter ${ratio("pgsessionPgOverUnpreparedLimit")}
