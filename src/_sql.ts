@@ -244,22 +244,27 @@ ORDER BY session_expiry DESC LIMIT 1000`,
 }
 
 /**
- * One GC batch. The sub-select walks the `session_expiry` index oldest first and locks what it
- * takes with `SKIP LOCKED`, so concurrent collectors split the work instead of waiting on each
- * other, and a row a request is writing right now is left alone. The DELETE finds the rows by
- * `ctid` (a TID scan) and checks the expiry once more. `$1` is the batch size.
+ * One GC batch: `$1` the batch size, `$2` where the previous batch ended (`'-infinity'` at the
+ * start) → `n` rows deleted, `last` the latest expiry deleted (text, microseconds kept).
+ *
+ * The sub-select walks the `session_expiry` index oldest first from where the previous batch
+ * ended (a keyset: it never re-walks the index entries of rows already deleted, which stay until
+ * VACUUM) and locks what it takes with `SKIP LOCKED`, so concurrent collectors split the work and
+ * a row a request is writing right now is left alone. The DELETE finds the rows by `ctid` (a TID
+ * scan) and checks the expiry once more.
  */
 export function gcBatchSql(table: string): string {
   const t = quoteTable(table);
-  return `WITH batch AS (
-  SELECT ctid FROM ${t} WHERE session_expiry <= ${NOW}
-  ORDER BY session_expiry LIMIT $1
-  FOR UPDATE SKIP LOCKED
-), gone AS (
-  DELETE FROM ${t} WHERE ctid = ANY (ARRAY(SELECT ctid FROM batch)) AND session_expiry <= ${NOW}
-  RETURNING 1
+  return `WITH gone AS (
+  DELETE FROM ${t} WHERE ctid = ANY (ARRAY(
+    SELECT ctid FROM ${t}
+    WHERE session_expiry >= $2::timestamp AND session_expiry <= ${NOW}
+    ORDER BY session_expiry LIMIT $1
+    FOR UPDATE SKIP LOCKED))
+  AND session_expiry <= ${NOW}
+  RETURNING session_expiry
 )
-SELECT count(*) AS n FROM gone`;
+SELECT count(*) AS n, max(session_expiry)::text AS last FROM gone`;
 }
 
 /** The CLI's statistics: live and expired counts by the expiry column, and sizes. `$1` is the quoted table. */

@@ -114,12 +114,15 @@ export async function gc(store: GcTarget, options: GcOptions = {}): Promise<GcRe
   const text = gcBatchSql(store.options.table);
   const start = performance.now();
   let slowest = 0;
+  let last = "-infinity";
   const result: GcResult = { deleted: 0, batches: 0, done: false };
   while (!signal?.aborted && performance.now() - start + slowest < budget) {
     const batchStart = performance.now();
-    const rows = await store.query("collect expired sessions", text, [batchSize]);
+    const rows = await store.query("collect expired sessions", text, [batchSize, last]);
     const now = performance.now();
     const batchDeleted = Number(rows[0]?.n ?? 0);
+    // The next batch starts where this one ended (ties included: a skipped row is tried again).
+    if (typeof rows[0]?.last === "string") last = rows[0].last;
     const batchMs = now - batchStart;
     slowest = Math.max(slowest, batchMs);
     result.deleted += batchDeleted;
