@@ -50,7 +50,13 @@ if (system === "pgsession-pg" || system === "pgsession-http") {
   } else {
     // The pool of POOL_SIZE connections lives in the local /sql endpoint, as it does at Neon.
     configureNeon(Number(process.env.SUPPORT_PORT));
-    store = new lib.PostgresStore({ connectionString: url, table: `${schema}.session` });
+    // fetchEndpoint names the local endpoint (a non-Neon host needs it); older builds of the
+    // --baseline ignore it and use the global neonConfig set above.
+    store = new lib.PostgresStore({
+      connectionString: url,
+      fetchEndpoint: `http://127.0.0.1:${process.env.SUPPORT_PORT}/sql`,
+      table: `${schema}.session`,
+    });
   }
   ({ port, server } = await serveFetch(pgsessionHandler(store, process.env.BENCH_NO_SECRETS !== "1", lib.withSession)));
 } else if (system === "limit-hono") {

@@ -521,10 +521,10 @@ async function main(): Promise<void> {
     return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   };
   const httpRequests = async (): Promise<number> => (await support.stats()).http.requests;
-  edgeClients.push(["pgsession", fetchClient(await serveEdge(pgsessionHandler(new PostgresStore({ connectionString: DATABASE_URL, table: TABLE }))), httpRequests)]);
+  edgeClients.push(["pgsession", fetchClient(await serveEdge(pgsessionHandler(new PostgresStore({ connectionString: DATABASE_URL, fetchEndpoint: `${support.url}/sql`, table: TABLE }))), httpRequests)]);
   if (args.baseline) {
     const lib: typeof import("../mod.ts") = await import(pathToFileURL(path.resolve(args.baseline, "mod.ts")).href);
-    const store = new lib.PostgresStore({ connectionString: DATABASE_URL, table: TABLE });
+    const store = new lib.PostgresStore({ connectionString: DATABASE_URL, fetchEndpoint: `${support.url}/sql`, table: TABLE } as ConstructorParameters<typeof lib.PostgresStore>[0]);
     edgeClients.push(["baseline", fetchClient(await serveEdge(pgsessionHandler(store, true, lib.withSession)), httpRequests)]);
   }
   const proxy = await startDelayProxy({ host: new URL(DATABASE_URL).hostname || "127.0.0.1", port: Number(new URL(DATABASE_URL).port || 5432) });
