@@ -1,8 +1,17 @@
-// JSON <-> Postgres text conversions of Neon's proxy (proxy/src/serverless/json.rs), kept apart
-// from the endpoint because the driver never needs them: it sends only strings and nulls and asks
-// for raw text output. Other HTTP clients may rely on them.
+/**
+ * JSON <-> Postgres text conversions of Neon's proxy (proxy/src/serverless/json.rs), kept apart
+ * from the endpoint because the driver never needs them: it sends only strings and nulls and asks
+ * for raw text output. Other HTTP clients may rely on them.
+ *
+ * @module
+ */
 
-// Non-string JSON parameters become Postgres text; arrays become array literals.
+/**
+ * A JSON parameter as Postgres text: arrays become array literals, other non-strings JSON.
+ *
+ * @param value One element of a request's `params`.
+ * @returns The text to bind, or null.
+ */
 export function jsonToPgText(value: unknown): string | null {
   if (value === null || value === undefined) return null;
   if (typeof value === "string") return value;
@@ -22,6 +31,13 @@ const ARRAY_ELEMENT_TYPES: Record<number, number> = {
   1000: 16, 1005: 21, 1007: 23, 1016: 20, 1021: 700, 1022: 701, 199: 114, 3807: 3802, 1009: 25, 1015: 1043,
 };
 
+/**
+ * A Postgres text value as JSON, converted by type as Neon does without raw text output.
+ *
+ * @param text The value's text form.
+ * @param typeId The column's type OID.
+ * @returns A boolean, number, parsed JSON, array, or the text unchanged.
+ */
 export function textToJson(text: string, typeId: number): unknown {
   const element: number | undefined = ARRAY_ELEMENT_TYPES[typeId];
   if (element !== undefined) return parsePgArray(text, element);
