@@ -8,18 +8,22 @@ import process from "node:process";
 import { type CommandLine, parseCommandLine } from "./_args.ts";
 import { connect } from "./_connect.ts";
 import { CliError, EXIT, explain } from "./_fail.ts";
+import { runDevProxy } from "./dev_proxy.ts";
 import { runGc } from "./gc.ts";
 import { migrate } from "./migrate.ts";
 import type { Output } from "./_output.ts";
 import { stats } from "./stats.ts";
+import { VERSION } from "./_version.ts";
 
 /** The text of `pgsession --help`. */
 export const HELP: string = `Usage: pgsession <command> [options]
 
 Commands:
-  migrate   Create the session table and its expiry index if missing (schema.sql); safe to rerun
-  gc        Delete expired sessions in short batches until none are left or the time is up
-  stats     Count live and expired sessions (by session_expiry) and show table and index size
+  migrate     Create the session table and its expiry index if missing (schema.sql); safe to rerun
+  gc          Delete expired sessions in short batches until none are left or the time is up
+  stats       Count live and expired sessions (by session_expiry) and show table and index size
+  dev-proxy   Serve Neon's HTTP (/sql) and WebSocket endpoints in front of a local PostgreSQL, so
+              Workers, Vercel Edge and Deno code runs unchanged in local development
 
 Options:
   --url URL             PostgreSQL URL, postgres://user:password@host:port/database
@@ -27,7 +31,12 @@ Options:
   --table NAME          The session table, optionally schema.name (default: session)
   --batch-size N        gc: rows per batch, each its own short statement, 1-100000 (default: 1000)
   --max-duration S      gc: start no batch after S seconds, or "none" (default: 25)
+  --connect-timeout S   Wait at most S seconds for the database to answer (default: 10)
+  --database URL        dev-proxy: the local database the app uses (same as --url)
+  --port N              dev-proxy: the port to listen on (default: 4444; 0: any free port)
+  --host ADDRESS        dev-proxy: the address to listen on (default: 127.0.0.1, loopback only)
   -h, --help            Show this help
+  -v, --version         Print the version
 
 Exit codes:
   0    done
@@ -57,9 +66,14 @@ export async function main(argv: string[], env: Record<string, string | undefine
     out.write(HELP);
     return EXIT.OK;
   }
+  if (line.command === "version") {
+    out.write(`${VERSION}\n`);
+    return EXIT.OK;
+  }
+  if (line.command === "dev-proxy") return await serveDevProxy(line, out, err);
   let connected;
   try {
-    connected = await connect(line.url);
+    connected = await connect(line.url, line.connectTimeoutMs);
   } catch (error) {
     return fail(error, err);
   }
@@ -71,7 +85,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
     process.off("SIGINT", interrupt);
   };
   process.on("SIGINT", interrupt);
-  const what = { migrate: "migrate", gc: "collect expired sessions", stats: "read stats" }[line.command];
+  const what = { migrate: "migrate", gc: "collect expired sessions", stats: "read stats" }[line.command as "migrate" | "gc" | "stats"];
   try {
     switch (line.command) {
       case "migrate":
@@ -86,6 +100,22 @@ export async function main(argv: string[], env: Record<string, string | undefine
   } finally {
     process.off("SIGINT", interrupt);
     await client.end().catch(() => {});
+  }
+}
+
+/** Runs the dev proxy until Ctrl-C or SIGTERM. */
+async function serveDevProxy(line: CommandLine, out: Output, err: Output): Promise<number> {
+  const controller = new AbortController();
+  const stop = (): void => controller.abort();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  try {
+    return await runDevProxy({ url: line.url, port: line.port, host: line.host, connectTimeoutMs: line.connectTimeoutMs, signal: controller.signal }, out);
+  } catch (error) {
+    return fail(error, err);
+  } finally {
+    process.off("SIGINT", stop);
+    process.off("SIGTERM", stop);
   }
 }
 

@@ -9,6 +9,7 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import pg from "pg";
+import { isLoopbackHost } from "./loopback.ts";
 import { jsonToPgText, textToJson } from "./neon_json.ts";
 
 /** Counters the endpoint adds to as it serves. */
@@ -271,16 +272,6 @@ function checkLoopbackConnectionString(connectionString: string): string {
   return `${url.hostname}:${url.port || "5432"}${url.pathname}`;
 }
 
-/**
- * Whether a host name or address is this machine.
- *
- * @param host A URL's hostname (IPv6 with or without brackets).
- * @returns True for `localhost`, `127.x.x.x` and `::1`.
- */
-export function isLoopbackHost(host: string): boolean {
-  const bare: string = host.replace(/^\[(.*)\]$/, "$1");
-  return bare === "localhost" || bare === "::1" || /^127\.\d+\.\d+\.\d+$/.test(bare);
-}
 
 function errorResponse(error: unknown): [number, Record<string, unknown>] {
   if (error instanceof HttpError) return [error.status, { message: error.message }];

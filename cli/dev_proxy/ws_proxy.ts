@@ -9,7 +9,7 @@
 import type { IncomingMessage } from "node:http";
 import net from "node:net";
 import type { Duplex } from "node:stream";
-import { isLoopbackHost } from "./sql_endpoint.ts";
+import { isLoopbackHost } from "./loopback.ts";
 import { acceptWebSocket, refuseUpgrade, type ServerWebSocket } from "./websocket.ts";
 
 /** Counters the proxy adds to as it relays. */
