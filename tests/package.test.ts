@@ -1,13 +1,15 @@
 // The published artefacts: the two manifests agree, schema.sql is what schemaSql() says and runs
-// twice, and the npm tarball installs into an empty folder and imports there.
+// twice, and the npm tarball installs into an empty folder and works there.
 //
-// The build runs in a staging copy of the repository (node_modules linked), never in the
-// working tree, so parallel test files that read dist/ are not disturbed.
+// The tarball is made as publishing makes it: `npm pack` on a copy of the repository's files as
+// a fresh clone has them (git's tracked and unignored files, no dist/), with node_modules linked
+// for the toolchain and no build step first, so the package must build itself (`prepack`). The
+// copy keeps parallel test files that read dist/ undisturbed.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -15,6 +17,7 @@ import { after, before, describe, test } from "node:test";
 import pg from "pg";
 import { schemaSql } from "../mod.ts";
 import { databaseUrl, dbSkip, randomSchema } from "./_db.ts";
+import { VERSION } from "../cli/_version.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const run = promisify(execFile);
@@ -25,10 +28,18 @@ interface PackageJson {
   exports: Record<string, unknown>;
   bin?: string | Record<string, string>;
   files?: string[];
+  scripts: Record<string, string>;
+  repository?: { url: string };
+  homepage?: string;
+  bugs?: { url: string };
+  keywords?: string[];
 }
 
 const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as PackageJson;
 const denoJson = JSON.parse(readFileSync(join(ROOT, "deno.json"), "utf8")) as { version: string; exports: string | Record<string, string> };
+/** JSR has no `bin`: the command is an export there, `deno run -A jsr:@pgsession/pgsession/cli`. */
+const JSR_ONLY_EXPORTS = ["./cli"];
+const NODE = "Deno" in globalThis ? "node" : process.execPath;
 
 /** Runs a command; on failure the error carries its output. */
 async function sh(cmd: string, args: string[], cwd: string, timeout = 120_000): Promise<string> {
@@ -49,11 +60,20 @@ function targets(value: unknown): string[] {
 }
 
 describe("manifests", () => {
-  test("deno.json and package.json have the same version and the same export keys", () => {
+  test("deno.json, package.json and the CLI have the same version, and the manifests the same export keys", () => {
     assert.equal(denoJson.version, pkg.version);
-    const denoKeys = typeof denoJson.exports === "string" ? ["."] : Object.keys(denoJson.exports).sort();
+    assert.equal(VERSION, pkg.version, "cli/_version.ts");
+    const denoKeys = typeof denoJson.exports === "string" ? ["."] : Object.keys(denoJson.exports).filter((k) => !JSR_ONLY_EXPORTS.includes(k)).sort();
     assert.deepEqual(Object.keys(pkg.exports).sort(), denoKeys);
     assert.ok(denoKeys.includes("."));
+  });
+
+  test("package.json says where the project lives and builds dist/ when packed", () => {
+    assert.match(pkg.repository?.url ?? "", /^git\+https:\/\/github\.com\/[\w-]+\/[\w-]+\.git$/);
+    assert.match(pkg.homepage ?? "", /^https:\/\/github\.com\//);
+    assert.match(pkg.bugs?.url ?? "", /^https:\/\/github\.com\/.*\/issues$/);
+    assert.ok((pkg.keywords ?? []).includes("postgres"));
+    assert.match(pkg.scripts.prepack ?? "", /\bbuild\b/);
   });
 
   test("schema.sql is exactly schemaSql() for the default table", () => {
@@ -108,35 +128,37 @@ describe("npm package", () => {
   before(async () => {
     temp = mkdtempSync(join(tmpdir(), "pgsession-pack-"));
     const stage = join(temp, "stage");
-    const skip = new Set(["node_modules", ".git", "dist", ".data", "coverage", "bench/out", "tests/.artifacts"]);
-    cpSync(ROOT, stage, {
-      recursive: true,
-      filter: (source: string): boolean => {
-        const rel = relative(ROOT, source).split("\\").join("/");
-        return !skip.has(rel) && !rel.endsWith(".tgz");
-      },
-    });
+    // A fresh clone's files: tracked plus new unignored ones (this run may test uncommitted work).
+    const files = (await sh("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], ROOT)).split("\0").filter(Boolean);
+    for (const file of files) {
+      if (file === "node_modules" || !existsSync(join(ROOT, file))) continue; // the linked toolchain; deleted files
+      mkdirSync(dirname(join(stage, file)), { recursive: true });
+      copyFileSync(join(ROOT, file), join(stage, file));
+    }
+    assert.ok(!existsSync(join(stage, "dist")), "the copy starts without dist/");
     symlinkSync(join(ROOT, "node_modules"), join(stage, "node_modules"), "dir");
-    await sh("npm", ["run", "build", "--silent"], stage);
-    const packed = JSON.parse(await sh("npm", ["pack", "--json", "--pack-destination", temp], stage)) as { filename: string }[];
+    // Exactly what `npm publish` runs: prepack builds; nothing is built before.
+    const packed = JSON.parse(await sh("npm", ["pack", "--json", "--pack-destination", temp], stage, 300_000)) as { filename: string }[];
     tarball = join(temp, packed[0]!.filename);
     entries = (await sh("tar", ["-tzf", tarball], temp)).split("\n").filter(Boolean).map((e) => e.replace(/^package\//, ""));
 
     consumer = join(temp, "consumer");
     mkdirSync(consumer);
-    await sh("npm", ["install", tarball, "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"], consumer, 180_000);
+    writeFileSync(join(consumer, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }));
+    // pg is the CLI's optional peer dependency: a user of the CLI installs it too.
+    await sh("npm", ["install", tarball, "pg", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"], consumer, 300_000);
   });
 
   after(() => {
     if (temp) rmSync(temp, { recursive: true, force: true });
   });
 
-  test("the tarball holds dist/mod.js, dist/mod.d.ts, schema.sql, README.md and LICENSE, and no tests/ or src/", () => {
-    const required = ["dist/mod.js", "dist/mod.d.ts", "schema.sql", "LICENSE", "package.json"];
+  test("the tarball holds dist/mod.js, dist/mod.d.ts, the CLI, schema.sql, README.md and LICENSE, and no tests/ or src/", () => {
+    const required = ["dist/mod.js", "dist/mod.d.ts", "dist/cli/pgsession.js", "dist/cli/dev_proxy/server.js", "schema.sql", "LICENSE", "package.json"];
     if (existsSync(join(ROOT, "README.md"))) required.push("README.md");
     else console.warn("!! README.md does not exist yet: the tarball check does not require it");
     for (const path of required) assert.ok(entries.includes(path), `${path} is in the tarball`);
-    const leaked = entries.filter((e) => /^(tests|src|cli|demo|examples|bench|scripts|node_modules)\//.test(e));
+    const leaked = entries.filter((e) => /^(tests|src|cli|demo|examples|bench|scripts|node_modules|dist\/tests)\//.test(e));
     assert.deepEqual(leaked, [], "no sources, tests or tooling in the tarball");
     assert.ok(!entries.some((e) => e.endsWith(".ts") && !e.endsWith(".d.ts")), "no TypeScript sources");
   });
@@ -163,7 +185,7 @@ describe("npm package", () => {
         token: isToken(session.id) && isToken(generateToken()), key: (await hashToken("abc")).length,
         schema: schemaSql() === schemaFile,
       }));`;
-    const out = await sh("node", ["--input-type=module", "-e", script], consumer);
+    const out = await sh(NODE, ["--input-type=module", "-e", script], consumer);
     assert.deepEqual(JSON.parse(out.trim().split("\n").at(-1)!), {
       store: "function",
       error: "function",
@@ -194,6 +216,29 @@ new PostgresStore({ ttl: 3600 });
         files: ["check.ts"],
       }),
     );
-    await sh("Deno" in globalThis ? "node" : process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", consumer], consumer);
+    await sh(NODE, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", consumer], consumer);
+  });
+
+  test("npx pgsession prints its help and version in the empty project", async () => {
+    const help = await sh("npx", ["--no-install", "pgsession", "--help"], consumer);
+    for (const word of ["migrate", "gc", "stats", "dev-proxy", "--version"]) assert.ok(help.includes(word), `help mentions ${word}`);
+    assert.equal(await sh("npx", ["--no-install", "pgsession", "--version"], consumer), `${pkg.version}\n`);
+  });
+
+  test("npx pgsession migrate creates the table from the installed package", { skip: dbSkip }, async () => {
+    const schema = randomSchema("pkg_cli");
+    const table = `${schema}.session`;
+    const admin = new pg.Client({ connectionString: databaseUrl() });
+    admin.on("error", (): void => {});
+    await admin.connect();
+    try {
+      const out = await sh("npx", ["--no-install", "pgsession", "migrate", "--url", databaseUrl(), "--table", table], consumer);
+      assert.match(out, /^Created table /m);
+      const { rows } = await admin.query("select to_regclass($1) is not null as made", [table]);
+      assert.deepEqual(rows, [{ made: true }]);
+    } finally {
+      await admin.query(`drop schema if exists "${schema}" cascade`).catch(() => {});
+      await admin.end();
+    }
   });
 });
