@@ -110,7 +110,8 @@ function parseAddress(address: string): { host: string; port: number } | undefin
  * @returns The upgrade handler and a `close()` that ends every tunnel.
  */
 export function createWsProxy(options: WsProxyOptions): WsProxy {
-  const tunnels: Set<{ ws: ServerWebSocket; tcp: net.Socket }> = new Set();
+  /** How to end each open tunnel at once. */
+  const tunnels: Set<() => void> = new Set();
 
   function bridge(req: IncomingMessage, socket: Duplex, head: Buffer, host: string, port: number): void {
     const counter: FrontendStatementCounter = new FrontendStatementCounter();
@@ -118,7 +119,10 @@ export function createWsProxy(options: WsProxyOptions): WsProxy {
     tcp.setNoDelay(true);
     // Writes are chained so that a delay never reorders bytes.
     let forwarding: Promise<void> = Promise.resolve();
-    let tunnel: { ws: ServerWebSocket; tcp: net.Socket } | undefined;
+    const terminate = (): void => {
+      ws?.terminate();
+      tcp.destroy();
+    };
     let pending: number = 0;
     const write = (bytes: Buffer): void => {
       if (tcp.destroyed) return;
@@ -127,7 +131,7 @@ export function createWsProxy(options: WsProxyOptions): WsProxy {
     };
     // Either side ending ends the other: a half-open tunnel would hang the driver.
     const closeBoth = (): void => {
-      if (tunnel) tunnels.delete(tunnel);
+      tunnels.delete(terminate);
       tcp.destroy();
       ws?.close();
     };
@@ -154,8 +158,7 @@ export function createWsProxy(options: WsProxyOptions): WsProxy {
       return;
     }
     options.counters.connections += 1;
-    tunnel = { ws, tcp };
-    tunnels.add(tunnel);
+    tunnels.add(terminate);
     tcp.on("drain", (): void => void socket.resume());
     socket.on("drain", (): void => void tcp.resume());
     tcp.on("data", (chunk: Buffer): void => {
@@ -177,10 +180,7 @@ export function createWsProxy(options: WsProxyOptions): WsProxy {
   }
 
   function close(): Promise<void> {
-    for (const { ws, tcp } of tunnels) {
-      ws.terminate();
-      tcp.destroy();
-    }
+    for (const terminate of tunnels) terminate();
     tunnels.clear();
     return Promise.resolve();
   }
