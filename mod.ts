@@ -9,7 +9,7 @@
  * ```ts ignore
  * import { PostgresStore } from "pgsession";
  *
- * const store = new PostgresStore({ connectionString: "postgres://user:password@host/db" });
+ * const store = new PostgresStore({ connectionString: "postgres://user:password@ep-example-123.us-east-2.aws.neon.tech/db" });
  * const session = store.create();
  * session.set("user", "ada");
  * await store.save(session);
@@ -20,17 +20,27 @@
  * @module
  */
 
+export { createSessions } from "./src/sessions.ts";
+export type { CommitOptions, RequestSession, Sessions, SessionsOptions } from "./src/sessions.ts";
+export { withSession } from "./src/middleware.ts";
+export type { PlatformArgs, SessionHandler, WithSessionOptions } from "./src/middleware.ts";
 export { PostgresStore, STORE_DEFAULTS } from "./src/store.ts";
-export type { Logger, PostgresStoreOptions, ResolvedStoreOptions, SaveResult, StoreOptions } from "./src/store.ts";
-export { Session } from "./src/session.ts";
-export type { SessionData } from "./src/session.ts";
+export type {
+  CommitPlan,
+  CookieValue,
+  Logger,
+  PostgresStoreOptions,
+  ResolvedStoreOptions,
+  SaveResult,
+  StoreOptions,
+} from "./src/store.ts";
+export { Changes, Session } from "./src/session.ts";
+export type { RegenerateOptions, SessionData, SessionHost } from "./src/session.ts";
 export type { Connection, NeonSql, QueryClient, Row } from "./src/client.ts";
 export { SessionError } from "./src/errors.ts";
 export type { SessionErrorCode } from "./src/errors.ts";
 export { generateToken, hashToken, isToken } from "./src/token.ts";
 export { schemaSql } from "./src/schema.ts";
 export { GC_DEFAULTS, gc } from "./src/gc.ts";
-export type { GcOptions, GcProgress, GcResult } from "./src/gc.ts";
-export { withSession } from "./src/middleware.ts";
-export type { Longer, SessionHandler, WithSessionOptions } from "./src/middleware.ts";
+export type { GcOptions, GcProgress, GcResult, GcTarget } from "./src/gc.ts";
 export type { CookieOptions } from "./src/cookie.ts";

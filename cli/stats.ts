@@ -5,7 +5,7 @@
  */
 
 import type { Client } from "pg";
-import { quoteTable } from "../src/_sql.ts";
+import { quoteTable, statsSql } from "../src/_sql.ts";
 import { EXIT } from "./_fail.ts";
 import type { Output } from "./_output.ts";
 
@@ -32,16 +32,7 @@ export function bytes(n: number): string {
  */
 export async function stats(client: Client, table: string, out: Output): Promise<number> {
   const quoted = quoteTable(table);
-  const now = "(now() AT TIME ZONE 'UTC')";
-  const { rows } = await client.query(
-    `SELECT count(*) FILTER (WHERE session_expiry > ${now}) AS live,
-            count(*) FILTER (WHERE session_expiry <= ${now}) AS expired,
-            extract(epoch FROM ${now} - min(session_expiry))::float8 AS oldest_expired_s,
-            pg_table_size($1::text::regclass) AS table_bytes,
-            pg_indexes_size($1::text::regclass) AS index_bytes
-     FROM ${quoted}`,
-    [quoted],
-  );
+  const { rows } = await client.query(statsSql(table), [quoted]);
   const row = rows[0];
   const expired = Number(row.expired);
   const lines: [string, string][] = [

@@ -1,16 +1,24 @@
 /**
- * The SQL text of every store statement, built once per store. Each operation is ONE statement so
- * that it is one round trip on Neon's HTTP transport.
+ * Every SQL text pgsession sends, in one place: the store's statements, the GC batch, the CLI's
+ * statistics and the table's DDL.
  *
- * Expiry instants come from the database clock only: `now()` read as UTC wall time, compared
- * with the `timestamp` column, so neither the process `TZ` nor the database `TimeZone` matters.
+ * One clock: every instant comes from the database's `now()`, read as UTC wall time and compared
+ * with the `timestamp` columns, so neither the process `TZ` nor the database `TimeZone` matters.
+ * Instants cross to TypeScript as float8 milliseconds since the epoch; the store decides liveness
+ * and whether a touch is due from the `now` a statement returns, never from the JS clock.
  *
- * `session_data` is an 8-byte header, the big-endian microseconds since the epoch at which the
- * session was created (database clock), followed by the CBOR payload. The header is what lets
- * the seed's three-column table enforce an absolute lifetime.
+ * Each store operation is one statement, so it is one round trip on Neon's HTTP transport.
+ * Statements that write take a lock-timeout parameter: `set_config('lock_timeout', …, true)` is a
+ * qual evaluated before the row lock is awaited, so a row held by another transaction bounds the
+ * wait inside the same round trip, and the setting ends with the statement's transaction.
  *
  * @module
  */
+
+import { createdSql, NEW_HEADER_SQL } from "./_format.ts";
+
+/** The database clock as UTC wall time, comparable with the `timestamp` columns. */
+export const NOW = "(now() AT TIME ZONE 'UTC')";
 
 /** How the store's options shape its SQL. Durations are whole seconds. */
 export interface SqlOptions {
@@ -20,43 +28,55 @@ export interface SqlOptions {
   touchAfter: number;
 }
 
-/** The statements of one store. */
+/**
+ * The statements of one store, with their parameters.
+ *
+ * Rows carry instants as float8 milliseconds: `expires` (the row's), `now` (the database's).
+ */
 export interface Statements {
+  /** `$1` key → `data`, `expires`, `now`; expired rows too (the store decides). */
   read: string;
+  /** `$1` key, `$2` payload → `data` (header included), `expires`, `now`. */
   insert: string;
+  /**
+   * Compare-and-set. `$1` key, `$2` new data, `$3` data as read, `$4` absolute deadline (ms or
+   * NULL), `$5` lock timeout (ms, text) → `expires` when written; otherwise the row as it is now
+   * (`current`, `current_expires`), and `now`.
+   */
   update: string;
-  regenerate: string;
-  rekey: string;
-  exists: string;
+  /** `$1` key, `$2` absolute deadline (ms or NULL), `$3` lock timeout → `expires`, `now` when rolled. */
+  touch: string;
+  /** `$1` old key, `$2` new key, `$3` restart the lifetime (bool), `$4` lock timeout → `data`, `expires`, `now`. */
+  move: string;
+  /**
+   * Move with new data and compare-and-set. `$1` old key, `$2` new key, `$3` new data (header
+   * included), `$4` data as read, `$5` restart (bool), `$6` lock timeout, `$7` absolute deadline
+   * (ms or NULL) → `data`, `expires` when moved; otherwise `current`, `current_expires`; `now`.
+   */
+  moveChanged: string;
+  /** `$1` key, `$2` lock timeout → one row per deleted row. */
   destroy: string;
+  /** → `n`, live sessions. */
   count: string;
 }
-
-/** The size of the header that precedes the CBOR payload in `session_data`. */
-export const HEADER_BYTES = 8;
-
-const NOW = "(now() AT TIME ZONE 'UTC')";
-const NEW_HEADER = "int8send((extract(epoch FROM now()) * 1000000)::int8)";
-// The latest instant a header may claim, 9999-12-31: a corrupt header must not become an SQL
-// "timestamp out of range" error on every read.
-const MAX_MICROS = "253402300799000000";
 
 function seconds(n: number): string {
   return `interval '${n} seconds'`;
 }
 
-function created(col: string): string {
-  const micros = `('x' || encode(substr(${col}, 1, 8), 'hex'))::bit(64)::int8`;
-  return `(CASE WHEN octet_length(${col}) >= 8 THEN timestamp 'epoch' + least(greatest(${micros}, 0), ${MAX_MICROS}) * interval '1 microsecond' END)`;
+/** Milliseconds since the epoch of a `timestamp` expression, as float8. */
+function ms(expression: string): string {
+  return `(extract(epoch FROM ${expression}) * 1000)::float8`;
 }
 
-function ms(col: string): string {
-  return `(extract(epoch FROM ${col}) * 1000)::float8`;
+/** The instant of a float8-milliseconds parameter (NULL stays NULL). */
+function instant(param: string): string {
+  return `(timestamp 'epoch' + ${param}::float8 * interval '1 millisecond')`;
 }
 
-// Seconds left, by the database clock, for the cookie's Max-Age.
-function left(col: string): string {
-  return `extract(epoch FROM (${col} - ${NOW}))::float8`;
+/** The lock-timeout qual; true whenever evaluated. */
+function lockTimeout(param: string): string {
+  return `set_config('lock_timeout', ${param}::text, true) IS NOT NULL`;
 }
 
 /**
@@ -67,19 +87,27 @@ function left(col: string): string {
 export function quoteTable(table: string): string {
   const parts = table.split(".");
   if (parts.length > 2 || !parts.every((p) => /^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(p))) {
-    throw new TypeError(`Cannot use table name ${JSON.stringify(table)}: expected "name" or "schema.name" of letters, digits and underscores`);
+    throw new TypeError(
+      `Cannot use table name ${JSON.stringify(table)}: expected "name" or "schema.name" of letters, digits and underscores`,
+    );
   }
   return parts.map((p) => `"${p}"`).join(".");
 }
 
+/** The names of the table's constraint and index, derived from the table's own name. */
+export function indexNames(table: string): { primaryKey: string; expiry: string } {
+  const name = table.split(".").at(-1)!;
+  return { primaryKey: `${name}_key`, expiry: `${name}_expiry_idx` };
+}
+
 /**
- * Builds the statements for a store.
+ * Builds the statements for a store; cached by options, since a per-request store (Workers)
+ * would otherwise rebuild the same text on every request.
  *
  * @param options Validated options.
  * @returns SQL text, parameters numbered `$1`, `$2`, …
  */
 export function buildStatements(options: SqlOptions): Statements {
-  // withSession may make a store per request (Workers); the text depends only on these options.
   const cacheKey = `${options.table}|${options.ttl}|${options.absoluteTtl}|${options.touchAfter}`;
   let statements = cache.get(cacheKey);
   if (!statements) {
@@ -97,82 +125,118 @@ function build(options: SqlOptions): Statements {
   const ttl = seconds(options.ttl);
   const abs = options.absoluteTtl === null ? null : seconds(options.absoluteTtl);
   const touch = seconds(options.touchAfter);
-  const live = (q: string): string =>
-    `${q}session_expiry > ${NOW}` +
-    (abs ? ` AND coalesce(${created(`${q}session_data`)} + ${abs} > ${NOW}, true)` : "");
-  // The expiry a session would have if touched now: idle timeout, capped by the absolute one.
-  const ideal = (col: string): string => (abs ? `least(${NOW} + ${ttl}, ${created(col)} + ${abs})` : `${NOW} + ${ttl}`);
-  const firstExpiry = options.absoluteTtl !== null && options.absoluteTtl < options.ttl ? `${NOW} + ${abs}` : `${NOW} + ${ttl}`;
+  // The expiry a session would have if used now: idle timeout, capped by its absolute deadline.
+  const ideal = (deadline: string): string => `least(${NOW} + ${ttl}, ${instant(deadline)})`;
+  const firstExpiry = options.absoluteTtl !== null && options.absoluteTtl < options.ttl
+    ? `${NOW} + ${abs}`
+    : `${NOW} + ${ttl}`;
+  const returned = `session_data AS data, ${ms("session_expiry")} AS expires, ${ms(NOW)} AS now`;
+  // When a compare-and-set misses, the row as it is (the statement's snapshot) comes back so the
+  // writer can merge without another round trip.
+  const current = (result: string): string =>
+    `${ms(NOW)} AS now, cur.session_data AS current, ${ms("cur.session_expiry")} AS current_expires
+FROM (VALUES (1)) AS one (x) LEFT JOIN ${result} ON true
+LEFT JOIN ${t} AS cur ON ${result}.expires IS NULL AND cur.session_key = $1`;
+  const oldCreated = createdSql("old.session_data");
+  const oldLive = `old.session_expiry > ${NOW}` + (abs ? ` AND coalesce(${oldCreated} + ${abs} > ${NOW}, true)` : "");
+  const keptExpiry = abs ? `least(${NOW} + ${ttl}, ${oldCreated} + ${abs})` : `${NOW} + ${ttl}`;
 
   return {
-    // Read, and roll the stored expiry forward in the same statement when it is staler than
-    // touchAfter: never a second round trip, never a write on every read.
-    read: `WITH cur AS (
-  SELECT session_data, session_expiry, ${ideal("session_data")} AS ideal
-  FROM ${t} WHERE session_key = $1 AND ${live("")}
-), upd AS (
-  UPDATE ${t} AS s SET session_expiry = cur.ideal FROM cur
-  WHERE s.session_key = $1 AND cur.ideal > cur.session_expiry + ${touch}
-  RETURNING s.session_expiry
-)
-SELECT cur.session_data AS data, ${ms("coalesce(upd.session_expiry, cur.session_expiry)")} AS expires,
-  ${left("coalesce(upd.session_expiry, cur.session_expiry)")} AS remaining, upd.session_expiry IS NOT NULL AS rolled
-FROM cur LEFT JOIN upd ON true`,
+    read: `SELECT ${returned} FROM ${t} WHERE session_key = $1`,
 
     insert: `INSERT INTO ${t} (session_key, session_data, session_expiry)
-VALUES ($1, ${NEW_HEADER} || $2::bytea, ${firstExpiry})
-RETURNING ${ms("session_expiry")} AS expires, ${left("session_expiry")} AS remaining, sha256(session_data) AS hash`,
+VALUES ($1, ${NEW_HEADER_SQL} || $2::bytea, ${firstExpiry})
+RETURNING ${returned}`,
 
-    // UPDATE only, never an upsert: a session destroyed or expired meanwhile stays gone. The
-    // write applies only if the data is still what this writer read ($3 is its SHA-256);
-    // otherwise the current data comes back so the writer can merge its changes and retry.
-    update: `WITH cur AS (
-  SELECT session_data, session_expiry, ${ideal("session_data")} AS ideal
-  FROM ${t} WHERE session_key = $1 AND ${live("")}
-  FOR UPDATE
-), upd AS (
-  UPDATE ${t} AS s SET
-    session_data = (CASE WHEN octet_length(cur.session_data) >= 8 THEN substr(cur.session_data, 1, 8) ELSE ${NEW_HEADER} END) || $2::bytea,
-    session_expiry = CASE WHEN cur.ideal > cur.session_expiry + ${touch} THEN cur.ideal ELSE cur.session_expiry END
-  FROM cur
-  WHERE s.session_key = $1 AND coalesce(sha256(cur.session_data), '\\x'::bytea) = $3::bytea
-  RETURNING ${ms("s.session_expiry")} AS expires, ${left("s.session_expiry")} AS remaining,
-    s.session_expiry <> cur.session_expiry AS rolled, sha256(s.session_data) AS hash
+    // UPDATE only, never an upsert: a session destroyed or expired meanwhile stays gone.
+    update: `WITH upd AS (
+  UPDATE ${t} SET session_data = $2::bytea,
+    session_expiry = CASE WHEN ${ideal("$4")} > session_expiry + ${touch} THEN ${ideal("$4")} ELSE session_expiry END
+  WHERE session_key = $1 AND session_data IS NOT DISTINCT FROM $3::bytea AND session_expiry > ${NOW} AND ${ideal("$4")} > ${NOW}
+    AND ${lockTimeout("$5")}
+  RETURNING ${ms("session_expiry")} AS expires
 )
-SELECT upd.expires, upd.remaining, upd.rolled, upd.hash, EXISTS (SELECT 1 FROM cur) AS present,
-  CASE WHEN upd.expires IS NULL THEN (SELECT session_data FROM cur) END AS current
-FROM (VALUES (1)) AS one (x) LEFT JOIN upd ON true`,
+SELECT upd.expires, ${current("upd")}`,
 
-    // Move a live session to a new key, data kept, old key gone, lifetime restarted: atomic.
-    regenerate: `WITH old AS (
-  DELETE FROM ${t} AS o WHERE o.session_key = $1
-  RETURNING o.session_data, ${live("o.")} AS live
+    touch: `UPDATE ${t} SET session_expiry = ${ideal("$2")}
+WHERE session_key = $1 AND session_expiry > ${NOW} AND ${ideal("$2")} > session_expiry AND ${lockTimeout("$3")}
+RETURNING ${ms("session_expiry")} AS expires, ${ms(NOW)} AS now`,
+
+    // Atomic: the old key is gone and the new one holds the data, or nothing changed.
+    move: `WITH old AS (
+  DELETE FROM ${t} WHERE session_key = $1 AND ${lockTimeout("$4")}
+  RETURNING session_data, session_expiry
 )
 INSERT INTO ${t} (session_key, session_data, session_expiry)
-SELECT $2, CASE WHEN octet_length(old.session_data) >= 8 THEN ${NEW_HEADER} || substr(old.session_data, 9) ELSE old.session_data END, ${firstExpiry}
-FROM old WHERE old.live
-RETURNING session_data AS data, ${ms("session_expiry")} AS expires, ${left("session_expiry")} AS remaining`,
+SELECT $2,
+  CASE WHEN $3::bool AND octet_length(old.session_data) >= 8 THEN ${NEW_HEADER_SQL} || substr(old.session_data, 9) ELSE old.session_data END,
+  CASE WHEN $3::bool THEN ${firstExpiry} ELSE ${keptExpiry} END
+FROM old WHERE ${oldLive}
+RETURNING ${returned}`,
 
-    // Like regenerate, with new data from the writer, and the same compare-and-set as update:
-    // when the data changed since it was read, nothing moves and the current data comes back.
-    rekey: `WITH cur AS (
-  SELECT session_data FROM ${t} WHERE session_key = $1 AND ${live("")}
-  FOR UPDATE
-), old AS (
-  DELETE FROM ${t} AS o USING cur
-  WHERE o.session_key = $1 AND coalesce(sha256(cur.session_data), '\\x'::bytea) = $4::bytea
+    moveChanged: `WITH old AS (
+  DELETE FROM ${t}
+  WHERE session_key = $1 AND session_data IS NOT DISTINCT FROM $4::bytea AND session_expiry > ${NOW} AND ${ideal("$7")} > ${NOW}
+    AND ${lockTimeout("$6")}
   RETURNING 1
 ), ins AS (
   INSERT INTO ${t} (session_key, session_data, session_expiry)
-  SELECT $2, ${NEW_HEADER} || $3::bytea, ${firstExpiry} FROM old
-  RETURNING ${ms("session_expiry")} AS expires, ${left("session_expiry")} AS remaining, sha256(session_data) AS hash
+  SELECT $2, CASE WHEN $5::bool THEN ${NEW_HEADER_SQL} || substr($3::bytea, 9) ELSE $3::bytea END,
+    CASE WHEN $5::bool THEN ${firstExpiry} ELSE ${ideal("$7")} END
+  FROM old
+  RETURNING session_data AS data, ${ms("session_expiry")} AS expires
 )
-SELECT ins.expires, ins.remaining, ins.hash, EXISTS (SELECT 1 FROM cur) AS present,
-  CASE WHEN ins.expires IS NULL THEN (SELECT session_data FROM cur) END AS current
-FROM (VALUES (1)) AS one (x) LEFT JOIN ins ON true`,
+SELECT ins.data, ins.expires, ${current("ins")}`,
 
-    exists: `SELECT EXISTS (SELECT 1 FROM ${t} WHERE session_key = $1 AND ${live("")}) AS found`,
-    destroy: `DELETE FROM ${t} WHERE session_key = $1 RETURNING true AS deleted`,
-    count: `SELECT count(*) AS n FROM ${t} WHERE ${live("")}`,
+    destroy: `DELETE FROM ${t} WHERE session_key = $1 AND ${lockTimeout("$2")} RETURNING true AS deleted`,
+
+    count: `SELECT count(*) AS n FROM ${t} AS old WHERE ${oldLive}`,
   };
+}
+
+/**
+ * One GC batch. The sub-select walks the `session_expiry` index oldest first and locks what it
+ * takes with `SKIP LOCKED`, so concurrent collectors split the work instead of waiting on each
+ * other, and a row a request is writing right now is left alone. The DELETE finds the rows by
+ * `ctid` (a TID scan) and checks the expiry once more. `$1` is the batch size.
+ */
+export function gcBatchSql(table: string): string {
+  const t = quoteTable(table);
+  return `WITH batch AS (
+  SELECT ctid FROM ${t} WHERE session_expiry <= ${NOW}
+  ORDER BY session_expiry LIMIT $1
+  FOR UPDATE SKIP LOCKED
+), gone AS (
+  DELETE FROM ${t} WHERE ctid = ANY (ARRAY(SELECT ctid FROM batch)) AND session_expiry <= ${NOW}
+  RETURNING 1
+)
+SELECT count(*) AS n FROM gone`;
+}
+
+/** The CLI's statistics: live and expired counts by the expiry column, and sizes. `$1` is the quoted table. */
+export function statsSql(table: string): string {
+  return `SELECT count(*) FILTER (WHERE session_expiry > ${NOW}) AS live,
+  count(*) FILTER (WHERE session_expiry <= ${NOW}) AS expired,
+  extract(epoch FROM ${NOW} - min(session_expiry))::float8 AS oldest_expired_s,
+  pg_table_size($1::text::regclass) AS table_bytes,
+  pg_indexes_size($1::text::regclass) AS index_bytes
+FROM ${quoteTable(table)}`;
+}
+
+/**
+ * The DDL for a session table: a `char(64)` key (hex SHA-256 of the token), `bytea` data and a
+ * `timestamp` expiry, plus an index on the expiry for garbage collection. Idempotent.
+ */
+export function tableSql(table: string): string {
+  const quoted = quoteTable(table);
+  const names = indexNames(table);
+  return `CREATE TABLE IF NOT EXISTS ${quoted} (
+  session_key char(64) NOT NULL,
+  session_data bytea,
+  session_expiry timestamp NOT NULL,
+  CONSTRAINT "${names.primaryKey}" PRIMARY KEY (session_key)
+);
+
+CREATE INDEX IF NOT EXISTS "${names.expiry}" ON ${quoted} (session_expiry);
+`;
 }

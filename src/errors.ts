@@ -10,13 +10,24 @@
  * - `DATABASE_ERROR`: the database or the driver failed; the driver's error is the `cause`.
  * - `DATA_TOO_LARGE`: the encoded session is over `maxDataBytes`; nothing was written.
  * - `UNENCODABLE_DATA`: a value cannot be stored (a function, a symbol, a cycle); nothing was written.
- * - `CONFLICT`: concurrent writers kept changing the session while it was being saved.
+ * - `TIMEOUT`: the database did not answer within the store's `timeoutMs` (a stalled connection, a
+ *   row locked by another transaction); the message says how long it waited. Nothing was half
+ *   written: each statement is atomic.
+ * - `ABORTED`: the request was aborted (the client went away); pending session work was dropped.
+ * - `CONFLICT`: concurrent writers kept changing the session for the whole `timeoutMs` budget.
+ * - `CONFIG`: the options are unusable (a short secret, a cookie a browser would refuse), reported
+ *   when they are read.
+ * - `MIGRATION_REQUIRED`: the table lacks a column this feature needs; run `npx pgsession migrate`.
  */
 export type SessionErrorCode =
   | "DATABASE_ERROR"
   | "DATA_TOO_LARGE"
   | "UNENCODABLE_DATA"
-  | "CONFLICT";
+  | "TIMEOUT"
+  | "ABORTED"
+  | "CONFLICT"
+  | "CONFIG"
+  | "MIGRATION_REQUIRED";
 
 /**
  * A server-side session failure. Bad client input (a malformed, forged or expired cookie) is never

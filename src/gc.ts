@@ -5,9 +5,19 @@
  * @module
  */
 
-import { quoteTable } from "./_sql.ts";
-import type { SessionData } from "./session.ts";
-import { type PostgresStore, runQuery } from "./store.ts";
+import { gcBatchSql } from "./_sql.ts";
+import type { Row } from "./client.ts";
+
+/**
+ * What {@linkcode gc} needs of a store: its table, and a way to run one statement on its
+ * connection. A `PostgresStore` is one.
+ */
+export interface GcTarget {
+  /** The store's options; only `table` is used. */
+  readonly options: { readonly table: string };
+  /** Runs one statement; failures are `SessionError`s. */
+  query(what: string, text: string, params: unknown[]): Promise<Row[]>;
+}
 
 /** How {@linkcode gc} works through the table. */
 export interface GcOptions {
@@ -69,26 +79,6 @@ export const GC_DEFAULTS: Readonly<{ batchSize: number; maxDurationMs: number }>
 });
 
 const MAX_BATCH_SIZE = 100_000;
-const NOW = "(now() AT TIME ZONE 'UTC')";
-
-/**
- * The statement of one batch. The sub-select walks the `session_expiry` index oldest first and
- * locks what it takes with `SKIP LOCKED`, so concurrent collectors split the work instead of
- * waiting on each other, and a row a request is writing right now is left alone. The DELETE
- * finds the rows by `ctid` (a TID scan) and checks the expiry once more.
- */
-function batchSql(table: string): string {
-  const t = quoteTable(table);
-  return `WITH batch AS (
-  SELECT ctid FROM ${t} WHERE session_expiry <= ${NOW}
-  ORDER BY session_expiry LIMIT $1
-  FOR UPDATE SKIP LOCKED
-), gone AS (
-  DELETE FROM ${t} WHERE ctid = ANY (ARRAY(SELECT ctid FROM batch)) AND session_expiry <= ${NOW}
-  RETURNING 1
-)
-SELECT count(*) AS n FROM gone`;
-}
 
 /**
  * Deletes expired sessions in batches, each one short statement in its own transaction, until
@@ -97,7 +87,6 @@ SELECT count(*) AS n FROM gone`;
  * stays. Safe to run from several places at once: concurrent runs skip each other's rows. Over
  * Neon's HTTP transport each batch is one round trip.
  *
- * @typeParam Data The store's session data shape; any store will do.
  * @param store The store whose table to clean; its connection sends the statements.
  * @param options Batch size, time budget, abort signal and progress callback.
  * @returns Rows deleted, batches sent, and whether the run got to the end.
@@ -112,7 +101,7 @@ SELECT count(*) AS n FROM gone`;
  * console.log(`deleted ${deleted} expired sessions${done ? "" : ", more remain"}`);
  * ```
  */
-export async function gc<Data extends SessionData>(store: PostgresStore<Data>, options: GcOptions = {}): Promise<GcResult> {
+export async function gc(store: GcTarget, options: GcOptions = {}): Promise<GcResult> {
   const batchSize = options.batchSize ?? GC_DEFAULTS.batchSize;
   if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH_SIZE) {
     throw new RangeError(`Cannot use batchSize ${batchSize}: expected a whole number from 1 to ${MAX_BATCH_SIZE}`);
@@ -122,15 +111,13 @@ export async function gc<Data extends SessionData>(store: PostgresStore<Data>, o
     throw new RangeError(`Cannot use maxDurationMs ${budget}: expected a number of milliseconds, 0 or more`);
   }
   const { signal, onBatch } = options;
-  const text = batchSql(store.options.table);
-  // The data type plays no part in a DELETE.
-  const untyped = store as unknown as PostgresStore<SessionData>;
+  const text = gcBatchSql(store.options.table);
   const start = performance.now();
   let slowest = 0;
   const result: GcResult = { deleted: 0, batches: 0, done: false };
   while (!signal?.aborted && performance.now() - start + slowest < budget) {
     const batchStart = performance.now();
-    const rows = await runQuery(untyped, "collect expired sessions", text, [batchSize]);
+    const rows = await store.query("collect expired sessions", text, [batchSize]);
     const now = performance.now();
     const batchDeleted = Number(rows[0]?.n ?? 0);
     const batchMs = now - batchStart;

@@ -4,11 +4,11 @@
  * @module
  */
 
-import { quoteTable } from "./_sql.ts";
+import { tableSql } from "./_sql.ts";
 
 /**
- * The DDL for a session table: beego's table exactly (a `char(64)` key, `bytea` data and a
- * `timestamp` expiry) plus an index on the expiry for garbage collection. Idempotent. For the
+ * The DDL for a session table: a `char(64)` key (the hex SHA-256 of the token), `bytea` data and a
+ * `timestamp` expiry, plus an index on the expiry for garbage collection. Idempotent. For the
  * default table it is the text of `schema.sql`.
  *
  * @param table Table name, optionally schema-qualified.
@@ -22,15 +22,5 @@ import { quoteTable } from "./_sql.ts";
  * ```
  */
 export function schemaSql(table: string = "session"): string {
-  const quoted = quoteTable(table);
-  const name = table.split(".").at(-1)!;
-  return `CREATE TABLE IF NOT EXISTS ${quoted} (
-  session_key char(64) NOT NULL,
-  session_data bytea,
-  session_expiry timestamp NOT NULL,
-  CONSTRAINT "${name}_key" PRIMARY KEY (session_key)
-);
-
-CREATE INDEX IF NOT EXISTS "${name}_expiry_idx" ON ${quoted} (session_expiry);
-`;
+  return tableSql(table);
 }

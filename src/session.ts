@@ -1,10 +1,9 @@
 /**
- * A session: its token, its data, and what the request changed.
+ * A session as the application sees it: data with change tracking. What is stored, and what a
+ * save will do, belongs to the store ({@linkcode SessionHost}).
  *
  * @module
  */
-
-import { generateToken } from "./token.ts";
 
 /** The shape of session data: string keys, values anything CBOR carries. */
 export type SessionData = Record<string, unknown>;
@@ -13,94 +12,145 @@ const DELETED: unique symbol = Symbol("deleted");
 /** Where flash messages live in the data; hidden from `keys()` and `entries()`. */
 export const FLASH_KEY = "__flash";
 
-/** Internal state shared by the store and the fetch wrapper; not part of the public API. */
-export interface SessionState {
-  /** The token the client should hold after this request. */
-  token: string;
-  /** The token whose row is (believed) stored, or `null` when there is none. */
-  storedToken: string | null;
-  /** Tokens whose rows must be deleted on save (after `destroy()`). */
-  doomed: string[];
-  /** Data as stored (before this request's changes); `null` until loaded. */
-  base: Map<string, unknown> | null;
-  /** The stored column as read, header included, for the compare-and-set on save. */
-  raw: Uint8Array | null;
-  /** SHA-256 of the stored column, when known from a write. */
-  hash: Uint8Array | null;
-  /** When the row expires, by the database clock; `null` until stored or loaded. */
-  expires: Date | null;
-  /** Seconds the row had left when last read or written (database clock). */
-  remaining: number | null;
-  /** A read or write moved the expiry forward (the cookie's lifetime should follow). */
-  rolled: boolean;
-  /** Session data was read during this request (the response depends on the cookie). */
-  accessed: boolean;
-  /** Set or deleted keys since load. */
-  changes: Map<string, unknown>;
-  /** `clear()` was called: the base does not count. */
-  cleared: boolean;
-  /** Loads `base` (lazy sessions); `null` when `base` is set from the start. */
-  loader: (() => Promise<void>) | null;
-  loading: Promise<void> | null;
+/** What `regenerate()` may also do. */
+export interface RegenerateOptions {
+  /**
+   * Start a new absolute lifetime. By default a regenerated session keeps the deadline it had, so
+   * no number of regenerations lets it outlive its absolute lifetime.
+   * @default {false}
+   */
+  restart?: boolean;
 }
 
-let open: SessionState | undefined;
-let stateOfSession: (session: Session<SessionData>) => SessionState;
+/**
+ * The store's side of a session: its token, what is stored, and how to load it. Implemented by
+ * `PostgresStore`; applications never implement it.
+ */
+export interface SessionHost {
+  /** The token the client should hold after this request. */
+  readonly token: string;
+  /** `true` while no row is stored for this session. */
+  readonly isNew: boolean;
+  /** When the stored session expires, or `null` when not stored or not loaded yet. */
+  readonly expires: Date | null;
+  /** Loads the stored data once (lazily) and returns it. */
+  load(): Promise<ReadonlyMap<string, unknown>>;
+  /** Gives the session a new token on save. */
+  regenerate(options: RegenerateOptions): void;
+  /** Marks the stored session for deletion and starts a new, empty one. */
+  destroy(): void;
+}
+
+/** Changes a request made to a session, applied on top of the stored data when it is saved. */
+export class Changes {
+  /** Set or deleted keys since load; flash updates under {@linkcode FLASH_KEY}. */
+  readonly entries: Map<string, unknown> = new Map();
+  /** `clear()` was called: the stored data does not count. */
+  cleared = false;
+  /** Session data was read (the response depends on the session). */
+  accessed = false;
+
+  /** `true` when a save has something to write. */
+  get modified(): boolean {
+    return this.cleared || this.entries.size > 0;
+  }
+
+  /** The data as it would be saved: `base` with these changes applied. */
+  apply(base: ReadonlyMap<string, unknown> | null): Map<string, unknown> {
+    const data = this.cleared || !base ? new Map<string, unknown>() : new Map(base);
+    for (const [key, value] of this.entries) {
+      if (value === DELETED) data.delete(key);
+      else if (value instanceof FlashUpdate) {
+        const stored = data.get(FLASH_KEY);
+        const flashes = new Map(stored instanceof Map ? stored : []);
+        for (const k of value.taken) flashes.delete(k);
+        for (const [k, v] of value.added) flashes.set(k, v);
+        if (flashes.size) data.set(FLASH_KEY, flashes);
+        else data.delete(FLASH_KEY);
+      } else data.set(key, value);
+    }
+    return data;
+  }
+
+  /** Forgets every change (after a save, or when the session was destroyed). */
+  reset(): void {
+    this.entries.clear();
+    this.cleared = false;
+  }
+
+  /** The flash messages added and taken this request. */
+  flash(): FlashUpdate {
+    const pending = this.entries.get(FLASH_KEY);
+    if (pending instanceof FlashUpdate) return pending;
+    const update = new FlashUpdate();
+    this.entries.set(FLASH_KEY, update);
+    return update;
+  }
+}
+
+/** Flash messages added and taken this request, merged with the stored ones on save. */
+class FlashUpdate {
+  readonly added: Map<string, unknown> = new Map();
+  readonly taken: Set<string> = new Set();
+}
 
 /**
  * Session data with change tracking. Reads are async because a session may load lazily (inside
- * `withSession` nothing is read from the database until the first read); writes are sync and
- * kept in memory until the store saves them. Get sessions from `PostgresStore.create()`/`read()`
- * or from `withSession`.
+ * `withSession` nothing is read from the database until the first read); writes are sync and kept
+ * in memory until the store saves them. Get sessions from `PostgresStore.create()`/`read()`, from
+ * `createSessions().open()` or from `withSession`.
  *
  * Values are stored by value: after changing an object you got from `get()`, `set()` it again.
  *
- * @typeParam Data The keys and value types this session holds.
+ * @typeParam Data The keys and value types this session holds; an `interface` or a `type`.
  * @example
  * ```ts ignore
- * const session = store.create<{ user: string; visits: number }>();
+ * interface Data { user: string; visits: number }
+ * const store = new PostgresStore<Data>({ client: pool });
+ * const session = store.create();
  * session.set("user", "ada");
  * session.set("visits", ((await session.get("visits")) ?? 0) + 1);
  * await store.save(session);
  * ```
  */
-export class Session<Data extends SessionData = SessionData> {
-  #state: SessionState;
+export class Session<Data extends object = SessionData> {
+  #host: SessionHost;
+  #changes: Changes;
 
-  static {
-    stateOfSession = (session) => session.#state;
-  }
-
-  /** Sessions are made by the store; calling this yourself throws a `TypeError`. */
-  constructor() {
-    if (!open) throw new TypeError("Cannot construct a Session: use PostgresStore.create() or read(), or withSession()");
-    this.#state = open;
-    open = undefined;
+  /**
+   * Sessions are made by the store.
+   *
+   * @param host The store's side of this session.
+   * @param changes Where this session records its changes.
+   */
+  constructor(host: SessionHost, changes: Changes) {
+    this.#host = host;
+    this.#changes = changes;
   }
 
   /** The token to hand to the client (the cookie value). It changes on `regenerate()` and `destroy()`. */
   get id(): string {
-    return this.#state.token;
+    return this.#host.token;
   }
 
   /** `true` while no row is stored for this session. */
   get isNew(): boolean {
-    return this.#state.storedToken === null;
+    return this.#host.isNew;
   }
 
   /** When the stored session expires (database clock), or `null` when not stored or not loaded yet. */
   get expires(): Date | null {
-    return this.#state.expires;
+    return this.#host.expires;
   }
 
   /** `true` when there are changes a save would write. */
   get isModified(): boolean {
-    return isModified(this.#state);
+    return this.#changes.modified;
   }
 
   /** The keys set or deleted since the session was loaded or last saved. */
   get changedKeys(): (keyof Data & string)[] {
-    return [...this.#state.changes.keys()].filter((k) => k !== FLASH_KEY) as (keyof Data & string)[];
+    return [...this.#changes.entries.keys()].filter((k) => k !== FLASH_KEY) as (keyof Data & string)[];
   }
 
   /**
@@ -140,7 +190,10 @@ export class Session<Data extends SessionData = SessionData> {
    * @returns The session's entries as `[key, value]` pairs (flash messages excluded).
    */
   async entries(): Promise<[keyof Data & string, Data[keyof Data]][]> {
-    return [...(await this.#current()).entries()].filter(([k]) => k !== FLASH_KEY) as [keyof Data & string, Data[keyof Data]][];
+    return [...(await this.#current()).entries()].filter(([k]) => k !== FLASH_KEY) as [
+      keyof Data & string,
+      Data[keyof Data],
+    ][];
   }
 
   /**
@@ -148,13 +201,13 @@ export class Session<Data extends SessionData = SessionData> {
    *
    * @param key Any string but `"__proto__"` and `"__flash"`.
    * @param value Anything CBOR carries: strings, numbers, booleans, null, arrays, plain objects,
-   *   Date, Map, Set, bigint, Uint8Array.
+   *   Date, Map, Set, bigint, Uint8Array, Error, RegExp.
    * @throws {TypeError} For a non-string or reserved key, or a function or symbol value.
    */
   set<K extends keyof Data & string>(key: K, value: Data[K]): void {
     checkKey(key);
     checkValue(key, value);
-    this.#state.changes.set(key, value);
+    this.#changes.entries.set(key, value);
   }
 
   /**
@@ -164,32 +217,35 @@ export class Session<Data extends SessionData = SessionData> {
    */
   delete(key: keyof Data & string): void {
     checkKey(key);
-    this.#state.changes.set(key, DELETED);
+    this.#changes.entries.set(key, DELETED);
   }
 
-  /** Removes every key (beego's `Flush`), flash messages included; written when saved. */
+  /** Removes every key, flash messages included; written when saved. */
   clear(): void {
-    this.#state.changes.clear();
-    this.#state.cleared = true;
+    this.#changes.entries.clear();
+    this.#changes.cleared = true;
   }
 
   /**
    * Gives the session a new token on save, data kept and the old token dead. Call it on sign-in
-   * (and on any privilege change) against session fixation. The absolute lifetime restarts.
+   * (and on any privilege change) against session fixation. The absolute deadline is kept unless
+   * `restart` is set.
+   *
+   * @param options `restart: true` starts a new absolute lifetime.
    */
-  regenerate(): void {
-    this.#state.token = generateToken();
+  regenerate(options: RegenerateOptions = {}): void {
+    this.#host.regenerate(options);
   }
 
   /**
-   * Ends the session: on save its row is deleted (and `withSession` clears the cookie). The
-   * object then behaves as a new, empty session with a new token, so a request can sign out and
-   * still leave a flash message for the next page.
+   * Ends the session: on save its row is deleted (and `withSession` clears the cookie). The object
+   * then behaves as a new, empty session with a new token, so a request can sign out and still
+   * leave a flash message for the next page. A sign-out is committed even when the handler then
+   * fails.
    */
   destroy(): void {
-    const state = this.#state;
-    if (state.storedToken !== null) state.doomed.push(state.storedToken);
-    Object.assign(state, newState(generateToken()), { doomed: state.doomed });
+    this.#host.destroy();
+    this.#changes.reset();
   }
 
   /**
@@ -200,7 +256,7 @@ export class Session<Data extends SessionData = SessionData> {
    */
   flash(key: string, value: unknown): void {
     checkValue(key, value);
-    flashUpdate(this.#state).added.set(key, value);
+    this.#changes.flash().added.set(key, value);
   }
 
   /**
@@ -212,109 +268,27 @@ export class Session<Data extends SessionData = SessionData> {
   async getFlash(key: string): Promise<unknown> {
     const flashes = (await this.#current()).get(FLASH_KEY);
     if (!(flashes instanceof Map) || !flashes.has(key)) return undefined;
-    const update = flashUpdate(this.#state);
+    const update = this.#changes.flash();
     update.added.delete(key);
     update.taken.add(key);
     return flashes.get(key);
   }
 
   async #current(): Promise<Map<string, unknown>> {
-    this.#state.accessed = true;
-    await loadSession(this.#state);
-    return mergedData(this.#state);
+    this.#changes.accessed = true;
+    return this.#changes.apply(await this.#host.load());
   }
-}
-
-/** Flash messages added and taken this request, merged with the stored ones on save. */
-class FlashUpdate {
-  constructor(readonly added: Map<string, unknown>, readonly taken: Set<string>) {}
-}
-
-// The merge with stored flashes happens on save, once the base is known.
-function flashUpdate(state: SessionState): FlashUpdate {
-  const pending = state.changes.get(FLASH_KEY);
-  if (pending instanceof FlashUpdate) return pending;
-  const update = new FlashUpdate(new Map(), new Set());
-  state.changes.set(FLASH_KEY, update);
-  return update;
 }
 
 function checkKey(key: unknown): void {
   if (typeof key !== "string") throw new TypeError(`Cannot use a ${typeof key} as a session key`);
-  // cbor-x renames "__proto__" on decode, so it could not round-trip.
-  if (key === "__proto__" || key === FLASH_KEY) throw new TypeError(`Cannot use ${JSON.stringify(key)} as a session key: it is reserved`);
+  if (key === "__proto__" || key === FLASH_KEY) {
+    throw new TypeError(`Cannot use ${JSON.stringify(key)} as a session key: it is reserved`);
+  }
 }
 
 function checkValue(key: string, value: unknown): void {
   if (typeof value === "function" || typeof value === "symbol") {
     throw new TypeError(`Cannot store a ${typeof value} in session key ${JSON.stringify(key)}`);
   }
-}
-
-/** Makes a session around internal state. */
-export function createSession<Data extends SessionData>(state: SessionState): Session<Data> {
-  open = state;
-  return new Session<Data>();
-}
-
-/** The internal state of a session. */
-export function stateOf<Data extends SessionData>(session: Session<Data>): SessionState {
-  return stateOfSession(session as unknown as Session<SessionData>);
-}
-
-/** Fresh state for a session with no row yet. */
-export function newState(token: string): SessionState {
-  return {
-    token,
-    storedToken: null,
-    doomed: [],
-    base: new Map(),
-    raw: null,
-    hash: null,
-    expires: null,
-    remaining: null,
-    rolled: false,
-    accessed: false,
-    changes: new Map(),
-    cleared: false,
-    loader: null,
-    loading: null,
-  };
-}
-
-/** State for a stored session whose data is read on first use by `loader`. */
-export function storedState(token: string): SessionState {
-  return { ...newState(token), storedToken: token, base: null };
-}
-
-/** `true` when a save has something to write. */
-export function isModified(state: SessionState): boolean {
-  return state.cleared || state.changes.size > 0;
-}
-
-/** Runs the lazy loader once. */
-export async function loadSession(state: SessionState): Promise<void> {
-  if (state.base) return;
-  if (!state.loader) throw new Error("Session has neither data nor a loader");
-  state.loading ??= state.loader().finally(() => {
-    state.loading = null;
-  });
-  await state.loading;
-}
-
-/** The data as it would be saved: the base with this request's changes applied. */
-export function mergedData(state: SessionState): Map<string, unknown> {
-  const data = state.cleared || !state.base ? new Map<string, unknown>() : new Map(state.base);
-  for (const [key, value] of state.changes) {
-    if (value === DELETED) data.delete(key);
-    else if (value instanceof FlashUpdate) {
-      const stored = data.get(FLASH_KEY);
-      const flashes = new Map(stored instanceof Map ? stored : []);
-      for (const k of value.taken) flashes.delete(k);
-      for (const [k, v] of value.added) flashes.set(k, v);
-      if (flashes.size) data.set(FLASH_KEY, flashes);
-      else data.delete(FLASH_KEY);
-    } else data.set(key, value);
-  }
-  return data;
 }

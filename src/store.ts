@@ -1,27 +1,19 @@
 /**
- * PostgresStore: beego's PostgreSQL session provider, one statement per operation.
+ * PostgresStore: sessions in one PostgreSQL table, one statement per operation. The store is the
+ * only owner of what is stored: it decides what a save does and what the client's cookie must
+ * say afterwards.
  *
  * @module
  */
 
-import { type Connection, type QueryFn, type Row, toQueryFn } from "./client.ts";
+import { type Connection, type Driver, type Row, TimeoutReached, toDriver } from "./client.ts";
 import { decodeData, encodeData } from "./codec.ts";
 import { SessionError } from "./errors.ts";
+import { headerFor, readStored, writeStored } from "./_format.ts";
 import { gc, type GcOptions, type GcResult } from "./gc.ts";
-import { buildStatements, HEADER_BYTES, type Statements } from "./_sql.ts";
-import {
-  createSession,
-  isModified,
-  loadSession,
-  mergedData,
-  newState,
-  type Session,
-  type SessionData,
-  type SessionState,
-  stateOf,
-  storedState,
-} from "./session.ts";
-import { generateToken, hashToken, isToken, sha256 } from "./token.ts";
+import { buildStatements, type Statements } from "./_sql.ts";
+import { Changes, type RegenerateOptions, Session, type SessionData, type SessionHost } from "./session.ts";
+import { generateToken, hashToken, isToken } from "./token.ts";
 
 /** Where the store reports what it recovered from, such as corrupt stored data. */
 export interface Logger {
@@ -37,20 +29,23 @@ export interface StoreOptions {
    */
   table?: string;
   /**
-   * Idle timeout in seconds: a session not used for this long expires.
+   * Idle timeout in seconds: a session not used for this long expires. Because the stored expiry
+   * moves forward at most once per `touchAfter`, an idle session expires between
+   * `ttl - touchAfter` and `ttl` seconds after its last use.
    * @default {604800} (7 days)
    */
   ttl?: number;
   /**
-   * Absolute lifetime in seconds from creation (or the last regenerate), however active the
-   * session; `null` for none.
+   * Absolute lifetime in seconds from creation, however active the session and however often it
+   * is regenerated; `null` for none.
    * @default {2592000} (30 days)
    */
   absoluteTtl?: number | null;
   /**
-   * How many seconds the stored expiry may lag behind `now + ttl` before a read or write rolls it
-   * forward. Larger means fewer writes on read-only requests; `0` rolls on every request.
-   * @default {3600}, or half of `ttl` when that is smaller
+   * How many seconds the stored expiry may lag behind `now + ttl` before a request moves it
+   * forward (one UPDATE, after the response when `waitUntil` is given). Larger means fewer
+   * writes on read-only requests; `0` touches on every request.
+   * @default {3600}, or a tenth of `ttl` when that is smaller (so the real idle timeout is at least 90% of `ttl`)
    */
   touchAfter?: number;
   /**
@@ -59,6 +54,14 @@ export interface StoreOptions {
    * @default {65536}
    */
   maxDataBytes?: number;
+  /**
+   * How long one store operation may wait for the database, in milliseconds: each statement, and
+   * the retries of a save that races other writers. A call that waits longer fails with
+   * `SessionError("TIMEOUT")`; a row lock held by another transaction is waited out on the server
+   * (`lock_timeout`), so the connection stays usable. `0` waits forever.
+   * @default {5000}
+   */
+  timeoutMs?: number;
   /**
    * Receives warnings.
    * @default {console}
@@ -81,80 +84,209 @@ export interface ResolvedStoreOptions {
   readonly touchAfter: number;
   /** See {@linkcode StoreOptions.maxDataBytes}. */
   readonly maxDataBytes: number;
+  /** See {@linkcode StoreOptions.timeoutMs}. */
+  readonly timeoutMs: number;
 }
 
 /**
- * What `save()` did.
+ * What a save did.
  *
  * - `created`: a new session was inserted (also after `destroy()` when the request then stored data).
  * - `updated`: the stored session was updated.
+ * - `touched`: only the stored expiry moved forward (a read-only request whose touch was due).
  * - `regenerated`: the stored session moved to its new token (after `regenerate()`).
  * - `destroyed`: the stored session was deleted (after `destroy()`).
  * - `unchanged`: nothing to write; no statement was sent.
- * - `gone`: the session was destroyed or expired meanwhile; it was NOT re-created.
+ * - `gone`: the session was destroyed, regenerated or expired by another request meanwhile; it
+ *   was NOT re-created and the client's cookie is left alone.
  */
-export type SaveResult = "created" | "updated" | "regenerated" | "destroyed" | "unchanged" | "gone";
+export type SaveResult = "created" | "updated" | "touched" | "regenerated" | "destroyed" | "unchanged" | "gone";
+
+/**
+ * What a commit will tell the client: set the cookie to `token` for `maxAge` seconds, clear it
+ * (`token: ""`, `maxAge: 0`), or nothing (`null`).
+ */
+export interface CookieValue {
+  /** The token (unsigned), or `""` to clear the cookie. */
+  token: string;
+  /** Seconds until the browser drops the cookie. */
+  maxAge: number;
+}
+
+/**
+ * The store's decision about one session: what writing it means, whether the client's cookie
+ * depends on that write, and the cookie it leads to. Made once; `withSession` and framework
+ * adapters only run it and turn {@linkcode CommitPlan.cookie} into a header.
+ */
+export interface CommitPlan {
+  /** The write: `none`, `insert`, `update`, `touch` (expiry only), `move` (regenerate) or `destroy`. */
+  readonly kind: "none" | "insert" | "update" | "touch" | "move" | "destroy";
+  /**
+   * `true` when the client's cookie is only valid once this write is done (an insert, a move, a
+   * destroy): run it before answering. Plain updates and touches may run in the background.
+   */
+  readonly critical: boolean;
+  /** The request read the session's data: the response depends on the session. */
+  readonly accessed: boolean;
+  /**
+   * Runs the writes (once; later calls return the same promise), within the store's `timeoutMs`
+   * from this call.
+   *
+   * @param options `signal`: abandons the writes not yet sent when aborted.
+   */
+  run(options?: { signal?: AbortSignal }): Promise<SaveResult>;
+  /**
+   * The cookie the client should get: after `run()` settles, from what was written; before, from
+   * what the write will do (used when it runs in the background).
+   */
+  cookie(): CookieValue | null;
+}
 
 /** Defaults for {@linkcode StoreOptions}. */
-export const STORE_DEFAULTS: Readonly<Required<Omit<StoreOptions, "logger" | "touchAfter">>> = Object.freeze({
+export const STORE_DEFAULTS: Readonly<{
+  table: string;
+  ttl: number;
+  absoluteTtl: number;
+  maxDataBytes: number;
+  timeoutMs: number;
+}> = Object.freeze({
   table: "session",
   ttl: 604_800,
   absoluteTtl: 2_592_000,
   maxDataBytes: 65_536,
+  timeoutMs: 5_000,
 });
 
-const MAX_SAVE_ATTEMPTS = 10;
-const NO_HASH = new Uint8Array(0);
+// Without a time budget, a save gives up after this many lost races in a row.
+const MAX_UNBOUNDED_ATTEMPTS = 1000;
+// The largest instant a JS Date holds; a stored expiry beyond it is corrupt.
+const MAX_DATE_MS = 8.64e15;
 
-let internals: {
-  fetch: (store: PostgresStore<SessionData>, state: SessionState) => Promise<boolean>;
-  run: (store: PostgresStore<SessionData>, what: string, text: string, params: unknown[]) => Promise<Row[]>;
-};
+/** The store's side of one session. Only this module writes these fields. */
+class Stored implements SessionHost {
+  /** The token the session was opened or read with; `null` for `create()`. */
+  readonly origin: string | null;
+  token: string;
+  /** The token whose row is believed stored, or `null`. */
+  stored: string | null;
+  /** Tokens whose rows a save deletes (after `destroy()`). */
+  doomed: string[] = [];
+  /** Stored data, decoded; `null` until loaded. */
+  base: Map<string, unknown> | null;
+  /** The stored column as last read or written: the compare-and-set's expected value. */
+  raw: Uint8Array | null = null;
+  /** The header to keep on update. */
+  header: Uint8Array | null = null;
+  /** Absolute deadline in ms (database clock), or `null` for none or unknown. */
+  deadlineMs: number | null = null;
+  expiresMs: number | null = null;
+  /** The database's `now()` at the last read or write, in ms. */
+  nowMs: number | null = null;
+  /** The stored expiry lags enough that this request should move it forward. */
+  touchDue = false;
+  /** The expiry moved forward this request: the cookie's lifetime follows. */
+  rolled = false;
+  /** `regenerate({ restart: true })` was asked for. */
+  restart = false;
+  loading: Promise<void> | null = null;
+  outcome: SaveResult | null = null;
+  readonly changes: Changes = new Changes();
+
+  /** Reads the row on first use; set by the store. */
+  loader: (record: Stored) => Promise<void> = () => Promise.resolve();
+
+  constructor(readonly table: string, token: string, stored: string | null, readonly signal?: AbortSignal) {
+    this.origin = stored;
+    this.token = token;
+    this.stored = stored;
+    this.base = stored === null ? new Map() : null;
+  }
+
+  get isNew(): boolean {
+    return this.stored === null;
+  }
+
+  get expires(): Date | null {
+    return this.expiresMs === null ? null : new Date(this.expiresMs);
+  }
+
+  load(): Promise<ReadonlyMap<string, unknown>> {
+    if (this.base) return Promise.resolve(this.base);
+    this.loading ??= this.loader(this).finally(() => {
+      this.loading = null;
+    });
+    return this.loading.then(() => this.base!);
+  }
+
+  regenerate(options: RegenerateOptions): void {
+    this.token = generateToken();
+    this.restart ||= options.restart === true;
+  }
+
+  destroy(): void {
+    if (this.stored !== null) this.doomed.push(this.stored);
+    this.token = generateToken();
+    this.stored = null;
+    this.base = new Map();
+    this.raw = this.header = null;
+    this.deadlineMs = this.expiresMs = null;
+    this.touchDue = this.rolled = this.restart = false;
+  }
+}
+
+const records = new WeakMap<object, Stored>();
+
+/** One chain of writers per stored row in this process, so they take turns instead of racing. */
+interface Lane {
+  tail: Promise<void>;
+  /** Writes completed on this lane; a writer that waited sees whether the row moved on. */
+  version: number;
+  /** The row as the lane's last writer left it. */
+  latest: { raw: Uint8Array; base: Map<string, unknown> } | null;
+  waiting: number;
+}
+const lanes = new Map<string, Lane>();
 
 /**
  * Sessions in a PostgreSQL table, over Neon's HTTP transport, a Neon `Pool`/`Client`, `pg` or
- * PGlite. Every method sends at most one statement (one HTTP round trip over `neon()`), and none
+ * PGlite. A read is one indexed `SELECT`; a write one `INSERT`/`UPDATE`/`DELETE`; nothing is sent
  * for an id that is not a well-formed token.
  *
- * @typeParam Data The shape of session data.
+ * @typeParam Data The shape of session data, an `interface` or a `type`.
  * @example
  * ```ts ignore
+ * import pg from "pg";
  * import { PostgresStore } from "pgsession";
  *
- * const store = new PostgresStore({ connectionString: "postgres://user:password@host/db" });
+ * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
+ * const store = new PostgresStore<{ user: string }>({ client: pool });
  * const session = store.create();
  * session.set("user", "ada");
- * await store.save(session);                 // INSERT
- * const again = await store.read(session.id); // one SELECT (expiry refresh inside it when due)
+ * await store.save(session);                  // INSERT
+ * const again = await store.read(session.id); // SELECT
  * console.log(await again?.get("user"));      // "ada"
  * ```
  */
-export class PostgresStore<Data extends SessionData = SessionData> {
+export class PostgresStore<Data extends object = SessionData> {
   /** The options in force, defaults applied. */
   readonly options: ResolvedStoreOptions;
-  #query: QueryFn;
+  #driver: Driver;
   #sql: Statements;
   #logger: Logger;
-
-  static {
-    internals = {
-      fetch: (store, state) => store.#fetch(state),
-      run: (store, what, text, params) => store.#run(what, text, params),
-    };
-  }
 
   /**
    * Makes a store. Nothing connects until the first statement.
    *
    * @param options One of `connectionString`, `sql` or `client`, and the {@linkcode StoreOptions}.
-   * @throws {TypeError} For a missing connection or a bad table name.
+   * @throws {TypeError} For a missing or unsafe connection or a bad table name.
    * @throws {RangeError} For durations or sizes out of range.
    */
   constructor(options: PostgresStoreOptions) {
-    this.#query = toQueryFn(options);
     const ttl = wholeNumber("ttl", options.ttl ?? STORE_DEFAULTS.ttl, 1);
-    const absoluteTtl = options.absoluteTtl === null ? null : wholeNumber("absoluteTtl", options.absoluteTtl ?? STORE_DEFAULTS.absoluteTtl ?? 0, 1);
-    const touchAfter = wholeNumber("touchAfter", options.touchAfter ?? Math.min(3600, Math.floor(ttl / 2)), 0);
+    const absoluteTtl = options.absoluteTtl === null
+      ? null
+      : wholeNumber("absoluteTtl", options.absoluteTtl ?? STORE_DEFAULTS.absoluteTtl, 1);
+    const touchAfter = wholeNumber("touchAfter", options.touchAfter ?? Math.min(3600, Math.floor(ttl / 10)), 0);
     if (touchAfter >= ttl) throw new RangeError(`Cannot use touchAfter ${touchAfter}: it must be less than ttl (${ttl})`);
     this.options = Object.freeze({
       table: options.table ?? STORE_DEFAULTS.table,
@@ -162,9 +294,11 @@ export class PostgresStore<Data extends SessionData = SessionData> {
       absoluteTtl,
       touchAfter,
       maxDataBytes: wholeNumber("maxDataBytes", options.maxDataBytes ?? STORE_DEFAULTS.maxDataBytes, 1),
+      timeoutMs: wholeNumber("timeoutMs", options.timeoutMs ?? STORE_DEFAULTS.timeoutMs, 0),
     });
     this.#sql = buildStatements(this.options);
     this.#logger = options.logger ?? console;
+    this.#driver = toDriver(options, this.#logger);
   }
 
   /**
@@ -173,34 +307,52 @@ export class PostgresStore<Data extends SessionData = SessionData> {
    * @returns An empty, new session.
    */
   create(): Session<Data> {
-    return createSession<Data>(newState(generateToken()));
+    return this.#session(this.#record(generateToken(), null));
   }
 
   /**
-   * Reads a live session. Never creates a row. When the stored expiry is staler than
-   * `touchAfter`, the same statement rolls it forward.
+   * A session for a token the client sent, read from the database on first use (`get`, `has`,
+   * `keys`, `entries`) or on save; no statement until then. An unknown, expired or malformed
+   * token becomes a new session with a new token: a row is never created for an id the store did
+   * not issue. This is what `withSession` and the framework adapters use.
+   *
+   * @param token The client's token, or `null` for a new session.
+   * @param options `signal`: abandons this session's statements when aborted.
+   * @returns The session.
+   */
+  open(token: string | null, options: { signal?: AbortSignal } = {}): Session<Data> {
+    if (token === null || !isToken(token)) return this.#session(this.#record(generateToken(), null, options.signal));
+    return this.#session(this.#record(token, token, options.signal));
+  }
+
+  /**
+   * Reads a live session. Never creates a row. When the stored expiry lags more than
+   * `touchAfter`, it is moved forward right away (a second statement).
    *
    * @param id The token the client sent.
    * @returns The session, or `null` when the id is malformed (no SQL sent), unknown or expired.
-   * @throws {SessionError} `DATABASE_ERROR` when the database fails.
+   * @throws {SessionError} `DATABASE_ERROR` or `TIMEOUT` when the database fails.
    */
   async read(id: string): Promise<Session<Data> | null> {
     if (!isToken(id)) return null;
-    const state = storedState(id);
-    return (await this.#fetch(state)) ? createSession<Data>(state) : null;
+    const record = this.#record(id, id);
+    if (!(await this.#fetch(record, this.#budget()))) return null;
+    if (record.touchDue) await this.#touch(record, this.#budget());
+    return this.#session(record);
   }
 
   /**
-   * Tells whether a live session has this id, without reading its data or rolling its expiry.
+   * Tells whether a live session has this id, without reading its data into a session or moving
+   * its expiry.
    *
    * @param id The token the client sent.
    * @returns Whether a live session has this id; `false` without SQL for a malformed id.
-   * @throws {SessionError} `DATABASE_ERROR` when the database fails.
+   * @throws {SessionError} `DATABASE_ERROR` or `TIMEOUT` when the database fails.
    */
   async exists(id: string): Promise<boolean> {
     if (!isToken(id)) return false;
-    const rows = await this.#run("check session", this.#sql.exists, [await hashToken(id)]);
-    return rows[0]?.found === true;
+    const [row] = await this.#run("check session", this.#sql.read, [await hashToken(id)], this.#budget());
+    return row !== undefined && this.#liveness(row.expires, row.now, row.data, null).live;
   }
 
   /**
@@ -208,23 +360,42 @@ export class PostgresStore<Data extends SessionData = SessionData> {
    *
    * @param id The token the client sent.
    * @returns Whether a row was deleted; `false` without SQL for a malformed id.
-   * @throws {SessionError} `DATABASE_ERROR` when the database fails.
+   * @throws {SessionError} `DATABASE_ERROR` or `TIMEOUT` when the database fails.
    */
   async destroy(id: string): Promise<boolean> {
     if (!isToken(id)) return false;
-    const rows = await this.#run("destroy session", this.#sql.destroy, [await hashToken(id)]);
+    const budget = this.#budget();
+    const rows = await this.#run("destroy session", this.#sql.destroy, [await hashToken(id), lockMs(budget)], budget);
     return rows.length > 0;
   }
 
   /**
-   * Counts live sessions (beego's `SessionAll`, which also counted expired rows).
+   * Counts live sessions.
    *
    * @returns How many live sessions there are (expired rows not yet collected do not count).
-   * @throws {SessionError} `DATABASE_ERROR` when the database fails.
+   * @throws {SessionError} `DATABASE_ERROR` or `TIMEOUT` when the database fails.
    */
   async count(): Promise<number> {
-    const rows = await this.#run("count sessions", this.#sql.count, []);
+    const rows = await this.#run("count sessions", this.#sql.count, [], this.#budget());
     return Number(rows[0]?.n ?? 0);
+  }
+
+  /**
+   * Moves a session to a new id, data kept, the old id deleted; one atomic statement. Use it on
+   * sign-in against session fixation. The absolute deadline is kept unless `restart` is set.
+   *
+   * @param id The current token.
+   * @param options `restart: true` starts a new absolute lifetime.
+   * @returns The session under its new id, or `null` when the id is malformed, unknown or expired.
+   * @throws {SessionError} `DATABASE_ERROR` or `TIMEOUT` when the database fails.
+   */
+  async regenerate(id: string, options: RegenerateOptions = {}): Promise<Session<Data> | null> {
+    if (!isToken(id)) return null;
+    const record = this.#record(id, id);
+    record.regenerate(options);
+    return (await this.plan(this.#session(record))).run().then((result) =>
+      result === "regenerated" ? this.#session(record) : null
+    );
   }
 
   /**
@@ -233,52 +404,54 @@ export class PostgresStore<Data extends SessionData = SessionData> {
    * one, and nothing at all when nothing changed.
    *
    * A stored session that was destroyed or expired meanwhile is NOT re-created (`"gone"`). When
-   * another request changed the session since it was read, this one's changed keys are applied
-   * on top of the other's data and the write retried, so no key is lost.
+   * another request changed the session since it was read, this one's changed keys are applied on
+   * top of the other's data and the write retried, so no key is lost.
    *
-   * @param session A session from this store or from `withSession`.
+   * @param session A session from this store.
    * @returns What was done.
    * @throws {SessionError} `DATA_TOO_LARGE` or `UNENCODABLE_DATA` with the stored data unchanged;
-   *   `DATABASE_ERROR` when the database fails; `CONFLICT` when other writers kept winning.
+   *   `DATABASE_ERROR` or `TIMEOUT` when the database fails; `CONFLICT` when other writers kept
+   *   winning for the whole time budget.
    */
   async save(session: Session<Data>): Promise<SaveResult> {
-    const state = stateOf(session);
-    let result: SaveResult = "unchanged";
-    while (state.doomed.length) {
-      await this.#run("destroy session", this.#sql.destroy, [await hashToken(state.doomed[0]!)]);
-      state.doomed.shift();
-      result = "destroyed";
-    }
-    if (state.storedToken !== null && !isModified(state) && state.token === state.storedToken) return result;
-    if (state.storedToken !== null && isModified(state)) await loadSession(state);
-    if (state.storedToken === null) return (await this.#insert(state)) ?? result;
-    if (state.token !== state.storedToken) return this.#move(state);
-    return this.#update(state);
+    return (await this.plan(session)).run();
   }
 
   /**
-   * Moves a session to a new id, data kept, the old id deleted, the lifetime restarted; one atomic
-   * statement. Use it on sign-in against session fixation.
+   * Decides what saving a session means, loading it first when it has changes on top of data
+   * not read yet. `save()` is `plan()` then `run()`; `withSession` runs critical plans before
+   * answering and the others in the background when it can.
    *
-   * @param id The current token.
-   * @returns The session under its new id, or `null` when the id is malformed, unknown or expired.
-   * @throws {SessionError} `DATABASE_ERROR` when the database fails.
+   * @param session A session from this store.
+   * @param options `onlyDestroy`: drop every change but a pending `destroy()` (a failed request).
+   * @returns The plan.
+   * @throws {SessionError} When loading the session fails.
    */
-  async regenerate(id: string): Promise<Session<Data> | null> {
-    if (!isToken(id)) return null;
-    const state = storedState(id);
-    state.token = generateToken();
-    return (await this.#move(state)) === "regenerated" ? createSession<Data>(state) : null;
+  async plan(session: Session<Data>, options: { onlyDestroy?: boolean } = {}): Promise<CommitPlan> {
+    const record = this.#recordOf(session);
+    if (options.onlyDestroy) {
+      record.changes.reset();
+      record.token = record.stored ?? record.token;
+      record.touchDue = false;
+      return this.#makePlan(record, record.doomed.length ? "destroy" : "none");
+    }
+    // Changes on top of data never read: read it now, so the write merges with what is stored.
+    if (record.stored !== null && record.changes.modified && !record.base) await record.load();
+    let kind: CommitPlan["kind"];
+    if (record.stored !== null && record.token !== record.stored) kind = "move";
+    else if (record.stored !== null && record.changes.modified) kind = "update";
+    else if (record.stored === null && record.changes.modified && record.changes.apply(record.base).size > 0) kind = "insert";
+    else if (record.stored !== null && record.touchDue) kind = "touch";
+    else kind = record.doomed.length ? "destroy" : "none";
+    return this.#makePlan(record, kind);
   }
 
   /**
    * Deletes expired sessions in short batches until none are left or the time budget is spent;
-   * the same as the {@linkcode gc} function, which has the details.
+   * the same as the `gc` function, which has the details.
    *
    * @param options Batch size (default 1000), time budget (default 25 s), abort signal, progress.
    * @returns Rows deleted, batches sent, and `done: false` when more may remain.
-   * @throws {RangeError} For options out of range.
-   * @throws {SessionError} `DATABASE_ERROR` when the database fails.
    * @example
    * ```ts ignore
    * const { deleted, done } = await store.gc({ maxDurationMs: 10_000 });
@@ -288,104 +461,342 @@ export class PostgresStore<Data extends SessionData = SessionData> {
     return gc(this, options);
   }
 
-  /** Reads the row for `state.storedToken` into `state`; `false` when there is no live row. */
-  async #fetch(state: SessionState): Promise<boolean> {
-    const key = await hashToken(state.storedToken!);
-    const [row] = await this.#run("read session", this.#sql.read, [key]);
+  /**
+   * Runs one statement of package code (GC, the CLI) on this store's connection, within
+   * `timeoutMs`; failures become `SessionError` with the driver's error as `cause`.
+   *
+   * @param what Completes "Cannot …" in the error message, e.g. `"collect expired sessions"`.
+   * @param text The SQL text.
+   * @param params Its parameters.
+   * @returns The rows.
+   */
+  query(what: string, text: string, params: unknown[]): Promise<Row[]> {
+    return this.#run(what, text, params, this.#budget());
+  }
+
+  #record(token: string, stored: string | null, signal?: AbortSignal): Stored {
+    const record = new Stored(this.options.table, token, stored, signal);
+    record.loader = (r) => this.#load(r);
+    return record;
+  }
+
+  #session(record: Stored): Session<Data> {
+    const session = new Session<Data>(record, record.changes);
+    records.set(session, record);
+    return session;
+  }
+
+  #recordOf(session: Session<Data>): Stored {
+    const record = records.get(session);
+    if (!record || record.table !== this.options.table) {
+      throw new TypeError("Cannot save a session that did not come from a PostgresStore of this table");
+    }
+    return record;
+  }
+
+  /** Loads a lazy session; strict mode: an unknown or expired id becomes a new session. */
+  async #load(record: Stored): Promise<void> {
+    const token = record.stored!;
+    if (await this.#fetch(record, this.#budget(record.signal))) return;
+    record.stored = null;
+    record.base = new Map();
+    if (record.token === token) record.token = generateToken();
+  }
+
+  /** Reads the row of `record.stored` into it; `false` when there is no live row. */
+  async #fetch(record: Stored, budget: Budget): Promise<boolean> {
+    const key = await hashToken(record.stored!);
+    const [row] = await this.#run("read session", this.#sql.read, [key], budget);
     if (!row) return false;
-    this.#apply(state, row, key);
+    return this.#take(record, row.data, row.expires, row.now, key);
+  }
+
+  /** Takes a row as the session's base; `false` when it is not live. */
+  #take(record: Stored, data: unknown, expires: unknown, now: unknown, key: string): boolean {
+    const state = this.#liveness(expires, now, data, key);
+    if (!state.live) return false;
+    record.raw = state.raw;
+    record.header = state.header ?? headerFor(state.nowMs);
+    record.deadlineMs = state.deadlineMs;
+    record.expiresMs = state.expiresMs;
+    record.nowMs = state.nowMs;
+    record.base = this.#decode(state.raw, key);
+    const ideal = this.#ideal(state.nowMs, state.deadlineMs);
+    record.touchDue = ideal > state.expiresMs + this.options.touchAfter * 1000;
     return true;
   }
 
+  /** Whether a row is live by the database clock, and its parts. */
+  #liveness(expires: unknown, now: unknown, data: unknown, key: string | null): {
+    live: boolean;
+    raw: Uint8Array | null;
+    header: Uint8Array | null;
+    deadlineMs: number | null;
+    expiresMs: number;
+    nowMs: number;
+  } {
+    const expiresMs = Number(expires);
+    const nowMs = Number(now);
+    const raw = toBytes(data);
+    let header: Uint8Array | null = null;
+    let deadlineMs: number | null = null;
+    if (raw) {
+      try {
+        const parts = readStored(raw);
+        header = parts.header;
+        if (this.options.absoluteTtl !== null) deadlineMs = parts.createdMs + this.options.absoluteTtl * 1000;
+      } catch {
+        // Corrupt header: no deadline is known; the data reads as empty (logged by #decode).
+      }
+    }
+    if (!Number.isFinite(expiresMs) || Math.abs(expiresMs) > MAX_DATE_MS) {
+      // An expiry of `infinity` or past what a Date holds is corrupt: read as expired, once logged.
+      if (key) this.#logger.warn("Session expiry is out of range and was read as expired", { key: `${key.slice(0, 12)}…` });
+      return { live: false, raw, header, deadlineMs, expiresMs: 0, nowMs };
+    }
+    const live = expiresMs > nowMs && (deadlineMs === null || deadlineMs > nowMs);
+    return { live, raw, header, deadlineMs, expiresMs, nowMs };
+  }
+
+  /** The expiry a session used at `nowMs` should have: idle timeout, capped by its deadline. */
+  #ideal(nowMs: number, deadlineMs: number | null): number {
+    return Math.min(nowMs + this.options.ttl * 1000, deadlineMs ?? Infinity);
+  }
+
+  #makePlan(record: Stored, kind: CommitPlan["kind"]): CommitPlan {
+    let running: Promise<SaveResult> | null = null;
+    const store = this;
+    return {
+      kind,
+      critical: kind === "insert" || kind === "move" || kind === "destroy",
+      accessed: record.changes.accessed,
+      run(options = {}) {
+        running ??= store.#execute(record, kind, store.#budget(options.signal)).then((result) => {
+          record.outcome = result;
+          return result;
+        });
+        return running;
+      },
+      cookie() {
+        return store.#cookie(record, kind, running === null);
+      },
+    };
+  }
+
+  /** The cookie after the plan ran, or, when `predicted`, the one it will lead to. */
+  #cookie(record: Stored, kind: CommitPlan["kind"], predicted: boolean): CookieValue | null {
+    if (record.outcome === "gone") return null;
+    const first = Math.min(this.options.ttl, this.options.absoluteTtl ?? Infinity);
+    if (predicted && (kind === "update" || kind === "touch")) {
+      // Only plain writes run in the background: same token, and a new lifetime when they roll.
+      const nowMs = record.nowMs ?? 0;
+      const ideal = this.#ideal(nowMs, record.deadlineMs);
+      const rolls = kind === "touch" || ideal > (record.expiresMs ?? 0) + this.options.touchAfter * 1000;
+      return rolls ? { token: record.token, maxAge: (ideal - nowMs) / 1000 } : null;
+    }
+    const remaining = record.expiresMs !== null && record.nowMs !== null ? (record.expiresMs - record.nowMs) / 1000 : first;
+    if (record.stored !== null && (record.token !== record.origin || record.rolled)) {
+      return { token: record.token, maxAge: remaining };
+    }
+    if (record.stored === null && record.origin !== null && record.doomed.length === 0 && record.outcome === "destroyed") {
+      return { token: "", maxAge: 0 };
+    }
+    return null;
+  }
+
+  async #execute(record: Stored, kind: CommitPlan["kind"], budget: Budget): Promise<SaveResult> {
+    let result: SaveResult = "unchanged";
+    while (record.doomed.length) {
+      const key = await hashToken(record.doomed[0]!);
+      await this.#run("destroy session", this.#sql.destroy, [key, lockMs(budget)], budget);
+      record.doomed.shift();
+      result = "destroyed";
+    }
+    switch (kind) {
+      case "insert":
+        return (await this.#insert(record, budget)) ?? result;
+      case "update":
+        return this.#serialized(record, () => this.#update(record, budget));
+      case "touch":
+        return (await this.#touch(record, budget)) ? "touched" : result;
+      case "move":
+        return this.#move(record, budget);
+      default:
+        return result;
+    }
+  }
+
   /** INSERTs a session that has no row; `undefined` when there is nothing to store. */
-  async #insert(state: SessionState): Promise<SaveResult | undefined> {
-    const data = mergedData(state);
+  async #insert(record: Stored, budget: Budget): Promise<SaveResult | undefined> {
+    const data = record.changes.apply(record.base);
     if (data.size === 0) {
-      settle(state, data);
+      record.changes.reset();
       return undefined;
     }
-    const [row] = await this.#run("save session", this.#sql.insert, [await hashToken(state.token), this.#encode(data)]);
-    state.storedToken = state.token;
-    settle(state, data, row);
+    const payload = this.#encode(data);
+    const key = await hashToken(record.token);
+    const [row] = await this.#run("save session", this.#sql.insert, [key, payload], budget);
+    record.stored = record.token;
+    this.#settle(record, data, row!);
     return "created";
   }
 
-  /** Moves a stored session to `state.token` (after `regenerate()`), with its changes if any. */
-  async #move(state: SessionState): Promise<SaveResult> {
-    const from = await hashToken(state.storedToken!);
-    const to = await hashToken(state.token);
-    if (!isModified(state)) {
-      const [row] = await this.#run("regenerate session", this.#sql.regenerate, [from, to]);
-      if (!row) return gone(state);
-      state.storedToken = state.token;
-      this.#apply(state, row, to);
-      state.rolled = true;
+  /** UPDATEs a stored session with compare-and-set, merging with concurrent writers. */
+  async #update(record: Stored, budget: Budget): Promise<SaveResult> {
+    const key = await hashToken(record.token);
+    const result = await this.#writeWithMerge(record, key, budget, (data, expected) =>
+      this.#run("save session", this.#sql.update, [key, data, expected, record.deadlineMs, lockMs(budget)], budget)
+    );
+    return result === "written" ? "updated" : "gone";
+  }
+
+  /** Moves the expiry forward; `false` when the row is gone. */
+  async #touch(record: Stored, budget: Budget): Promise<boolean> {
+    const key = await hashToken(record.stored!);
+    const [row] = await this.#run("touch session", this.#sql.touch, [key, record.deadlineMs, lockMs(budget)], budget);
+    record.touchDue = false;
+    // Not moved: gone, or moved already by another request. Either way the cookie stays as it is.
+    if (!row) return false;
+    record.expiresMs = Number(row.expires);
+    record.nowMs = Number(row.now);
+    record.rolled = true;
+    return true;
+  }
+
+  /** Moves a stored session to `record.token` (after `regenerate()`), with its changes if any. */
+  async #move(record: Stored, budget: Budget): Promise<SaveResult> {
+    const from = await hashToken(record.stored!);
+    const to = await hashToken(record.token);
+    if (!record.changes.modified) {
+      const [row] = await this.#run("regenerate session", this.#sql.move, [from, to, record.restart, lockMs(budget)], budget);
+      if (!row) return this.#gone(record);
+      record.stored = record.token;
+      this.#take(record, row.data, row.expires, row.now, to);
+      record.rolled = true;
       return "regenerated";
     }
-    const moved = await this.#writeWithMerge(state, from, (payload, expected) =>
-      this.#run("regenerate session", this.#sql.rekey, [from, to, payload, expected])
+    const moved = await this.#writeWithMerge(record, from, budget, (data, expected) =>
+      this.#run(
+        "regenerate session",
+        this.#sql.moveChanged,
+        [from, to, data, expected, record.restart, lockMs(budget), record.deadlineMs],
+        budget,
+      )
     );
-    if (moved !== "written") return moved;
-    state.storedToken = state.token;
-    state.rolled = true;
+    if (moved !== "written") return "gone";
+    record.stored = record.token;
+    record.rolled = true;
     return "regenerated";
   }
 
+  /** Runs `fn` after the other writers of the same row in this process. */
+  async #serialized<T>(record: Stored, fn: () => Promise<T>): Promise<T> {
+    const id = `${this.options.table}|${record.stored}`;
+    let lane = lanes.get(id);
+    if (!lane) {
+      lane = { tail: Promise.resolve(), version: 0, latest: null, waiting: 0 };
+      lanes.set(id, lane);
+    }
+    const seen = lane.version;
+    const previous = lane.tail;
+    let release!: () => void;
+    lane.tail = new Promise<void>((resolve) => (release = resolve));
+    lane.waiting++;
+    try {
+      await previous;
+      // A writer of this process finished while this one waited: start from what it wrote.
+      if (lane.version !== seen && lane.latest) {
+        record.raw = lane.latest.raw;
+        record.base = new Map(lane.latest.base);
+      }
+      const result = await fn();
+      if (record.raw && record.base && record.stored !== null) {
+        lane.version++;
+        lane.latest = { raw: record.raw, base: record.base };
+      }
+      return result;
+    } finally {
+      release();
+      if (--lane.waiting === 0) lanes.delete(id);
+    }
+  }
+
   /**
-   * Writes the merged data with compare-and-set; on a conflict takes the current data as the base,
-   * applies this request's changes again and retries.
+   * Writes the merged data with compare-and-set; when another writer won, takes the data it left
+   * (returned by the same statement) as the base, applies this request's changes again and
+   * retries, for as long as the time budget allows.
    */
   async #writeWithMerge(
-    state: SessionState,
+    record: Stored,
     key: string,
-    write: (payload: Uint8Array, expected: Uint8Array) => Promise<Row[]>,
+    budget: Budget,
+    write: (data: Uint8Array, expected: Uint8Array | null) => Promise<Row[]>,
   ): Promise<"written" | "gone"> {
-    for (let attempt = 0; attempt < MAX_SAVE_ATTEMPTS; attempt++) {
-      const data = mergedData(state);
-      const payload = this.#encode(data);
-      const expected = state.hash ?? (state.raw ? await sha256(state.raw) : NO_HASH);
-      const [row] = await write(payload, expected);
+    for (let attempt = 1;; attempt++) {
+      const data = record.changes.apply(record.base);
+      const stored = writeStored(record.header!, this.#encode(data));
+      const [row] = await write(stored, record.raw);
       if (row?.expires != null) {
-        settle(state, data, row);
+        this.#settle(record, data, row, stored);
         return "written";
       }
-      if (row?.present !== true) {
-        gone(state);
+      if (row?.current_expires == null || !this.#take(record, row.current, row.current_expires, row.now, key)) {
+        this.#gone(record);
         return "gone";
       }
-      // Someone else wrote first: take their data as the base and apply our changes again.
-      this.#rebase(state, row.current, key);
+      if (budget.expired() || (!budget.bounded && attempt >= MAX_UNBOUNDED_ATTEMPTS)) {
+        throw new SessionError(
+          "CONFLICT",
+          `Cannot save session: it changed concurrently ${attempt} times in ${Math.round(budget.elapsed())} ms`,
+        );
+      }
+      // Writers in other processes: spread the retries so they stop colliding.
+      if (attempt > 2) await sleep(Math.min(50, 2 ** Math.min(attempt, 6)) * Math.random());
     }
-    throw new SessionError("CONFLICT", `Cannot save session: it changed concurrently ${MAX_SAVE_ATTEMPTS} times in a row`);
   }
 
-  /** UPDATEs a stored session with compare-and-set, merging with concurrent writers. */
-  async #update(state: SessionState): Promise<SaveResult> {
-    const key = await hashToken(state.token);
-    const result = await this.#writeWithMerge(state, key, (payload, expected) =>
-      this.#run("save session", this.#sql.update, [key, payload, expected])
-    );
-    return result === "written" ? "updated" : result;
+  /** Records a successful write. */
+  #settle(record: Stored, data: Map<string, unknown>, row: Row, written?: Uint8Array): void {
+    record.base = data;
+    record.changes.reset();
+    const raw = written ?? toBytes(row.data);
+    record.raw = raw;
+    if (raw && !written) {
+      try {
+        const parts = readStored(raw);
+        record.header = parts.header;
+        if (this.options.absoluteTtl !== null) record.deadlineMs = parts.createdMs + this.options.absoluteTtl * 1000;
+      } catch {
+        record.header = null;
+      }
+    }
+    const expiresMs = Number(row.expires);
+    if (record.expiresMs !== null && expiresMs > record.expiresMs + 1) record.rolled = true;
+    record.expiresMs = expiresMs;
+    record.nowMs = Number(row.now);
+    record.touchDue = false;
   }
 
-  #apply(state: SessionState, row: Row, key: string): void {
-    this.#rebase(state, row.data, key);
-    setExpiry(state, row);
+  /** The stored row vanished (destroyed, regenerated or expired meanwhile): this request's writes are dropped. */
+  #gone(record: Stored): SaveResult {
+    record.stored = null;
+    record.base ??= new Map();
+    record.outcome = "gone";
+    return "gone";
   }
 
-  /** Takes stored column bytes as the session's base; corrupt data becomes an empty session. */
-  #rebase(state: SessionState, stored: unknown, key: string): void {
-    const raw = toBytes(stored);
-    state.raw = raw;
-    state.hash = null;
+  /** Decodes stored bytes; corrupt data becomes an empty session, logged with a key prefix. */
+  #decode(raw: Uint8Array | null, key: string): Map<string, unknown> {
     try {
-      if (!raw) throw new RangeError(stored == null ? "Session data is NULL" : `Session data is a ${typeof stored}, not bytes`);
-      if (raw.byteLength < HEADER_BYTES) throw new RangeError(`Session data is ${raw.byteLength} bytes, shorter than its header`);
-      state.base = decodeData(raw.subarray(HEADER_BYTES), this.options.maxDataBytes);
+      if (!raw) throw new RangeError("Session data is NULL or not bytes");
+      return decodeData(readStored(raw).payload, this.options.maxDataBytes);
     } catch (error) {
-      state.base = new Map();
       // A prefix of the row's key (a hash) lets an operator find it; tokens never reach logs.
-      this.#logger.warn("Session data is corrupt and was read as empty", { key: `${key.slice(0, 12)}…`, reason: (error as Error).message });
+      this.#logger.warn("Session data is corrupt and was read as empty", {
+        key: `${key.slice(0, 12)}…`,
+        reason: (error as Error).message,
+      });
+      return new Map();
     }
   }
 
@@ -394,7 +805,9 @@ export class PostgresStore<Data extends SessionData = SessionData> {
     try {
       payload = encodeData(data);
     } catch (error) {
-      throw new SessionError("UNENCODABLE_DATA", (error as Error).message.replace(/^Cannot encode/, "Cannot save"), { cause: error });
+      throw new SessionError("UNENCODABLE_DATA", (error as Error).message.replace(/^Cannot encode/, "Cannot save"), {
+        cause: error,
+      });
     }
     if (payload.byteLength > this.options.maxDataBytes) {
       throw new SessionError(
@@ -405,58 +818,62 @@ export class PostgresStore<Data extends SessionData = SessionData> {
     return payload;
   }
 
-  async #run(what: string, text: string, params: unknown[]): Promise<Row[]> {
+  #budget(signal?: AbortSignal): Budget {
+    return new Budget(this.options.timeoutMs, signal);
+  }
+
+  async #run(what: string, text: string, params: unknown[], budget: Budget): Promise<Row[]> {
+    if (budget.signal?.aborted) {
+      throw new SessionError("ABORTED", `Cannot ${what}: the request was aborted`, { cause: budget.signal.reason });
+    }
+    const timeoutMs = budget.remaining();
+    if (budget.bounded && timeoutMs <= 0) {
+      throw new SessionError("TIMEOUT", `Cannot ${what}: no answer from the database within ${Math.round(budget.elapsed())} ms`);
+    }
     try {
-      return await this.#query(text, params);
+      return await this.#driver.run(text, params, { timeoutMs, signal: budget.signal });
     } catch (error) {
+      if (error instanceof TimeoutReached || (error as { code?: unknown })?.code === "55P03") {
+        throw new SessionError(
+          "TIMEOUT",
+          `Cannot ${what}: no answer from the database within ${Math.round(budget.elapsed())} ms`,
+          { cause: error },
+        );
+      }
+      if (budget.signal?.aborted) {
+        throw new SessionError("ABORTED", `Cannot ${what}: the request was aborted`, { cause: error });
+      }
       const reason = error instanceof Error ? error.message : String(error);
       throw new SessionError("DATABASE_ERROR", `Cannot ${what}: ${reason}`, { cause: error });
     }
   }
 }
 
-/**
- * Reads a lazy session's row into its state; used by `withSession`.
- *
- * @returns `false` when there is no live row.
- */
-export function fetchInto<Data extends SessionData>(store: PostgresStore<Data>, state: SessionState): Promise<boolean> {
-  return internals.fetch(store as unknown as PostgresStore<SessionData>, state);
+/** The time one store operation may take, shared by its statements and retries. */
+class Budget {
+  readonly #start = performance.now();
+  constructor(readonly ms: number, readonly signal?: AbortSignal) {}
+  get bounded(): boolean {
+    return this.ms > 0;
+  }
+  elapsed(): number {
+    return performance.now() - this.#start;
+  }
+  remaining(): number {
+    return this.bounded ? this.ms - this.elapsed() : 0;
+  }
+  expired(): boolean {
+    return this.bounded && this.remaining() <= 0;
+  }
 }
 
-/**
- * Runs one statement on a store's connection; failures become `SessionError("DATABASE_ERROR")`
- * with the driver's error as `cause`. For package code (gc, the CLI) that needs the store's
- * connection.
- *
- * @param what Completes "Cannot …" in the error message, e.g. `"collect expired sessions"`.
- */
-export function runQuery<Data extends SessionData>(store: PostgresStore<Data>, what: string, text: string, params: unknown[]): Promise<Row[]> {
-  return internals.run(store as unknown as PostgresStore<SessionData>, what, text, params);
+/** The server-side lock wait for a statement: what is left of the budget (`"0"` waits forever). */
+function lockMs(budget: Budget): string {
+  return budget.bounded ? String(Math.max(1, Math.floor(budget.remaining()))) : "0";
 }
 
-/** Records a successful write. */
-function settle(state: SessionState, data: Map<string, unknown>, row?: Row): void {
-  state.base = data;
-  state.changes.clear();
-  state.cleared = false;
-  if (!row) return;
-  state.raw = null;
-  state.hash = toBytes(row.hash);
-  setExpiry(state, row);
-}
-
-function setExpiry(state: SessionState, row: Row): void {
-  state.expires = new Date(Number(row.expires));
-  state.remaining = Number(row.remaining);
-  state.rolled ||= row.rolled === true;
-}
-
-/** The stored row vanished (destroyed or expired meanwhile): this request's writes are dropped. */
-function gone(state: SessionState): SaveResult {
-  state.storedToken = null;
-  state.base ??= new Map();
-  return "gone";
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Drivers return bytea as Buffer or Uint8Array; anything else is not bytes. */

@@ -91,7 +91,10 @@ async function serverAdmin(schema: string): Promise<{ sql: Fixture["sql"]; drop(
 }
 
 /** Neon's HTTP transport via the support server's `/sql` endpoint. */
-function neonHttp(name: string, connect: (url: string) => { connectionString: string } | { sql: NeonSql }): Transport {
+function neonHttp(
+  name: string,
+  connect: (url: string, endpoint: string) => { connectionString: string; fetchEndpoint?: string } | { sql: NeonSql },
+): Transport {
   return {
     name,
     needsServer: true,
@@ -109,14 +112,14 @@ function neonHttp(name: string, connect: (url: string) => { connectionString: st
       const table = `${schema}.session`;
       return {
         table,
-        store: (options = {}) => makeStore({ ...connect(url), table, ...options }),
+        store: (options = {}) => makeStore({ ...connect(url, `${server.url}/sql`), table, ...options }),
         statements: async () => (await server.stats()).http.statements,
         resetCount: () => server.reset(),
         sql: admin.sql,
         sessionTimeZone: async () => firstString(await neon(url).query(SHOW_TIME_ZONE), "tz"),
         brokenStore: (options = {}) =>
           Promise.resolve({
-            store: makeStore({ ...connect(withTimeZone(UNREACHABLE_URL)), table, ...options }),
+            store: makeStore({ ...connect(withTimeZone(UNREACHABLE_URL), `${server.url}/sql`), table, ...options }),
             close: () => Promise.resolve(),
           }),
         close: async () => {
@@ -197,12 +200,28 @@ function neonWs(name: string, kind: "pool" | "client"): Transport {
   };
 }
 
-/** node-postgres `pg.Pool` straight to the server, counted by a wrapper around `query`. */
-const pgPool: Transport = pgPoolTransport("pg.Pool", false);
-/** The same with `prepare: true`: named prepared statements, planned once per connection. */
-const pgPoolPrepared: Transport = pgPoolTransport("pg.Pool, prepared statements", true);
+/** node-postgres `pg.Pool` straight to the server (prepared statements, the default), counted at `query`. */
+const pgPool: Transport = pgPoolTransport("pg.Pool", undefined);
+/** The same with `prepare: false`: unnamed statements, planned on every call. */
+const pgPoolUnprepared: Transport = pgPoolTransport("pg.Pool, prepare: false", false);
 
-function pgPoolTransport(name: string, prepare: boolean): Transport {
+/** Counts `query` calls on the pool itself, so the store still sees a real `pg.Pool`. */
+function countingPool(pool: pg.Pool): { count(): number; reset(): void } {
+  let n = 0;
+  const original = pool.query.bind(pool) as (...args: unknown[]) => unknown;
+  (pool as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]): unknown => {
+    n++;
+    return original(...args);
+  };
+  return {
+    count: (): number => n,
+    reset: (): void => {
+      n = 0;
+    },
+  };
+}
+
+function pgPoolTransport(name: string, prepare: boolean | undefined): Transport {
   return {
     name,
     needsServer: true,
@@ -211,15 +230,16 @@ function pgPoolTransport(name: string, prepare: boolean): Transport {
       const url = withTimeZone(databaseUrl());
       const pool = new pg.Pool({ connectionString: url, max: 4 });
       pool.on("error", (): void => {});
-      const counter = counting(pool as unknown as QueryClient);
+      const counter = countingPool(pool);
+      const client = pool as unknown as QueryClient;
       const table = `${schema}.session`;
       return {
         table,
-        store: (options = {}) => makeStore({ client: counter.client, prepare, table, ...options }),
+        store: (options = {}) => makeStore({ client, prepare, table, ...options }),
         statements: () => Promise.resolve(counter.count()),
         resetCount: () => Promise.resolve(counter.reset()),
         sql: admin.sql,
-        sessionTimeZone: async () => firstString((await counter.client.query(SHOW_TIME_ZONE)).rows, "tz"),
+        sessionTimeZone: async () => firstString((await client.query(SHOW_TIME_ZONE)).rows, "tz"),
         brokenStore: async (options = {}) => {
           const closed = new pg.Pool({ connectionString: url });
           await closed.end();
@@ -273,10 +293,10 @@ const pglite: Transport = {
 /** Every transport, in the order the shared suite runs them. */
 export const transports: readonly Transport[] = [
   neonHttp("Neon HTTP neon() via /sql", (url) => ({ sql: neon(url) })),
-  neonHttp("Neon HTTP { connectionString } via /sql", (url) => ({ connectionString: url })),
+  neonHttp("Neon HTTP { connectionString, fetchEndpoint } via /sql", (url, endpoint) => ({ connectionString: url, fetchEndpoint: endpoint })),
   neonWs("Neon Pool via WebSocket proxy", "pool"),
   neonWs("Neon Client via WebSocket proxy", "client"),
   pgPool,
-  pgPoolPrepared,
+  pgPoolUnprepared,
   pglite,
 ];

@@ -294,7 +294,7 @@ describe("gc()", { skip: dbSkip }, (): void => {
       const { table } = await fixture();
       await seedExpired(table, 250);
       await seedLive(table, 5);
-      const store = new PostgresStore({ connectionString: DATABASE_URL, table });
+      const store = new PostgresStore({ connectionString: DATABASE_URL, fetchEndpoint: `${server.url}/sql`, table });
       await server.reset();
       assert.deepEqual(await gc(store, { batchSize: 100 }), { deleted: 250, batches: 3, done: true });
       assert.deepEqual((await server.stats()).http, { requests: 3, statements: 3 });

@@ -115,12 +115,12 @@ for (const transport of transports) {
       assert.match(res.headers.get("vary") ?? "", /Cookie/);
     });
 
-    test("valid cookie, handler reads a stale session: still 1 statement, cookie rolled", async () => {
+    test("valid cookie, handler reads a stale session: 1 SELECT, then 1 UPDATE after the handler, cookie rolled", async () => {
       const cookie = await signedIn();
       // Age the stored expiry by two hours: past touchAfter (1 h by default).
       await h.sql(`UPDATE ${h.table} SET session_expiry = session_expiry - interval '2 hours' WHERE session_key = $1`, [await hashToken(tokenOf(cookie))]);
       const { res, statements } = await handle("/read", cookie);
-      assert.equal(statements, 1);
+      assert.equal(statements, 2);
       const header = res.headers.getSetCookie()[0] ?? "";
       assert.equal(header.slice(0, header.indexOf(";")), cookie, "same id, new lifetime");
       const maxAge = Number(/Max-Age=(\d+)/.exec(header)?.[1]);
@@ -275,7 +275,7 @@ describe("withSession behaviour (pg.Pool)", { skip: dbSkip }, () => {
     assert.equal(await streamed.text(), "chunk1,chunk2");
     assert.equal(streamed.headers.getSetCookie().length, 2);
     assert.ok(streamed.headers.getSetCookie().includes("theme=dark; Path=/"));
-    assert.equal(streamed.headers.get("cache-control"), "no-cache", "the handler's Cache-Control wins");
+    assert.equal(streamed.headers.get("cache-control"), "private, no-cache", "the handler's Cache-Control, made private");
   });
 
   test("rotated secrets: old signatures verify, new cookies use the first secret", async () => {
@@ -315,19 +315,39 @@ describe("withSession behaviour (pg.Pool)", { skip: dbSkip }, () => {
     assert.deepEqual(await res.json(), { e: 32, extra: "ctx" });
   });
 
-  test("waitUntil: the commit runs after the response, release after the commit", async () => {
+  test("waitUntil: an update runs after the response, release after the commit", async () => {
+    const first = await run((_req, s) => (s.set("x", "first"), new Response("")));
+    const cookie = cookieOf(first)!;
     const pending: Promise<unknown>[] = [];
     const events: string[] = [];
-    const res = await run((_req, s) => (s.set("x", "later"), new Response("")), {}, {
+    const res = await run(async (_req, s) => (s.set("x", (await s.get("x")) + ", later"), new Response("")), { headers: { cookie } }, {
       waitUntil: (p) => pending.push(p),
       release: () => events.push("released"),
     });
-    const cookie = cookieOf(res)!;
+    assert.equal(res.headers.get("set-cookie"), null);
+    assert.equal(pending.length, 1, "the update went to the background");
     assert.equal(events.length, 0, "not released before the commit");
     await Promise.all(pending);
     assert.deepEqual(events, ["released"]);
     const session = await store.read(tokenOf(cookie));
-    assert.equal(await session?.get("x"), "later");
+    assert.equal(await session?.get("x"), "first, later");
+  });
+
+  test("waitUntil: a new session, a regenerate and a destroy are stored before the response", async () => {
+    const pending: Promise<unknown>[] = [];
+    const waitUntil = (p: Promise<unknown>) => void pending.push(p);
+    const created = await run((_req, s) => (s.set("x", 1), new Response("")), {}, { waitUntil });
+    const cookie = cookieOf(created)!;
+    assert.equal(pending.length, 0);
+    assert.ok(await store.exists(tokenOf(cookie)), "the row exists when the response is returned");
+    const moved = await run((_req, s) => (s.regenerate(), new Response("")), { headers: { cookie } }, { waitUntil });
+    const next = cookieOf(moved)!;
+    assert.equal(pending.length, 0);
+    assert.ok(await store.exists(tokenOf(next)));
+    assert.equal(await store.exists(tokenOf(cookie)), false);
+    await run((_req, s) => (s.destroy(), new Response("")), { headers: { cookie: next } }, { waitUntil });
+    assert.equal(pending.length, 0);
+    assert.equal(await store.exists(tokenOf(next)), false);
   });
 
   test("a database failure is a typed error that never clears the cookie or writes", async () => {
@@ -378,8 +398,37 @@ describe("withSession behaviour (pg.Pool)", { skip: dbSkip }, () => {
   test("cookie options: secure auto over http, custom attributes", async () => {
     const res = await withSession((_req, s) => (s.set("x", 1), new Response("")), {
       store,
-      cookie: { secure: "auto", sameSite: "Strict", partitioned: true, path: "/app" },
+      cookie: { secure: "auto", sameSite: "Strict", path: "/app" },
     })(new Request("http://app.test/app"));
-    assert.match(res.headers.get("set-cookie")!, /^session=[A-Za-z0-9_-]{43}; Max-Age=\d+; Path=\/app; HttpOnly; SameSite=Strict; Partitioned$/);
+    assert.match(res.headers.get("set-cookie")!, /^session=[A-Za-z0-9_-]{43}; Max-Age=\d+; Path=\/app; HttpOnly; SameSite=Strict$/);
+  });
+
+  test("cookie options a browser would refuse fail when withSession is called, not per request", () => {
+    const handler = () => new Response("");
+    assert.throws(() => withSession(handler, { store, cookie: { secure: "auto", partitioned: true } }), TypeError);
+    assert.throws(() => withSession(handler, { store, cookie: { name: "__Host-x", path: "/app" } }), TypeError);
+    assert.throws(() => withSession(handler, { store, cookie: { secure: false, sameSite: "None" } }), TypeError);
+    assert.throws(() => withSession(handler, { store, secrets: ["short"] }), RangeError);
+  });
+
+  test("an options function's unusable output is SessionError CONFIG, which onError sees", async () => {
+    let seen: SessionError | null = null;
+    const handler = withSession(() => new Response(""), () => ({
+      store,
+      secrets: [""],
+      onError: (error: SessionError) => ((seen = error), new Response("config", { status: 500 })),
+    }));
+    const res = await handler(new Request("https://app.test/"));
+    assert.equal(res.status, 500);
+    assert.equal((seen as SessionError | null)?.code, "CONFIG");
+  });
+
+  test("a request outside the cookie's path stores nothing and sets no cookie", async () => {
+    await h.resetCount();
+    const res = await withSession((_req, s) => (s.set("x", 1), new Response("")), { store, cookie: { path: "/app" } })(
+      new Request("https://app.test/other"),
+    );
+    assert.equal(res.headers.get("set-cookie"), null);
+    assert.equal(await h.statements(), 0);
   });
 });

@@ -673,7 +673,7 @@ for (const transport of transports) {
       assert.ok(session.expires!.getTime() <= capMs + 1);
     });
 
-    test("touchAfter: a read with a stale expiry rolls it forward in the same single statement", async () => {
+    test("touchAfter: a read with a stale expiry rolls it forward with one UPDATE after the SELECT", async () => {
       const options = { ttl: HOUR, touchAfter: 600, absoluteTtl: null };
       const store = f.store(options);
       const id = await saved({ n: 1 }, options);
@@ -681,7 +681,7 @@ for (const transport of transports) {
       const stale = (await rowOf(id))!;
       const before = await dbNow();
       let session: Session | null = null;
-      assert.equal(await sent(async () => { session = await store.read(id); }), 1);
+      assert.equal(await sent(async () => { session = await store.read(id); }), 2);
       const afterRead = await dbNow();
       const rolled = (await rowOf(id))!;
       assert.ok(rolled.expiryMs > stale.expiryMs + 600_000, "expiry moved forward");
@@ -718,10 +718,31 @@ for (const transport of transports) {
       assert.deepEqual(await keys(), [sha256Hex(moved.id)]);
       assert.equal(await store.read(id), null);
       assert.deepEqual(await entries(await store.read(moved.id)), { user: "ada", roles: ["admin"] });
-      // The lifetime restarts: the creation header is the regeneration time.
-      const data = (await rowOf(moved.id))!.data!;
-      const created = Number(new DataView(data.buffer, data.byteOffset, 8).getBigInt64(0)) / 1000;
-      assert.ok(created >= before - 1, "creation time reset");
+      // The absolute deadline is kept (ASVS 7.3.2): the creation header moves with the data.
+      const createdOf = async (token: string): Promise<number> => {
+        const data = (await rowOf(token))!.data!;
+        return Number(new DataView(data.buffer, data.byteOffset, 8).getBigInt64(0)) / 1000;
+      };
+      const kept = await createdOf(moved.id);
+      assert.ok(kept < before - 999_000 && kept > before - 1_001_000, "creation time kept");
+      // Only an explicit restart starts a new absolute lifetime.
+      const restarted = (await store.regenerate(moved.id, { restart: true }))!;
+      assert.ok(await createdOf(restarted.id) >= before - 1, "creation time reset on restart");
+    });
+
+    test("regenerate() however often never outlives the absolute lifetime", async () => {
+      const options = { ttl: HOUR, absoluteTtl: 2 * HOUR, touchAfter: 60 };
+      const store = f.store(options);
+      let id = await saved({ user: "ada" }, options);
+      await setCreated(id, 2 * HOUR - 30);
+      for (let i = 0; i < 3; i++) {
+        const next = (await store.regenerate(id))!;
+        assert.ok(next, "still within the lifetime");
+        assert.ok(next.expires!.getTime() <= (await dbNow()) + 31_000, "expiry capped by the absolute deadline");
+        id = next.id;
+      }
+      await setCreated(id, 2 * HOUR + 1);
+      assert.equal(await store.regenerate(id), null, "past the absolute lifetime a regenerate finds nothing");
     });
 
     test("regenerate() of an unknown id is null and writes nothing", async () => {
@@ -863,7 +884,7 @@ for (const transport of transports) {
         "save() unchanged": 0,
         "read()": 1,
         "get() after read()": 0,
-        "read() rolling the expiry": 1,
+        "read() rolling the expiry": 2,
         "read() unknown id": 1,
         "read() malformed id": 0,
         "save() changed": 1,

@@ -34,7 +34,8 @@ export interface WsProxy {
 const SSL_REQUEST_CODE: number = 80877103;
 const GSSENC_REQUEST_CODE: number = 80877104;
 const QUERY: number = 0x51; // 'Q'
-const PARSE: number = 0x50; // 'P'
+// A prepared statement runs again with Bind/Execute and no Parse: count Executes, not Parses.
+const EXECUTE: number = 0x45; // 'E'
 
 /**
  * Splits the frontend (client to server) byte stream into messages, whatever the framing.
@@ -50,7 +51,7 @@ export class FrontendStatementCounter {
   private opaque: boolean = false;
   private awaitingEncryptionReply: boolean = false;
 
-  /** Feeds client bytes; returns how many Query/Parse messages started in them. */
+  /** Feeds client bytes; returns how many Query/Execute messages started in them. */
   feed(chunk: Uint8Array): number {
     let found: number = 0;
     let i: number = 0;
@@ -78,7 +79,7 @@ export class FrontendStatementCounter {
       } else {
         const length: number = this.head.readInt32BE(1);
         this.bodyLeft = length - 4;
-        if (this.head[0] === QUERY || this.head[0] === PARSE) found += 1;
+        if (this.head[0] === QUERY || this.head[0] === EXECUTE) found += 1;
         if (length < 4) this.opaque = true;
       }
     }
