@@ -13,7 +13,7 @@ step() { echo; echo "== $*"; }
 step "type-check the web-standard core (lib DOM, no Node types)"
 node_modules/.bin/tsc -p tsconfig.json || failed=1
 step "deno check (core, tests, demo, CLI), examples' tsc, lint, doc tests, publish dry run"
-deno check mod.ts tests/*.ts tests/runtimes/*.ts demo/*.ts cli/*.ts || failed=1
+deno check mod.ts tests/*.ts tests/runtimes/*.ts demo/*.ts cli/*.ts cli/dev_proxy/*.ts || failed=1
 node_modules/.bin/tsc -p examples/tsconfig.json || failed=1
 deno lint || failed=1
 deno doc --lint mod.ts || failed=1
