@@ -6,7 +6,7 @@
 // for the toolchain and no build step first, so the package must build itself (`prepack`). The
 // copy keeps parallel test files that read dist/ undisturbed.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -223,6 +223,43 @@ new PostgresStore({ ttl: 3600 });
     const help = await sh("npx", ["--no-install", "pgsession", "--help"], consumer);
     for (const word of ["migrate", "gc", "stats", "dev-proxy", "--version"]) assert.ok(help.includes(word), `help mentions ${word}`);
     assert.equal(await sh("npx", ["--no-install", "pgsession", "--version"], consumer), `${pkg.version}\n`);
+  });
+
+  test("pgsession dev-proxy from the installed package answers Neon's /sql requests", async () => {
+    // The bin npx would run, started directly so that stopping it stops the proxy itself.
+    const child = spawn(join(consumer, "node_modules/.bin/pgsession"), ["dev-proxy", "--database", databaseUrl(), "--port", "0"], { cwd: consumer, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    const closed = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      const endpoint = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no banner in time: ${output}`)), 30_000);
+        const onData = (chunk: Buffer): void => {
+          output += String(chunk);
+          const match = /^ {2}DATABASE_HTTP_ENDPOINT=(\S+)$/m.exec(output);
+          if (!match) return;
+          clearTimeout(timer);
+          resolve(match[1]!);
+        };
+        child.stdout.on("data", onData);
+        child.stderr.on("data", onData);
+        void closed.then(() => reject(new Error(`dev-proxy exited: ${output}`)));
+      });
+      const res = await fetch(endpoint, {
+        method: "POST",
+        headers: { "Neon-Connection-String": databaseUrl(), "Neon-Raw-Text-Output": "true", "Neon-Array-Mode": "true" },
+        body: JSON.stringify({ query: "select $1::int + 1 as n", params: ["41"] }),
+      });
+      assert.equal(res.status, 200);
+      assert.deepEqual((await res.json() as { rows: unknown[] }).rows, [["42"]]);
+    } catch (error) {
+      throw Object.assign(error as Error, { message: `${(error as Error).message}\noutput: ${output}` });
+    } finally {
+      child.kill("SIGINT");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      assert.equal(await closed, 0, output);
+      clearTimeout(timer);
+    }
+    assert.match(output, /^POST \/sql 200 1 statement /m);
   });
 
   test("npx pgsession migrate creates the table from the installed package", { skip: dbSkip }, async () => {
