@@ -34,8 +34,8 @@ export type {
   SaveResult,
   StoreOptions,
 } from "./src/store.ts";
-export { Changes, Session } from "./src/session.ts";
-export type { RegenerateOptions, SessionData, SessionHost } from "./src/session.ts";
+export { Changes, FlashUpdate, Session } from "./src/session.ts";
+export type { RegenerateOptions, SessionData, SessionHost, UserSession } from "./src/session.ts";
 export type { Connection, NeonSql, QueryClient, Row } from "./src/client.ts";
 export { SessionError } from "./src/errors.ts";
 export type { SessionErrorCode } from "./src/errors.ts";

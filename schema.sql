@@ -6,3 +6,9 @@ CREATE TABLE IF NOT EXISTS "session" (
 );
 
 CREATE INDEX IF NOT EXISTS "session_expiry_idx" ON "session" (session_expiry);
+
+-- Optional, for listing a user's sessions and signing them out everywhere. Tables without these
+-- columns work for everything else; `pgsession migrate` adds them to an existing table.
+ALTER TABLE "session" ADD COLUMN IF NOT EXISTS session_user_id text, ADD COLUMN IF NOT EXISTS session_label text;
+
+CREATE INDEX IF NOT EXISTS "session_user_idx" ON "session" (session_user_id) WHERE session_user_id IS NOT NULL;

@@ -1,7 +1,7 @@
 // The three apps the session benchmark compares, with the same routes, so a scenario means the
 // same thing for each: pgsession (a fetch handler), express-session + connect-pg-simple (an
-// express app), and the bare limit (a node:http handler sending only the statements a session
-// read or modify needs). Used in-process by bench/sessions.ts and in child processes by
+// express app), and the bare limit (sending only the statements a session read or modify needs,
+// as a node:http handler and as a fetch handler). Used in-process by bench/sessions.ts and in child processes by
 // bench/_server.ts.
 //
 // Routes: /unused (session not touched), /read (read the counter), /modify (counter + 1),
@@ -20,10 +20,11 @@ export type FetchHandler = (req: Request) => Promise<Response>;
 
 /**
  * pgsession: `withSession` with signed cookies (as express signs its own) and the store's
- * defaults, touchAfter included. `signed = false` is only for profiling.
+ * defaults, touchAfter included. `signed = false` is only for profiling; `wrap` is another build's
+ * `withSession` (the benchmark's `--baseline`).
  */
-export function pgsessionHandler(store: PostgresStore, signed = true): FetchHandler {
-  return withSession(async function app(req: Request, session: Session): Promise<Response> {
+export function pgsessionHandler(store: PostgresStore, signed = true, wrap: typeof withSession = withSession): FetchHandler {
+  return wrap(async function app(req: Request, session: Session): Promise<Response> {
     const path = new URL(req.url).pathname;
     switch (path) {
       case "/unused":
@@ -90,27 +91,49 @@ export function expressApp(pool: pg.Pool, schemaName: string): express.Express {
 }
 
 /**
- * The physical limit: the cookie holds the row's key itself (no signature, no hash, no codec),
- * a read is one primary-key SELECT and a modify is that SELECT plus one UPDATE.
+ * The limit's queries: the cookie holds the row's key itself (no signature, no hash, no codec), a
+ * read is one primary-key SELECT and a modify is that SELECT plus one UPDATE. With `prepare`,
+ * named statements, planned once per connection; without, plain text, parsed and planned per call.
+ * Resolves to the body to send, or null for a request without a key.
  */
-export function limitHandler(pool: pg.Pool, table: string, prepare = false): http.RequestListener {
+function limitQueries(pool: pg.Pool, table: string, prepare: boolean): (cookie: string | null | undefined, modify: boolean) => Promise<string | null> {
   const select = `SELECT session_data FROM ${table} WHERE session_key = $1`;
   const update = `UPDATE ${table} SET session_data = $2 WHERE session_key = $1`;
-  // With `prepare`, named statements: planned once per connection, as pgsession's `prepare: true`.
   const run = (name: string, text: string, values: unknown[]) =>
     prepare ? pool.query({ name, text, values }) : pool.query(text, values);
+  return async function limitQuery(cookie, modify) {
+    const key = /(?:^|;\s*)sid=([^;]+)/.exec(cookie ?? "")?.[1];
+    if (!key) return null;
+    const { rows } = await run("limit_select", select, [key]);
+    const data = rows[0]?.session_data as Buffer | undefined;
+    if (modify && data) await run("limit_update", update, [key, data]);
+    return String(data?.length ?? 0);
+  };
+}
+
+/** The limit as a raw node:http handler: no Request/Response objects at all. */
+export function limitHandler(pool: pg.Pool, table: string, prepare = false): http.RequestListener {
+  const query = limitQueries(pool, table, prepare);
   return function limit(req, res): void {
-    const key = /(?:^|;\s*)sid=([0-9a-f]{64})/.exec(req.headers.cookie ?? "")?.[1];
-    (async () => {
-      if (!key) return res.writeHead(400).end();
-      const { rows } = await run("limit_select", select, [key]);
-      const data = rows[0]?.session_data as Buffer | undefined;
-      if (req.url === "/modify" && data) await run("limit_update", update, [key, data]);
-      res.end(String(data?.length ?? 0));
-    })().catch((error) => {
-      console.error(error);
-      res.writeHead(500).end();
-    });
+    query(req.headers.cookie, req.url === "/modify").then(
+      (body) => body === null ? void res.writeHead(400).end() : void res.end(body),
+      (error) => {
+        console.error(error);
+        res.writeHead(500).end();
+      },
+    );
+  };
+}
+
+/**
+ * The limit as a fetch handler, to be served by the same adapter as pgsession, so the two differ
+ * only by what the session library does.
+ */
+export function limitFetchHandler(pool: pg.Pool, table: string, prepare = false): FetchHandler {
+  const query = limitQueries(pool, table, prepare);
+  return async function limit(req: Request): Promise<Response> {
+    const body = await query(req.headers.get("cookie"), new URL(req.url).pathname === "/modify");
+    return body === null ? new Response(null, { status: 400 }) : new Response(body);
   };
 }
 

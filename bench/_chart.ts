@@ -58,14 +58,20 @@ export function drawChart(panels: Panel[], caption: string): string {
   const drawn = panels.map((p, i) => panel(p, 10 + i * W));
   const legendSeries = [...new Map(panels.flatMap((p) => p.series).map((s) => [s.label, s])).values()];
   let height = Math.max(...drawn.map((d) => d.height)) + 12;
+  const width = 10 + panels.length * W;
   let x = 10;
+  // Legend entries flow onto a new line when the next one would not fit.
   const legend = legendSeries.map((s) => {
+    const entry = 34 + s.label.length * 6.2;
+    if (x > 10 && x + entry > width) {
+      x = 10;
+      height += 18;
+    }
     const at = x;
-    x += 34 + s.label.length * 6.2;
+    x += entry;
     return `<rect x="${at}" y="${height}" width="10" height="10" fill="${s.color}"/><text x="${at + 14}" y="${height + 9}" font-size="11">${esc(s.label)}</text>`;
   });
   height += 26;
-  const width = 10 + panels.length * W;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height + 16}" viewBox="0 0 ${width} ${height + 16}" font-family="system-ui, -apple-system, Segoe UI, sans-serif">
 <rect width="100%" height="100%" fill="#fff"/>
 ${drawn.map((d) => d.svg).join("\n")}

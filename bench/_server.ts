@@ -2,78 +2,64 @@
 // on 127.0.0.1 in its own process, so the load generator and each server get their own event
 // loop. Prints `READY <port>`; exits when stdin closes.
 //
-//   node --import tsx bench/_server.ts <pgsession-pg | pgsession-http | express | limit>
-// Env: DATABASE_URL, BENCH_SCHEMA, SUPPORT_PORT (pgsession-http), BENCH_NO_SECRETS=1 (profiling),
-// BENCH_PREPARE=1 (named prepared statements: pgsession's `prepare: true`, and the same for the limit).
+//   node --import tsx bench/_server.ts <pgsession-pg | pgsession-http | express | limit-hono | limit-node>
+//
+// Fetch handlers (pgsession, limit-hono) are served by @hono/node-server, the adapter Node users of
+// fetch handlers use; express by express; limit-node is a raw node:http handler.
+// Env: DATABASE_URL, BENCH_SCHEMA, SUPPORT_PORT (pgsession-http), BENCH_PREPARE=1 (named prepared
+// statements: the limit's, or pgsession's `prepare: true`), BENCH_NO_SECRETS=1 (profiling),
+// BENCH_PGSESSION=<dir> (load pgsession from another checkout's mod.ts: a baseline build).
+import { serve } from "@hono/node-server";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import path from "node:path";
 import process from "node:process";
+import { pathToFileURL } from "node:url";
 import pg from "pg";
-import { PostgresStore } from "../mod.ts";
 import { configureNeon } from "../tests/support/harness.ts";
-import { expressApp, limitHandler, pgsessionHandler, POOL_SIZE } from "./_apps.ts";
+import { expressApp, type FetchHandler, limitFetchHandler, limitHandler, pgsessionHandler, POOL_SIZE } from "./_apps.ts";
 
 const system = process.argv[2];
 const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const schema = process.env.BENCH_SCHEMA!;
+const prepare = process.env.BENCH_PREPARE === "1";
 
-/**
- * A lean Node adapter for a fetch handler, as @hono/node-server does for small bodies: GET only,
- * the body buffered and written with the headers in one `end()`. (tests/runtimes/node_server.ts
- * streams, which costs a separate write for the headers.)
- */
-function nodeListener(handler: (req: Request) => Promise<Response>): http.RequestListener {
-  return function listener(req, res): void {
-    const headers = new Headers();
-    for (let i = 0; i < req.rawHeaders.length; i += 2) headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
-    (async () => {
-      const response = await handler(new Request(`http://${req.headers.host ?? "localhost"}${req.url ?? "/"}`, { method: req.method, headers }));
-      const body = Buffer.from(await response.arrayBuffer());
-      const out: Record<string, string | string[]> = {};
-      for (const [name, value] of response.headers) if (name !== "set-cookie") out[name] = value;
-      const cookies = response.headers.getSetCookie();
-      if (cookies.length > 0) out["set-cookie"] = cookies;
-      res.writeHead(response.status, out).end(body);
-    })().catch((error) => {
-      console.error(error);
-      res.writeHead(500).end();
-    });
-  };
+function listen(server: http.Server): Promise<number> {
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port)));
+}
+
+/** @hono/node-server's `serve`, as its README shows it, on a free port. */
+function serveFetch(fetch: FetchHandler): Promise<{ port: number; server: http.Server }> {
+  return new Promise((resolve) => {
+    const server = serve({ fetch, port: 0, hostname: "127.0.0.1" }, (info) => resolve({ port: info.port, server })) as http.Server;
+  });
 }
 
 let port: number;
-let stop: () => Promise<unknown>;
+let server: http.Server;
+let pool: pg.Pool | undefined;
 if (system === "pgsession-pg" || system === "pgsession-http") {
-  let pool: pg.Pool | undefined;
-  let store: PostgresStore;
+  const lib: typeof import("../mod.ts") = await import(
+    process.env.BENCH_PGSESSION ? pathToFileURL(path.resolve(process.env.BENCH_PGSESSION, "mod.ts")).href : "../mod.ts"
+  );
+  let store: InstanceType<typeof lib.PostgresStore>;
   if (system === "pgsession-pg") {
     pool = new pg.Pool({ connectionString: url, max: POOL_SIZE });
-    store = new PostgresStore({ client: pool, prepare: process.env.BENCH_PREPARE === "1", table: `${schema}.session` });
+    // Default options unless asked: what most users run.
+    store = new lib.PostgresStore({ client: pool, table: `${schema}.session`, ...(prepare ? { prepare: true } : {}) });
   } else {
     // The pool of POOL_SIZE connections lives in the local /sql endpoint, as it does at Neon.
     configureNeon(Number(process.env.SUPPORT_PORT));
-    store = new PostgresStore({ connectionString: url, table: `${schema}.session` });
+    store = new lib.PostgresStore({ connectionString: url, table: `${schema}.session` });
   }
-  const server = http.createServer(nodeListener(pgsessionHandler(store, process.env.BENCH_NO_SECRETS !== "1")));
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  port = (server.address() as AddressInfo).port;
-  stop = async () => {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-    await pool?.end();
-  };
-} else if (system === "express" || system === "limit") {
-  const pool = new pg.Pool({ connectionString: url, max: POOL_SIZE });
-  const server = system === "express"
-    ? http.createServer(expressApp(pool, schema))
-    : http.createServer(limitHandler(pool, `${schema}.limit_session`, process.env.BENCH_PREPARE === "1"));
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  port = (server.address() as AddressInfo).port;
-  stop = async () => {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-    await pool.end();
-  };
+  ({ port, server } = await serveFetch(pgsessionHandler(store, process.env.BENCH_NO_SECRETS !== "1", lib.withSession)));
+} else if (system === "limit-hono") {
+  pool = new pg.Pool({ connectionString: url, max: POOL_SIZE });
+  ({ port, server } = await serveFetch(limitFetchHandler(pool, `${schema}.limit_session`, prepare)));
+} else if (system === "express" || system === "limit-node") {
+  pool = new pg.Pool({ connectionString: url, max: POOL_SIZE });
+  server = http.createServer(system === "express" ? expressApp(pool, schema) : limitHandler(pool, `${schema}.limit_session`, prepare));
+  port = await listen(server);
 } else {
   throw new Error(`unknown system ${system}`);
 }
@@ -82,7 +68,8 @@ let stopping = false;
 const shutdown = (): void => {
   if (stopping) return;
   stopping = true;
-  stop().finally(() => process.exit(0));
+  server.closeAllConnections();
+  new Promise((resolve) => server.close(resolve)).then(() => pool?.end()).finally(() => process.exit(0));
 };
 process.stdin.on("end", shutdown);
 process.on("SIGTERM", shutdown);

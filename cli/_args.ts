@@ -11,7 +11,7 @@ import { isLoopbackHost } from "./dev_proxy/loopback.ts";
 import { CliError, EXIT, redact } from "./_fail.ts";
 
 /** The commands `pgsession` knows. */
-export type Command = "migrate" | "gc" | "stats" | "dev-proxy";
+export type Command = "migrate" | "gc" | "stats" | "sessions" | "revoke" | "dev-proxy";
 
 /** A checked command line. */
 export interface CommandLine {
@@ -25,6 +25,10 @@ export interface CommandLine {
   batchSize: number;
   /** `gc --max-duration`, in milliseconds; `Infinity` for `none`. */
   maxDurationMs: number;
+  /** `sessions --user`, `revoke --user`: the user id. */
+  user?: string;
+  /** `revoke --except`: the handle of the session to keep. */
+  except?: string;
   /** `--connect-timeout`, in milliseconds. */
   connectTimeoutMs: number;
   /** `dev-proxy --port`. */
@@ -33,13 +37,24 @@ export interface CommandLine {
   host: string;
 }
 
-const COMMANDS: readonly string[] = ["migrate", "gc", "stats", "dev-proxy"];
+const COMMANDS: readonly string[] = ["migrate", "gc", "stats", "sessions", "revoke", "dev-proxy"];
 const MAX_BATCH_SIZE = 100_000;
 /** Long enough for a cold serverless database to wake up. */
 export const CONNECT_TIMEOUT_MS = 10_000;
 /** The port of `pgsession dev-proxy` unless `--port` says otherwise. */
 export const DEV_PROXY_PORT = 4444;
-const STRING_OPTIONS = ["url", "database", "table", "batch-size", "max-duration", "connect-timeout", "port", "host"] as const;
+const STRING_OPTIONS = [
+  "url",
+  "database",
+  "table",
+  "batch-size",
+  "max-duration",
+  "user",
+  "except",
+  "connect-timeout",
+  "port",
+  "host",
+] as const;
 /** Options that belong to one command only. */
 const OWNER: Record<string, Command> = { "batch-size": "gc", "max-duration": "gc", port: "dev-proxy", host: "dev-proxy", database: "dev-proxy" };
 
@@ -93,6 +108,7 @@ export function parseCommandLine(argv: string[], env: Record<string, string | un
       throw new CliError(`Cannot use --${flag} with ${command}: it is an option of ${owner}`, EXIT.USAGE);
     }
   }
+  checkUserOptions(command, values, line);
   if (command === "dev-proxy" && values.table !== undefined) throw new CliError("Cannot use --table with dev-proxy: it relays any SQL", EXIT.USAGE);
   if (values["batch-size"] !== undefined) {
     const n = Number(values["batch-size"]);
@@ -180,6 +196,21 @@ function joinNegativeValues(argv: string[]): string[] {
     }
   }
   return out;
+}
+
+/** `--user` belongs to sessions and revoke, which need it; `--except` to revoke. */
+const MAX_USER_LENGTH = 1024;
+
+function checkUserOptions(command: string, values: { user?: string; except?: string }, line: CommandLine): void {
+  const users = command === "sessions" || command === "revoke";
+  if (!users && values.user !== undefined) throw new CliError(`Cannot use --user with ${command}: it is an option of sessions and revoke`, EXIT.USAGE);
+  if (command !== "revoke" && values.except !== undefined) throw new CliError(`Cannot use --except with ${command}: it is an option of revoke`, EXIT.USAGE);
+  if (!users) return;
+  if (values.user === undefined || values.user === "") throw new CliError(`Cannot run ${command}: it needs --user ID, the user id the application bound at sign-in`, EXIT.USAGE);
+  if (values.user.length > MAX_USER_LENGTH) throw new CliError(`Cannot use --user: it is ${values.user.length} characters, over the ${MAX_USER_LENGTH}-character limit of user ids`, EXIT.USAGE);
+  if (values.except === "") throw new CliError("Cannot use --except with an empty value: expected a handle from `pgsession sessions`", EXIT.USAGE);
+  line.user = values.user;
+  line.except = values.except;
 }
 
 /** Node's parseArgs messages, shortened to ours. */

@@ -12,6 +12,8 @@ import { runDevProxy } from "./dev_proxy.ts";
 import { runGc } from "./gc.ts";
 import { migrate } from "./migrate.ts";
 import type { Output } from "./_output.ts";
+import { revokeSessions } from "./revoke.ts";
+import { listSessions } from "./sessions.ts";
 import { stats } from "./stats.ts";
 import { VERSION } from "./_version.ts";
 
@@ -19,9 +21,11 @@ import { VERSION } from "./_version.ts";
 export const HELP: string = `Usage: pgsession <command> [options]
 
 Commands:
-  migrate     Create the session table and its expiry index if missing (schema.sql); safe to rerun
+  migrate     Create the session table and its indexes, or add the user columns to an older one; safe to rerun
   gc          Delete expired sessions in short batches until none are left or the time is up
   stats       Count live and expired sessions (by session_expiry) and show table and index size
+  sessions    List one user's live sessions (--user ID): handle, label, created, last active, expires
+  revoke      Sign one user out everywhere (--user ID), or everywhere but one session (--except)
   dev-proxy   Serve Neon's HTTP (/sql) and WebSocket endpoints in front of a local PostgreSQL, so
               Workers, Vercel Edge and Deno code runs unchanged in local development
 
@@ -31,6 +35,8 @@ Options:
   --table NAME          The session table, optionally schema.name (default: session)
   --batch-size N        gc: rows per batch, each its own short statement, 1-100000 (default: 1000)
   --max-duration S      gc: start no batch after S seconds, or "none" (default: 25)
+  --user ID             sessions, revoke: the user id the application bound at sign-in
+  --except HANDLE       revoke: keep this session (a handle from \`pgsession sessions\`)
   --connect-timeout S   Wait at most S seconds for the database to answer (default: 10)
   --database URL        dev-proxy: the local database the app uses (same as --url)
   --port N              dev-proxy: the port to listen on (default: 4444; 0: any free port)
@@ -85,7 +91,13 @@ export async function main(argv: string[], env: Record<string, string | undefine
     process.off("SIGINT", interrupt);
   };
   process.on("SIGINT", interrupt);
-  const what = { migrate: "migrate", gc: "collect expired sessions", stats: "read stats" }[line.command as "migrate" | "gc" | "stats"];
+  const what = {
+    migrate: "migrate",
+    gc: "collect expired sessions",
+    stats: "read stats",
+    sessions: "list sessions",
+    revoke: "revoke sessions",
+  }[line.command as "migrate" | "gc" | "stats" | "sessions" | "revoke"];
   try {
     switch (line.command) {
       case "migrate":
@@ -94,6 +106,10 @@ export async function main(argv: string[], env: Record<string, string | undefine
         return await runGc(client, { table: line.table, batchSize: line.batchSize, maxDurationMs: line.maxDurationMs, signal: controller.signal }, out);
       case "stats":
         return await stats(client, line.table, out);
+      case "sessions":
+        return await listSessions(client, line.table, line.user!, out);
+      case "revoke":
+        return await revokeSessions(client, line.table, line.user!, line.except, out);
     }
   } catch (error) {
     return fail(error instanceof CliError ? error : explain(error, what, where, line.table), err);

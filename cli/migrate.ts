@@ -5,7 +5,7 @@
  */
 
 import type { Client } from "pg";
-import { quoteTable } from "../src/_sql.ts";
+import { indexNames, quoteTable } from "../src/_sql.ts";
 import { schemaSql } from "../src/schema.ts";
 import { EXIT } from "./_fail.ts";
 import type { Output } from "./_output.ts";
@@ -20,14 +20,16 @@ import type { Output } from "./_output.ts";
  */
 export async function migrate(client: Client, table: string, out: Output): Promise<number> {
   const parts = table.split(".");
-  const name = parts.at(-1)!;
   const schema = parts.length === 2 ? parts[0]! : null;
   const quoted = quoteTable(table);
-  const index = (schema ? `"${schema}".` : "") + `"${name}_expiry_idx"`;
-  const exists = async (): Promise<{ schema: boolean; table: boolean; index: boolean }> => {
+  const names = indexNames(table);
+  const index = (schema ? `"${schema}".` : "") + `"${names.expiry}"`;
+  const exists = async (): Promise<{ schema: boolean; table: boolean; index: boolean; users: boolean }> => {
     const { rows } = await client.query(
       `SELECT ($1::text IS NULL OR EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)) AS schema,
-              to_regclass($2) IS NOT NULL AS table, to_regclass($3) IS NOT NULL AS index`,
+              to_regclass($2) IS NOT NULL AS table, to_regclass($3) IS NOT NULL AS index,
+              EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($2) AND attname = 'session_user_id'
+                AND NOT attisdropped) AS users`,
       [schema, quoted, index],
     );
     return rows[0];
@@ -46,7 +48,10 @@ export async function migrate(client: Client, table: string, out: Output): Promi
     if (schema) out.write(before.schema ? `Schema "${schema}" already exists\n` : `Created schema "${schema}"\n`);
     out.write(before.table ? `Table ${quoted} already exists\n` : `Created table ${quoted}\n`);
     out.write(before.index ? `Index ${index} already exists\n` : `Created index ${index}\n`);
-    if (before.schema && before.table && before.index) out.write("Nothing to do: the schema is up to date\n");
+    if (before.table) {
+      out.write(before.users ? "User columns already exist\n" : "Added the user columns (session_user_id, session_label) and their index\n");
+    }
+    if (before.schema && before.table && before.index && before.users) out.write("Nothing to do: the schema is up to date\n");
     return EXIT.OK;
   } catch (error) {
     await client.query("ROLLBACK").catch(() => {});

@@ -2,15 +2,17 @@
 // only. It gets its store from the caller (demo/database.ts), so the same app runs under Node
 // (demo/main.ts) and Deno (demo/deno.ts).
 //
-//   GET  /          the visit counter, a flash message, and the sign-in or sign-out form
-//   GET  /session   what the session holds
-//   POST /sign-in   regenerate the session, remember the name, flash "Welcome"
-//   POST /sign-out  destroy the session, flash "Signed out"
-import { type PostgresStore, type Session, SessionError, withSession } from "../mod.ts";
+//   GET  /                      the visit counter, a flash message, and the sign-in or sign-out form
+//   GET  /session               what the session holds
+//   GET  /sessions              "Your sessions": every session of the signed-in user
+//   POST /sign-in               regenerate the session bound to the name, flash "Welcome"
+//   POST /sign-out              destroy the session, flash "Signed out"
+//   POST /sessions/revoke       sign out one other device (a handle from /sessions)
+//   POST /sessions/revoke-others sign out everywhere else, keep this session
+import { type PostgresStore, type RequestSession, type SessionError, type UserSession, withSession } from "../mod.ts";
 
-/** What the demo keeps in a session. */
-export interface DemoData extends Record<string, unknown> {
-  user: string;
+/** What the demo keeps in a session. The user is not in here: it is bound with `regenerate({ user })`. */
+export interface DemoData {
   visits: number;
   signedInAt: Date;
 }
@@ -21,14 +23,21 @@ export interface DemoOptions {
   database: string;
   /** HMAC secrets for the cookie; the demo works without (the bare token is unguessable). */
   secrets?: readonly string[];
+  /** Where failures are logged, one line each. Default: `console.error`. */
+  log?: (line: string) => void;
 }
 
+type DemoSession = RequestSession<DemoData>;
+
 const MAX_NAME_LENGTH = 40;
+/** Handles are short opaque strings; anything longer is not one. */
+const MAX_HANDLE_LENGTH = 200;
 
 /** Builds the demo's fetch handler. */
 export function createDemo(options: DemoOptions): (req: Request) => Promise<Response> {
-  return withSession<DemoData, []>(
-    function demo(req: Request, session: Session<DemoData>): Promise<Response> {
+  const log = options.log ?? console.error;
+  return withSession<DemoData>(
+    function demo(req: Request, session: DemoSession): Promise<Response> {
       return route(req, session, options);
     },
     {
@@ -37,13 +46,15 @@ export function createDemo(options: DemoOptions): (req: Request) => Promise<Resp
       // Over plain http://localhost a Secure cookie would be refused by some browsers; "auto"
       // sets Secure (and the __Host- name) only when the request came over https.
       cookie: { secure: "auto" },
-      onError: (error: SessionError): Response =>
-        page("Database unavailable", `<p class="error">The session store failed: ${escape(error.code)}. Try again later.</p>`, options, 503),
+      onError: (error: SessionError, req: Request): Response => {
+        log(`demo: ${req.method} ${new URL(req.url).pathname} answered 503: ${error.code}: ${error.message}${causeOf(error)}`);
+        return page("Database unavailable", failure(error), options, 503);
+      },
     },
   );
 }
 
-async function route(req: Request, session: Session<DemoData>, options: DemoOptions): Promise<Response> {
+async function route(req: Request, session: DemoSession, options: DemoOptions): Promise<Response> {
   const url = new URL(req.url);
   if (req.method === "POST" && !sameOrigin(req, url)) {
     return new Response("Forbidden: this form must be posted from the demo's own pages\n", { status: 403, headers: { "content-type": "text/plain; charset=utf-8" } });
@@ -55,6 +66,9 @@ async function route(req: Request, session: Session<DemoData>, options: DemoOpti
     case "GET /session":
     case "HEAD /session":
       return contents(req, session, options);
+    case "GET /sessions":
+    case "HEAD /sessions":
+      return devices(req, session, options);
     case "POST /sign-in": {
       const form = await req.formData();
       const name = String(form.get("name") ?? "").trim();
@@ -63,8 +77,9 @@ async function route(req: Request, session: Session<DemoData>, options: DemoOpti
         return seeOther("/");
       }
       // A new id on every privilege change, against session fixation; the data (visits) stays.
-      session.regenerate();
-      session.set("user", name);
+      // The name becomes the session's user (a column, never in the cookie), so "Your sessions"
+      // can find every session of that name; the label says which device this one is.
+      session.regenerate({ user: name, label: deviceLabel(req.headers.get("user-agent")) });
       session.set("signedInAt", new Date());
       session.flash("notice", `Welcome, ${name}! You are signed in.`);
       return seeOther("/");
@@ -74,6 +89,20 @@ async function route(req: Request, session: Session<DemoData>, options: DemoOpti
       session.destroy();
       session.flash("notice", "You are signed out. Your session was destroyed.");
       return seeOther("/");
+    case "POST /sessions/revoke": {
+      if (!(await session.user())) return signInFirst(session);
+      const handle = (await req.formData()).get("handle");
+      // revoke() ends only a session of this session's user: a handle of anyone else's is 0.
+      const revoked = typeof handle === "string" && handle.length > 0 && handle.length <= MAX_HANDLE_LENGTH ? await session.revoke(handle) : 0;
+      session.flash(revoked ? "notice" : "error", revoked ? "That device is signed out. Its next request starts a new, anonymous session." : "That session had already ended.");
+      return seeOther("/sessions");
+    }
+    case "POST /sessions/revoke-others": {
+      if (!(await session.user())) return signInFirst(session);
+      const revoked = await session.revokeOthers();
+      session.flash("notice", `Signed out everywhere else: ${revoked} other session${revoked === 1 ? "" : "s"} ended. This one stays.`);
+      return seeOther("/sessions");
+    }
     default:
       if (["GET", "HEAD", "POST"].includes(req.method)) return page("Not found", `<p>Nothing at ${escape(url.pathname)}.</p>`, options, 404);
       return new Response("Method Not Allowed\n", { status: 405, headers: { allow: "GET, HEAD, POST" } });
@@ -90,19 +119,28 @@ function sameOrigin(req: Request, url: URL): boolean {
   return origin !== null && origin === url.origin;
 }
 
-async function home(req: Request, session: Session<DemoData>, options: DemoOptions): Promise<Response> {
-  const visits = ((await session.get("visits")) ?? 0) + 1;
-  session.set("visits", visits);
-  const user = await session.get("user");
+function signInFirst(session: DemoSession): Response {
+  session.flash("error", "Sign in first to manage your sessions");
+  return seeOther("/");
+}
+
+async function flashes(session: DemoSession): Promise<string> {
   const notice = await session.getFlash("notice");
   const error = await session.getFlash("error");
+  return `${notice ? `<p class="flash notice" role="status">${escape(String(notice))}</p>` : ""}
+${error ? `<p class="flash error" role="alert">${escape(String(error))}</p>` : ""}`;
+}
+
+async function home(req: Request, session: DemoSession, options: DemoOptions): Promise<Response> {
+  const visits = ((await session.get("visits")) ?? 0) + 1;
+  session.set("visits", visits);
+  const user = await session.user();
   const secure = new URL(req.url).protocol === "https:";
   const body = `
-${notice ? `<p class="flash notice" role="status">${escape(String(notice))}</p>` : ""}
-${error ? `<p class="flash error" role="alert">${escape(String(error))}</p>` : ""}
+${await flashes(session)}
 ${
     user
-      ? `<p class="who">Signed in as <strong id="user">${escape(user)}</strong>.</p>
+      ? `<p class="who">Signed in as <strong id="user">${escape(user)}</strong>. <a href="/sessions">Your sessions</a></p>
 <form method="post" action="/sign-out"><button type="submit">Sign out</button></form>`
       : `<form method="post" action="/sign-in" class="sign-in">
   <label for="name">Your name</label>
@@ -123,15 +161,122 @@ ${
   return page("pgsession demo", body, options);
 }
 
-async function contents(_req: Request, session: Session<DemoData>, options: DemoOptions): Promise<Response> {
+async function contents(_req: Request, session: DemoSession, options: DemoOptions): Promise<Response> {
   const entries = await session.entries();
+  const user = await session.user();
   const rows = entries.map(([key, value]) => `<tr><th scope="row"><code>${escape(key)}</code></th><td>${escape(describe(value))}</td></tr>`).join("\n");
   const body = `
 <h2>What the session holds</h2>
 ${entries.length ? `<table id="contents"><thead><tr><th>key</th><th>value</th></tr></thead><tbody>\n${rows}\n</tbody></table>` : `<p id="contents">Nothing yet: this is a new session.</p>`}
+<p>User: ${user ? `<strong id="bound-user">${escape(user)}</strong>, in the table's <code>session_user_id</code> column (not in the data, never in the cookie)` : "none (anonymous)"}.</p>
 <p>${session.isNew ? "No row is stored for this session yet." : `Stored in PostgreSQL; expires ${escape(session.expires?.toISOString() ?? "(unknown)")} (database clock, sliding).`}</p>
 <p><a href="/">Back</a></p>`;
   return page("Session contents · pgsession demo", body, options);
+}
+
+/** "Your sessions": every live session of the signed-in user, with buttons to end them. */
+async function devices(_req: Request, session: DemoSession, options: DemoOptions): Promise<Response> {
+  const user = await session.user();
+  if (!user) {
+    return page("Your sessions · pgsession demo", `${await flashes(session)}<p id="not-signed-in">Sign in on the <a href="/">home page</a> to see where you are signed in.</p>`, options);
+  }
+  // This device first, then the most recently active.
+  const list = (await session.sessions()).sort((a, b) => Number(b.current) - Number(a.current) || b.lastActive.getTime() - a.lastActive.getTime());
+  const now = Date.now();
+  const others = list.filter((s) => !s.current).length;
+  const rows = list.map((s) => row(s, now)).join("\n");
+  const body = `
+${await flashes(session)}
+<h2>Your sessions</h2>
+<p>Where <strong id="user">${escape(user)}</strong> is signed in. Anyone who signs in with the same name is the same user here: the demo has no passwords.</p>
+<table id="sessions"><thead><tr><th>device</th><th>signed in</th><th>last active</th><th></th></tr></thead><tbody>
+${rows}
+</tbody></table>
+${
+    others
+      ? `<form method="post" action="/sessions/revoke-others" class="revoke-others"><button type="submit">Sign out everywhere else</button></form>`
+      : `<p id="only-session">This is your only session.</p>`
+  }
+<p class="note">"Last active" is approximate: a session's expiry moves forward at most every few minutes, not on every request.</p>
+<p><a href="/">Back</a></p>`;
+  return page("Your sessions · pgsession demo", body, options);
+}
+
+function row(s: UserSession, now: number): string {
+  const label = escape(s.label ?? "Unknown device");
+  const action = s.current
+    ? `<form method="post" action="/sign-out"><button type="submit">Sign out</button></form>`
+    : `<form method="post" action="/sessions/revoke"><input type="hidden" name="handle" value="${escape(s.handle)}"><button type="submit">Sign out this device</button></form>`;
+  return `<tr class="${s.current ? "current" : "other"}"><td class="label">${label}${s.current ? ` <strong class="this-device">(this device)</strong>` : ""}</td>` +
+    `<td class="created">${time(s.created, now)}</td><td class="last-active">${time(s.lastActive, now)}</td><td>${action}</td></tr>`;
+}
+
+/** An instant in UTC to the minute, with how long ago it was. */
+function time(date: Date, now: number): string {
+  const iso = date.toISOString();
+  return `<time datetime="${iso}">${iso.slice(0, 16).replace("T", " ")} UTC</time> <span class="ago">(${ago(now - date.getTime())})</span>`;
+}
+
+function ago(ms: number): string {
+  const minutes = Math.round(ms / 60_000);
+  if (minutes < 1) return "just now";
+  if (minutes < 120) return `${minutes} min ago`;
+  const hours = Math.round(minutes / 60);
+  return hours < 48 ? `${hours} h ago` : `${Math.round(hours / 24)} days ago`;
+}
+
+/**
+ * A short label for a session from its User-Agent, e.g. "Chrome on Linux": enough for a person
+ * to recognise their own device, and nothing more (the full string would be stored for no use).
+ */
+export function deviceLabel(userAgent: string | null): string {
+  const ua = userAgent ?? "";
+  const browser = /Edg(e|A|iOS)?\//.test(ua)
+    ? "Edge"
+    : /OPR\/|Opera/.test(ua)
+    ? "Opera"
+    : /Firefox\/|FxiOS\//.test(ua)
+    ? "Firefox"
+    : /Chrom(e|ium)\/|CriOS\//.test(ua)
+    ? "Chrome"
+    : /Safari\//.test(ua)
+    ? "Safari"
+    : /^curl\//.test(ua)
+    ? "curl"
+    : "A browser";
+  const system = /Android/.test(ua)
+    ? "Android"
+    : /iPhone|iPad|iPod/.test(ua)
+    ? "iOS"
+    : /Windows/.test(ua)
+    ? "Windows"
+    : /Mac OS X|Macintosh/.test(ua)
+    ? "macOS"
+    : /CrOS/.test(ua)
+    ? "ChromeOS"
+    : /Linux|X11/.test(ua)
+    ? "Linux"
+    : "";
+  return system ? `${browser} on ${system}` : browser;
+}
+
+/** The error page's text: what the reader can do about it. */
+function failure(error: SessionError): string {
+  const code = (error.cause as { code?: string } | undefined)?.code;
+  if (error.code === "MIGRATION_REQUIRED" || code === "42P01" || code === "42703") {
+    return `<p class="error">The session table is missing or out of date (${escape(error.code)}). Run <code>npx pgsession migrate</code> against this database, then reload.</p>`;
+  }
+  return `<p class="error">The session store failed: ${escape(error.code)}. Try again later.</p>`;
+}
+
+/** The driver's error code and message, for the log line. */
+function causeOf(error: SessionError): string {
+  const cause = error.cause as { code?: string; message?: string } | undefined;
+  if (!cause || typeof cause !== "object") return "";
+  const message = String(cause.message ?? "").split("\n")[0]!;
+  // The error's own message usually quotes the driver's already: then the code is what is new.
+  const parts = [cause.code, error.message.includes(message) ? "" : message].filter(Boolean);
+  return parts.length ? ` (cause: ${parts.join(" ")})` : "";
 }
 
 function describe(value: unknown): string {
@@ -160,15 +305,16 @@ function page(title: string, body: string, options: DemoOptions, status = 200): 
   .error { background: #ffebe9; border: 1px solid #ff8182; }
   form { margin: 1rem 0; display: flex; gap: 0.5rem; align-items: center; flex-wrap: wrap; }
   input { font: inherit; padding: 0.3rem 0.5rem; }
-  button { font: inherit; padding: 0.3rem 0.9rem; cursor: pointer; }
+  button { font: inherit; padding: 0.3rem 0.9rem; cursor: pointer; white-space: nowrap; }
   aside { margin-top: 2rem; padding: 0.5rem 1rem; background: #f6f8fa; border-radius: 6px; font-size: 0.9rem; }
   aside h2 { font-size: 1rem; margin: 0.3rem 0; }
   table { border-collapse: collapse; } th, td { text-align: left; padding: 0.25rem 0.75rem; border-bottom: 1px solid #d0d7de; }
+  td form { margin: 0; } time { white-space: nowrap; } .ago { display: block; color: #57606a; font-size: 0.85rem; }
   footer { margin-top: 2rem; color: #57606a; font-size: 0.85rem; }
 </style>
 </head>
 <body>
-<header><h1>pgsession demo</h1><nav><a href="/">Home</a> · <a href="/session">Session contents</a></nav></header>
+<header><h1>pgsession demo</h1><nav><a href="/">Home</a> · <a href="/session">Session contents</a> · <a href="/sessions">Your sessions</a></nav></header>
 <main>${body}</main>
 <footer>Sessions stored in ${escape(options.database)}.</footer>
 </body>

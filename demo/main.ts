@@ -12,17 +12,12 @@ import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { gc } from "../mod.ts";
 import { createDemo } from "./app.ts";
-import { openDatabase } from "./database.ts";
+import { type DemoDatabase, openDatabase } from "./database.ts";
+import { describeStartupFailure, listenFailure } from "./startup.ts";
 
 const HOUR_MS = 3_600_000;
 
-const database = await openDatabase(process.env);
-const app = createDemo({
-  store: database.store,
-  database: database.description,
-  secrets: process.env.SESSION_SECRET ? [process.env.SESSION_SECRET] : undefined,
-});
-
+let app: ((req: Request) => Promise<Response>) | undefined;
 const server = http.createServer((req, res) => {
   handle(req, res).catch((error) => {
     console.error("demo: cannot answer", req.method, req.url, error);
@@ -32,6 +27,11 @@ const server = http.createServer((req, res) => {
 });
 
 async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  if (!app) {
+    // Listening starts before the database opens; nobody knows the URL yet, but be polite.
+    res.writeHead(503, { "content-type": "text/plain", "retry-after": "1" }).end("Starting, try again in a moment\n");
+    return;
+  }
   const method = req.method ?? "GET";
   const headers = new Headers();
   for (let i = 0; i < req.rawHeaders.length; i += 2) headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
@@ -53,19 +53,37 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse): Prom
   res.end();
 }
 
-// Expired sessions: remove them at startup and hourly (on Workers or Vercel a cron does this).
-const collect = () => gc(database.store).catch((error) => console.error("demo: gc failed", error));
-await collect();
-const timer = setInterval(collect, HOUR_MS);
-timer.unref();
-
 const port = Number(process.env.PORT ?? 8000);
 const host = process.env.HOST ?? "127.0.0.1";
-server.listen(port, host, () => {
-  const { port: actual } = server.address() as AddressInfo;
-  const shown = host === "127.0.0.1" || host === "0.0.0.0" || host === "::" ? "localhost" : host;
-  console.log(`pgsession demo: sessions in ${database.description}; open http://${shown}:${actual}/`);
-});
+let database: DemoDatabase | undefined;
+let timer: ReturnType<typeof setInterval> | undefined;
+try {
+  // The port first: a port in use is one line, before anything opens or creates the database.
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (error) => reject(listenFailure(error, host, port)));
+    server.listen(port, host, resolve);
+  });
+  database = await openDatabase(process.env);
+  app = createDemo({
+    store: database.store,
+    database: database.description,
+    secrets: process.env.SESSION_SECRET ? [process.env.SESSION_SECRET] : undefined,
+  });
+  // Expired sessions: remove them at startup and hourly (on Workers or Vercel a cron does this).
+  const collect = () => gc(database!.store).catch((error) => console.error("demo: gc failed", error));
+  await collect();
+  timer = setInterval(collect, HOUR_MS);
+  timer.unref();
+} catch (error) {
+  console.error(describeStartupFailure(error));
+  server.close();
+  await database?.close().catch(() => {});
+  process.exit(1);
+}
+
+const { port: actual } = server.address() as AddressInfo;
+const shown = host === "127.0.0.1" || host === "0.0.0.0" || host === "::" ? "localhost" : host;
+console.log(`pgsession demo: sessions in ${database.description}; open http://${shown}:${actual}/`);
 
 let stopping = false;
 async function stop(): Promise<void> {
@@ -75,7 +93,7 @@ async function stop(): Promise<void> {
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
   // Closing PGlite flushes its files, so the next start finds the sessions again.
-  await database.close();
+  await database!.close();
   process.exit(0);
 }
 process.once("SIGINT", stop);

@@ -60,6 +60,31 @@ export interface Statements {
   count: string;
 }
 
+/**
+ * The statements of a table that has the user columns (`session_user_id`, `session_label`):
+ * the same operations, each with the user columns read or written, plus the user operations.
+ * Parameters are those of {@linkcode Statements} with these appended.
+ */
+export interface UserStatements extends Statements {
+  /** Also returns `user_id`, `label`. */
+  read: string;
+  /** `$3` user, `$4` label. */
+  insert: string;
+  /** `$5` bind a user (bool), `$6` user, `$7` label; also returns `user_id`, `label`. */
+  move: string;
+  /** `$8` bind a user (bool), `$9` user, `$10` label. */
+  moveChanged: string;
+  /** `$1` user → `key`, `header`, `expires`, `now`, `label` of each live session. */
+  sessionsOf: string;
+  /** `$1` key, `$2` user or NULL, `$3` lock timeout → one row per deleted row. */
+  revoke: string;
+  /** `$1` user, `$2` key to keep or NULL, `$3` lock timeout → one row per deleted row. */
+  revokeAll: string;
+}
+
+/** The optional columns that bind sessions to users. */
+export const USER_COLUMNS: readonly string[] = ["session_user_id", "session_label"];
+
 function seconds(n: number): string {
   return `interval '${n} seconds'`;
 }
@@ -95,9 +120,9 @@ export function quoteTable(table: string): string {
 }
 
 /** The names of the table's constraint and index, derived from the table's own name. */
-export function indexNames(table: string): { primaryKey: string; expiry: string } {
+export function indexNames(table: string): { primaryKey: string; expiry: string; user: string } {
   const name = table.split(".").at(-1)!;
-  return { primaryKey: `${name}_key`, expiry: `${name}_expiry_idx` };
+  return { primaryKey: `${name}_key`, expiry: `${name}_expiry_idx`, user: `${name}_user_idx` };
 }
 
 /**
@@ -107,20 +132,20 @@ export function indexNames(table: string): { primaryKey: string; expiry: string 
  * @param options Validated options.
  * @returns SQL text, parameters numbered `$1`, `$2`, …
  */
-export function buildStatements(options: SqlOptions): Statements {
+export function buildStatements(options: SqlOptions): { plain: Statements; users: UserStatements } {
   const cacheKey = `${options.table}|${options.ttl}|${options.absoluteTtl}|${options.touchAfter}`;
   let statements = cache.get(cacheKey);
   if (!statements) {
     if (cache.size >= 32) cache.clear();
-    statements = build(options);
+    statements = { plain: build(options, false), users: build(options, true) as UserStatements };
     cache.set(cacheKey, statements);
   }
   return statements;
 }
 
-const cache = new Map<string, Statements>();
+const cache = new Map<string, { plain: Statements; users: UserStatements }>();
 
-function build(options: SqlOptions): Statements {
+function build(options: SqlOptions, users: boolean): Statements | UserStatements {
   const t = quoteTable(options.table);
   const ttl = seconds(options.ttl);
   const abs = options.absoluteTtl === null ? null : seconds(options.absoluteTtl);
@@ -130,7 +155,9 @@ function build(options: SqlOptions): Statements {
   const firstExpiry = options.absoluteTtl !== null && options.absoluteTtl < options.ttl
     ? `${NOW} + ${abs}`
     : `${NOW} + ${ttl}`;
-  const returned = `session_data AS data, ${ms("session_expiry")} AS expires, ${ms(NOW)} AS now`;
+  const returned = `session_data AS data, ${ms("session_expiry")} AS expires, ${ms(NOW)} AS now` +
+    (users ? ", session_user_id AS user_id, session_label AS label" : "");
+  const userColumns = users ? ", session_user_id, session_label" : "";
   // When a compare-and-set misses, the row as it is (the statement's snapshot) comes back so the
   // writer can merge without another round trip.
   const current = (result: string): string =>
@@ -141,11 +168,11 @@ LEFT JOIN ${t} AS cur ON ${result}.expires IS NULL AND cur.session_key = $1`;
   const oldLive = `old.session_expiry > ${NOW}` + (abs ? ` AND coalesce(${oldCreated} + ${abs} > ${NOW}, true)` : "");
   const keptExpiry = abs ? `least(${NOW} + ${ttl}, ${oldCreated} + ${abs})` : `${NOW} + ${ttl}`;
 
-  return {
+  const statements: Statements = {
     read: `SELECT ${returned} FROM ${t} WHERE session_key = $1`,
 
-    insert: `INSERT INTO ${t} (session_key, session_data, session_expiry)
-VALUES ($1, ${NEW_HEADER_SQL} || $2::bytea, ${firstExpiry})
+    insert: `INSERT INTO ${t} (session_key, session_data, session_expiry${userColumns})
+VALUES ($1, ${NEW_HEADER_SQL} || $2::bytea, ${firstExpiry}${users ? ", $3::text, $4::text" : ""})
 RETURNING ${returned}`,
 
     // UPDATE only, never an upsert: a session destroyed or expired meanwhile stays gone.
@@ -165,12 +192,17 @@ RETURNING ${ms("session_expiry")} AS expires, ${ms(NOW)} AS now`,
     // Atomic: the old key is gone and the new one holds the data, or nothing changed.
     move: `WITH old AS (
   DELETE FROM ${t} WHERE session_key = $1 AND ${lockTimeout("$4")}
-  RETURNING session_data, session_expiry
+  RETURNING session_data, session_expiry${userColumns}
 )
-INSERT INTO ${t} (session_key, session_data, session_expiry)
+INSERT INTO ${t} (session_key, session_data, session_expiry${userColumns})
 SELECT $2,
   CASE WHEN $3::bool AND octet_length(old.session_data) >= 8 THEN ${NEW_HEADER_SQL} || substr(old.session_data, 9) ELSE old.session_data END,
-  CASE WHEN $3::bool THEN ${firstExpiry} ELSE ${keptExpiry} END
+  CASE WHEN $3::bool THEN ${firstExpiry} ELSE ${keptExpiry} END${
+      users
+        ? `,
+  CASE WHEN $5::bool THEN $6::text ELSE old.session_user_id END, CASE WHEN $5::bool THEN $7::text ELSE old.session_label END`
+        : ""
+    }
 FROM old WHERE ${oldLive}
 RETURNING ${returned}`,
 
@@ -178,11 +210,16 @@ RETURNING ${returned}`,
   DELETE FROM ${t}
   WHERE session_key = $1 AND session_data IS NOT DISTINCT FROM $4::bytea AND session_expiry > ${NOW} AND ${ideal("$7")} > ${NOW}
     AND ${lockTimeout("$6")}
-  RETURNING 1
+  RETURNING 1 AS one${userColumns}
 ), ins AS (
-  INSERT INTO ${t} (session_key, session_data, session_expiry)
+  INSERT INTO ${t} (session_key, session_data, session_expiry${userColumns})
   SELECT $2, CASE WHEN $5::bool THEN ${NEW_HEADER_SQL} || substr($3::bytea, 9) ELSE $3::bytea END,
-    CASE WHEN $5::bool THEN ${firstExpiry} ELSE ${ideal("$7")} END
+    CASE WHEN $5::bool THEN ${firstExpiry} ELSE ${ideal("$7")} END${
+      users
+        ? `,
+    CASE WHEN $8::bool THEN $9::text ELSE old.session_user_id END, CASE WHEN $8::bool THEN $10::text ELSE old.session_label END`
+        : ""
+    }
   FROM old
   RETURNING session_data AS data, ${ms("session_expiry")} AS expires
 )
@@ -191,6 +228,18 @@ SELECT ins.data, ins.expires, ${current("ins")}`,
     destroy: `DELETE FROM ${t} WHERE session_key = $1 AND ${lockTimeout("$2")} RETURNING true AS deleted`,
 
     count: `SELECT count(*) AS n FROM ${t} AS old WHERE ${oldLive}`,
+  };
+  if (!users) return statements;
+  return {
+    ...statements,
+    sessionsOf: `SELECT session_key AS key, substr(session_data, 1, 8) AS header, ${ms("session_expiry")} AS expires,
+  ${ms(NOW)} AS now, session_label AS label
+FROM ${t} WHERE session_user_id = $1 AND session_expiry > ${NOW}
+ORDER BY session_expiry DESC LIMIT 1000`,
+    revoke: `DELETE FROM ${t} WHERE session_key = $1 AND ($2::text IS NULL OR session_user_id = $2::text)
+  AND ${lockTimeout("$3")} RETURNING true AS deleted`,
+    revokeAll: `DELETE FROM ${t} WHERE session_user_id = $1 AND session_key IS DISTINCT FROM $2::char(64)
+  AND ${lockTimeout("$3")} RETURNING true AS deleted`,
   };
 }
 
@@ -238,5 +287,11 @@ export function tableSql(table: string): string {
 );
 
 CREATE INDEX IF NOT EXISTS "${names.expiry}" ON ${quoted} (session_expiry);
+
+-- Optional, for listing a user's sessions and signing them out everywhere. Tables without these
+-- columns work for everything else; \`pgsession migrate\` adds them to an existing table.
+ALTER TABLE ${quoted} ADD COLUMN IF NOT EXISTS session_user_id text, ADD COLUMN IF NOT EXISTS session_label text;
+
+CREATE INDEX IF NOT EXISTS "${names.user}" ON ${quoted} (session_user_id) WHERE session_user_id IS NOT NULL;
 `;
 }

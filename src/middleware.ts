@@ -4,6 +4,7 @@
  * @module
  */
 
+import { LruCache } from "./_cache.ts";
 import { SessionError } from "./errors.ts";
 import type { SessionData } from "./session.ts";
 import { createSessions, type RequestSession, type Sessions, type SessionsOptions } from "./sessions.ts";
@@ -89,16 +90,19 @@ export function withSession<
 ): (request: Request, ...rest: PlatformArgs<Rest, OptionsRest>) => Promise<Response> {
   // An options object is validated here, at start-up; an options function's result per distinct object.
   const fixed = typeof options === "function" ? null : createSessions(options);
-  const made = new WeakMap<WithSessionOptions<Data>, Sessions<Data>>();
+  // An options function usually returns a new object per request with the same values (read
+  // from Workers' `env`): validate and build once per distinct set of values.
+  const made = new LruCache<string, Sessions<Data>>(32);
   const sessionsFor = (opts: WithSessionOptions<Data>): Sessions<Data> => {
-    let sessions = made.get(opts);
+    const key = optionsKey(opts);
+    let sessions = made.get(key);
     if (!sessions) {
       try {
         sessions = createSessions(opts);
       } catch (error) {
         throw new SessionError("CONFIG", `Cannot use the session options: ${(error as Error).message}`, { cause: error });
       }
-      made.set(opts, sessions);
+      made.set(key, sessions);
     }
     return sessions;
   };
@@ -146,4 +150,27 @@ export function withSession<
       if (!backgroundOwnsRelease) await release();
     }
   };
+}
+
+// Objects that are not plain data (a pool, a store, a logger) count by identity.
+const identities = new WeakMap<object, number>();
+let nextIdentity = 0;
+
+/** A key equal for options that would make the same sessions; per-request hooks do not count. */
+function optionsKey<Data extends object>(opts: WithSessionOptions<Data>): string {
+  const { waitUntil: _w, release: _r, onError: _e, ...rest } = opts;
+  return JSON.stringify(rest, (_key, value: unknown) => {
+    if (typeof value === "function") return `#fn${identityOf(value)}`;
+    if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) return `#obj${identityOf(value)}`;
+    }
+    return value;
+  });
+}
+
+function identityOf(value: object): number {
+  let id = identities.get(value);
+  if (id === undefined) identities.set(value, id = nextIdentity++);
+  return id;
 }

@@ -20,6 +20,35 @@ export interface RegenerateOptions {
    * @default {false}
    */
   restart?: boolean;
+  /**
+   * Bind the session to this user (sign-in): it is listed by `sessionsOf(user)` and ended by
+   * `revokeAll(user)`. Stored in its own column, never in the cookie. Needs the user columns
+   * (`npx pgsession migrate`).
+   * @default {undefined} (the session keeps the user it had)
+   */
+  user?: string;
+  /**
+   * A short label for the user's list of sessions, e.g. `"Firefox on Linux"` (at most 200
+   * characters); only with `user`.
+   * @default {null}
+   */
+  label?: string | null;
+}
+
+/** One of a user's live sessions, as `sessionsOf()` and `session.sessions()` list them. */
+export interface UserSession {
+  /** Identifies the session for `revoke()`; derived from the stored hash, never usable as a cookie. */
+  handle: string;
+  /** When the session was created (or last restarted). */
+  created: Date;
+  /** When it expires if unused. */
+  expires: Date;
+  /** About when it was last used: exact to within the store's `touchAfter`. */
+  lastActive: Date;
+  /** The label given at sign-in, or `null`. */
+  label: string | null;
+  /** Whether this is the session of the request asking. */
+  current: boolean;
 }
 
 /**
@@ -39,6 +68,14 @@ export interface SessionHost {
   regenerate(options: RegenerateOptions): void;
   /** Marks the stored session for deletion and starts a new, empty one. */
   destroy(): void;
+  /** The user the session is bound to, or `null`. */
+  currentUser(): Promise<string | null>;
+  /** The bound user's live sessions. */
+  sessions(): Promise<UserSession[]>;
+  /** Ends one of the bound user's sessions. */
+  revoke(handle: string): Promise<number>;
+  /** Ends the bound user's other sessions. */
+  revokeOthers(): Promise<number>;
 }
 
 /** Changes a request made to a session, applied on top of the stored data when it is saved. */
@@ -89,8 +126,10 @@ export class Changes {
 }
 
 /** Flash messages added and taken this request, merged with the stored ones on save. */
-class FlashUpdate {
+export class FlashUpdate {
+  /** Messages added, by key. */
   readonly added: Map<string, unknown> = new Map();
+  /** Keys read (and so removed). */
   readonly taken: Set<string> = new Set();
 }
 
@@ -231,7 +270,9 @@ export class Session<Data extends object = SessionData> {
    * (and on any privilege change) against session fixation. The absolute deadline is kept unless
    * `restart` is set.
    *
-   * @param options `restart: true` starts a new absolute lifetime.
+   * @param options `restart: true` starts a new absolute lifetime; `user` (and `label`) bind the
+   *   session to a user on sign-in, in the same statement.
+   * @throws {TypeError} For an empty user id or a label over 200 characters.
    */
   regenerate(options: RegenerateOptions = {}): void {
     this.#host.regenerate(options);
@@ -246,6 +287,50 @@ export class Session<Data extends object = SessionData> {
   destroy(): void {
     this.#host.destroy();
     this.#changes.reset();
+  }
+
+  /**
+   * The user this session is bound to (by `regenerate({ user })`), read with the session's row:
+   * no statement of its own.
+   *
+   * @returns The user id, or `null` for an anonymous session.
+   */
+  user(): Promise<string | null> {
+    this.#changes.accessed = true;
+    return this.#host.currentUser();
+  }
+
+  /**
+   * The signed-in user's live sessions, for a "your devices" page; `current` marks this one.
+   * One statement.
+   *
+   * @returns The sessions, or `[]` for an anonymous session.
+   * @throws {SessionError} `MIGRATION_REQUIRED` on a table without the user columns.
+   */
+  sessions(): Promise<UserSession[]> {
+    this.#changes.accessed = true;
+    return this.#host.sessions();
+  }
+
+  /**
+   * Signs out one of the signed-in user's sessions by its handle ("sign out this device"); a
+   * handle of another user's session ends nothing. One statement.
+   *
+   * @param handle A handle from {@linkcode sessions}.
+   * @returns How many sessions ended (0 or 1).
+   */
+  revoke(handle: string): Promise<number> {
+    return this.#host.revoke(handle);
+  }
+
+  /**
+   * Signs out every other session of the signed-in user, keeping this one ("sign out everywhere
+   * else"). One statement.
+   *
+   * @returns How many sessions ended.
+   */
+  revokeOthers(): Promise<number> {
+    return this.#host.revokeOthers();
   }
 
   /**

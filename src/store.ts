@@ -11,8 +11,8 @@ import { decodeData, encodeData } from "./codec.ts";
 import { SessionError } from "./errors.ts";
 import { headerFor, readStored, writeStored } from "./_format.ts";
 import { gc, type GcOptions, type GcResult } from "./gc.ts";
-import { buildStatements, type Statements } from "./_sql.ts";
-import { Changes, type RegenerateOptions, Session, type SessionData, type SessionHost } from "./session.ts";
+import { buildStatements, type Statements, USER_COLUMNS, type UserStatements } from "./_sql.ts";
+import { Changes, type RegenerateOptions, Session, type SessionData, type SessionHost, type UserSession } from "./session.ts";
 import { generateToken, hashToken, isToken } from "./token.ts";
 
 /** Where the store reports what it recovered from, such as corrupt stored data. */
@@ -170,7 +170,7 @@ class Stored implements SessionHost {
   /** The token whose row is believed stored, or `null`. */
   stored: string | null;
   /** Tokens whose rows a save deletes (after `destroy()`). */
-  doomed: string[] = [];
+  toDelete: string[] = [];
   /** Stored data, decoded; `null` until loaded. */
   base: Map<string, unknown> | null;
   /** The stored column as last read or written: the compare-and-set's expected value. */
@@ -190,10 +190,20 @@ class Stored implements SessionHost {
   restart = false;
   loading: Promise<void> | null = null;
   outcome: SaveResult | null = null;
+  /** The user the stored session belongs to, read with the row. */
+  user: string | null = null;
+  label: string | null = null;
+  /** A user to bind on save (`regenerate({ user })`). */
+  bind: { user: string; label: string | null } | null = null;
   readonly changes: Changes = new Changes();
 
-  /** Reads the row on first use; set by the store. */
+  /** Reads the row on first use, and the user operations; set by the store. */
   loader: (record: Stored) => Promise<void> = () => Promise.resolve();
+  hooks!: {
+    sessions(record: Stored): Promise<UserSession[]>;
+    revoke(record: Stored, handle: string): Promise<number>;
+    revokeOthers(record: Stored): Promise<number>;
+  };
 
   constructor(readonly table: string, token: string, stored: string | null, readonly signal?: AbortSignal) {
     this.origin = stored;
@@ -219,22 +229,74 @@ class Stored implements SessionHost {
   }
 
   regenerate(options: RegenerateOptions): void {
+    if (options.user !== undefined) {
+      checkUser(options.user);
+      const label = options.label ?? null;
+      if (label !== null && (typeof label !== "string" || label.length > MAX_LABEL)) {
+        throw new TypeError(`Cannot use a session label of ${typeof label === "string" ? `${label.length} characters` : typeof label}: expected a string of at most ${MAX_LABEL}`);
+      }
+      this.bind = { user: options.user, label };
+    }
     this.token = generateToken();
     this.restart ||= options.restart === true;
   }
 
+  async currentUser(): Promise<string | null> {
+    if (this.bind) return this.bind.user;
+    if (this.stored !== null && !this.base) await this.load();
+    return this.stored === null && !this.bind ? null : this.user;
+  }
+
+  sessions(): Promise<UserSession[]> {
+    return this.hooks.sessions(this);
+  }
+
+  revoke(handle: string): Promise<number> {
+    return this.hooks.revoke(this, handle);
+  }
+
+  revokeOthers(): Promise<number> {
+    return this.hooks.revokeOthers(this);
+  }
+
   destroy(): void {
-    if (this.stored !== null) this.doomed.push(this.stored);
+    if (this.stored !== null) this.toDelete.push(this.stored);
     this.token = generateToken();
     this.stored = null;
     this.base = new Map();
     this.raw = this.header = null;
     this.deadlineMs = this.expiresMs = null;
     this.touchDue = this.rolled = this.restart = false;
+    this.user = this.label = null;
+    this.bind = null;
   }
 }
 
 const records = new WeakMap<object, Stored>();
+/**
+ * Per table name: whether it has the user columns (`undefined` until a statement tells). Only the
+ * read path trusts a `false`; anything that needs the columns tries them again.
+ */
+const userColumns = new Map<string, boolean>();
+const MAX_LABEL = 200;
+
+function checkUser(user: unknown): asserts user is string {
+  if (typeof user !== "string" || user.length === 0 || user.length > 1024) {
+    throw new TypeError(`Cannot use a user id of type ${typeof user}${typeof user === "string" ? ` and length ${user.length}` : ""}: expected a non-empty string`);
+  }
+}
+
+function missingUserColumn(error: unknown): boolean {
+  const cause = (error as { cause?: { code?: unknown; message?: unknown } })?.cause;
+  return cause?.code === "42703" && USER_COLUMNS.some((c) => String(cause.message).includes(c));
+}
+
+function migrationRequired(what: string): SessionError {
+  return new SessionError(
+    "MIGRATION_REQUIRED",
+    `Cannot ${what}: the session table has no user columns; run npx pgsession migrate (or the second statement of schema.sql)`,
+  );
+}
 
 /** One chain of writers per stored row in this process, so they take turns instead of racing. */
 interface Lane {
@@ -271,7 +333,7 @@ export class PostgresStore<Data extends object = SessionData> {
   /** The options in force, defaults applied. */
   readonly options: ResolvedStoreOptions;
   #driver: Driver;
-  #sql: Statements;
+  #sql: { plain: Statements; users: UserStatements };
   #logger: Logger;
 
   /**
@@ -351,7 +413,7 @@ export class PostgresStore<Data extends object = SessionData> {
    */
   async exists(id: string): Promise<boolean> {
     if (!isToken(id)) return false;
-    const [row] = await this.#run("check session", this.#sql.read, [await hashToken(id)], this.#budget());
+    const [row] = await this.#run("check session", this.#sql.plain.read, [await hashToken(id)], this.#budget());
     return row !== undefined && this.#liveness(row.expires, row.now, row.data, null).live;
   }
 
@@ -365,7 +427,7 @@ export class PostgresStore<Data extends object = SessionData> {
   async destroy(id: string): Promise<boolean> {
     if (!isToken(id)) return false;
     const budget = this.#budget();
-    const rows = await this.#run("destroy session", this.#sql.destroy, [await hashToken(id), lockMs(budget)], budget);
+    const rows = await this.#run("destroy session", this.#sql.plain.destroy, [await hashToken(id), lockMs(budget)], budget);
     return rows.length > 0;
   }
 
@@ -376,7 +438,7 @@ export class PostgresStore<Data extends object = SessionData> {
    * @throws {SessionError} `DATABASE_ERROR` or `TIMEOUT` when the database fails.
    */
   async count(): Promise<number> {
-    const rows = await this.#run("count sessions", this.#sql.count, [], this.#budget());
+    const rows = await this.#run("count sessions", this.#sql.plain.count, [], this.#budget());
     return Number(rows[0]?.n ?? 0);
   }
 
@@ -433,16 +495,19 @@ export class PostgresStore<Data extends object = SessionData> {
       record.changes.reset();
       record.token = record.stored ?? record.token;
       record.touchDue = false;
-      return this.#makePlan(record, record.doomed.length ? "destroy" : "none");
+      record.bind = null;
+      return this.#makePlan(record, record.toDelete.length ? "destroy" : "none");
     }
     // Changes on top of data never read: read it now, so the write merges with what is stored.
     if (record.stored !== null && record.changes.modified && !record.base) await record.load();
     let kind: CommitPlan["kind"];
     if (record.stored !== null && record.token !== record.stored) kind = "move";
     else if (record.stored !== null && record.changes.modified) kind = "update";
-    else if (record.stored === null && record.changes.modified && record.changes.apply(record.base).size > 0) kind = "insert";
+    else if (record.stored === null && (record.bind || (record.changes.modified && record.changes.apply(record.base).size > 0))) {
+      kind = "insert";
+    }
     else if (record.stored !== null && record.touchDue) kind = "touch";
-    else kind = record.doomed.length ? "destroy" : "none";
+    else kind = record.toDelete.length ? "destroy" : "none";
     return this.#makePlan(record, kind);
   }
 
@@ -477,6 +542,21 @@ export class PostgresStore<Data extends object = SessionData> {
   #record(token: string, stored: string | null, signal?: AbortSignal): Stored {
     const record = new Stored(this.options.table, token, stored, signal);
     record.loader = (r) => this.#load(r);
+    record.hooks = {
+      sessions: async (r) => {
+        const user = await r.currentUser();
+        return user === null ? [] : this.sessionsOf(user, { current: r.stored ?? r.token });
+      },
+      revoke: async (r, handle) => {
+        const user = await r.currentUser();
+        return user === null ? 0 : this.revoke(handle, { user });
+      },
+      revokeOthers: async (r) => {
+        const user = await r.currentUser();
+        if (user === null) return 0;
+        return this.revokeAll(user, { except: r.stored === null ? null : await hashToken(r.stored) });
+      },
+    };
     return record;
   }
 
@@ -506,15 +586,19 @@ export class PostgresStore<Data extends object = SessionData> {
   /** Reads the row of `record.stored` into it; `false` when there is no live row. */
   async #fetch(record: Stored, budget: Budget): Promise<boolean> {
     const key = await hashToken(record.stored!);
-    const [row] = await this.#run("read session", this.#sql.read, [key], budget);
+    const [row] = await this.#flavored(record, "read session", (sql) => [sql.read, [key]], budget);
     if (!row) return false;
-    return this.#take(record, row.data, row.expires, row.now, key);
+    return this.#take(record, row.data, row.expires, row.now, key, row);
   }
 
   /** Takes a row as the session's base; `false` when it is not live. */
-  #take(record: Stored, data: unknown, expires: unknown, now: unknown, key: string): boolean {
+  #take(record: Stored, data: unknown, expires: unknown, now: unknown, key: string, row?: Row): boolean {
     const state = this.#liveness(expires, now, data, key);
     if (!state.live) return false;
+    if (row && "user_id" in row) {
+      record.user = typeof row.user_id === "string" ? row.user_id : null;
+      record.label = typeof row.label === "string" ? row.label : null;
+    }
     record.raw = state.raw;
     record.header = state.header ?? headerFor(state.nowMs);
     record.deadlineMs = state.deadlineMs;
@@ -565,21 +649,18 @@ export class PostgresStore<Data extends object = SessionData> {
 
   #makePlan(record: Stored, kind: CommitPlan["kind"]): CommitPlan {
     let running: Promise<SaveResult> | null = null;
-    const store = this;
     return {
       kind,
       critical: kind === "insert" || kind === "move" || kind === "destroy",
       accessed: record.changes.accessed,
-      run(options = {}) {
-        running ??= store.#execute(record, kind, store.#budget(options.signal)).then((result) => {
+      run: (options = {}) => {
+        running ??= this.#execute(record, kind, this.#budget(options.signal)).then((result) => {
           record.outcome = result;
           return result;
         });
         return running;
       },
-      cookie() {
-        return store.#cookie(record, kind, running === null);
-      },
+      cookie: () => this.#cookie(record, kind, running === null),
     };
   }
 
@@ -598,7 +679,7 @@ export class PostgresStore<Data extends object = SessionData> {
     if (record.stored !== null && (record.token !== record.origin || record.rolled)) {
       return { token: record.token, maxAge: remaining };
     }
-    if (record.stored === null && record.origin !== null && record.doomed.length === 0 && record.outcome === "destroyed") {
+    if (record.stored === null && record.origin !== null && record.toDelete.length === 0 && record.outcome === "destroyed") {
       return { token: "", maxAge: 0 };
     }
     return null;
@@ -606,10 +687,10 @@ export class PostgresStore<Data extends object = SessionData> {
 
   async #execute(record: Stored, kind: CommitPlan["kind"], budget: Budget): Promise<SaveResult> {
     let result: SaveResult = "unchanged";
-    while (record.doomed.length) {
-      const key = await hashToken(record.doomed[0]!);
-      await this.#run("destroy session", this.#sql.destroy, [key, lockMs(budget)], budget);
-      record.doomed.shift();
+    while (record.toDelete.length) {
+      const key = await hashToken(record.toDelete[0]!);
+      await this.#run("destroy session", this.#sql.plain.destroy, [key, lockMs(budget)], budget);
+      record.toDelete.shift();
       result = "destroyed";
     }
     switch (kind) {
@@ -629,31 +710,43 @@ export class PostgresStore<Data extends object = SessionData> {
   /** INSERTs a session that has no row; `undefined` when there is nothing to store. */
   async #insert(record: Stored, budget: Budget): Promise<SaveResult | undefined> {
     const data = record.changes.apply(record.base);
-    if (data.size === 0) {
+    if (data.size === 0 && !record.bind) {
       record.changes.reset();
       return undefined;
     }
     const payload = this.#encode(data);
     const key = await hashToken(record.token);
-    const [row] = await this.#run("save session", this.#sql.insert, [key, payload], budget);
+    const bind = record.bind;
+    const [row] = await this.#flavored(record, "save session", (sql, users) => [
+      sql.insert,
+      users ? [key, payload, bind?.user ?? null, bind?.label ?? null] : [key, payload],
+    ], budget);
+    this.#bound(record);
     record.stored = record.token;
-    this.#settle(record, data, row!);
+    this.#written(record, data, row!);
     return "created";
   }
 
   /** UPDATEs a stored session with compare-and-set, merging with concurrent writers. */
   async #update(record: Stored, budget: Budget): Promise<SaveResult> {
+    // Changes that leave the encoded data as it was read (a set of an identical value) write nothing.
+    const data = record.changes.apply(record.base);
+    const stored = writeStored(record.header!, this.#encode(data));
+    if (record.raw && sameBytes(stored, record.raw)) {
+      record.changes.reset();
+      if (!record.touchDue) return "unchanged";
+      return (await this.#touch(record, budget)) ? "touched" : "unchanged";
+    }
     const key = await hashToken(record.token);
     const result = await this.#writeWithMerge(record, key, budget, (data, expected) =>
-      this.#run("save session", this.#sql.update, [key, data, expected, record.deadlineMs, lockMs(budget)], budget)
-    );
+      this.#run("save session", this.#sql.plain.update, [key, data, expected, record.deadlineMs, lockMs(budget)], budget), { data, stored });
     return result === "written" ? "updated" : "gone";
   }
 
   /** Moves the expiry forward; `false` when the row is gone. */
   async #touch(record: Stored, budget: Budget): Promise<boolean> {
     const key = await hashToken(record.stored!);
-    const [row] = await this.#run("touch session", this.#sql.touch, [key, record.deadlineMs, lockMs(budget)], budget);
+    const [row] = await this.#run("touch session", this.#sql.plain.touch, [key, record.deadlineMs, lockMs(budget)], budget);
     record.touchDue = false;
     // Not moved: gone, or moved already by another request. Either way the cookie stays as it is.
     if (!row) return false;
@@ -668,25 +761,171 @@ export class PostgresStore<Data extends object = SessionData> {
     const from = await hashToken(record.stored!);
     const to = await hashToken(record.token);
     if (!record.changes.modified) {
-      const [row] = await this.#run("regenerate session", this.#sql.move, [from, to, record.restart, lockMs(budget)], budget);
+      const [row] = await this.#flavored(record, "regenerate session", (sql, users) => [
+        sql.move,
+        [from, to, record.restart, lockMs(budget), ...this.#bindParams(record, users)],
+      ], budget);
       if (!row) return this.#gone(record);
       record.stored = record.token;
-      this.#take(record, row.data, row.expires, row.now, to);
+      this.#bound(record);
+      this.#take(record, row.data, row.expires, row.now, to, row);
       record.rolled = true;
       return "regenerated";
     }
     const moved = await this.#writeWithMerge(record, from, budget, (data, expected) =>
-      this.#run(
-        "regenerate session",
-        this.#sql.moveChanged,
-        [from, to, data, expected, record.restart, lockMs(budget), record.deadlineMs],
-        budget,
-      )
+      this.#flavored(record, "regenerate session", (sql, users) => [
+        sql.moveChanged,
+        [from, to, data, expected, record.restart, lockMs(budget), record.deadlineMs, ...this.#bindParams(record, users)],
+      ], budget)
     );
     if (moved !== "written") return "gone";
     record.stored = record.token;
+    this.#bound(record);
     record.rolled = true;
     return "regenerated";
+  }
+
+  /**
+   * Runs a statement that has a user-columns flavor: that one while the table is known or
+   * presumed to have the columns, the plain one once it is known not to. Finding out costs one
+   * failed statement per table and process, and only on tables without the columns.
+   */
+  async #flavored(
+    record: Stored | null,
+    what: string,
+    pick: (sql: UserStatements, users: boolean) => [string, unknown[]],
+    budget: Budget,
+  ): Promise<Row[]> {
+    const table = this.options.table;
+    // A table known to lack the columns reads with the plain statements; binding a user always
+    // tries, so a migration made while the process runs takes effect at once.
+    if (userColumns.get(table) !== false || record?.bind) {
+      const [text, params] = pick(this.#sql.users, true);
+      try {
+        const rows = await this.#run(what, text, params, budget);
+        userColumns.set(table, true);
+        return rows;
+      } catch (error) {
+        if (!missingUserColumn(error)) throw error;
+        userColumns.set(table, false);
+      }
+    }
+    if (record?.bind) throw migrationRequired("bind a user to a session");
+    // Only the statements both flavors share are picked when `users` is false.
+    const [text, params] = pick(this.#sql.plain as UserStatements, false);
+    return this.#run(what, text, params, budget);
+  }
+
+  /** The user columns' parameters of a move: whether to bind, the user, the label. */
+  #bindParams(record: Stored, users: boolean): unknown[] {
+    if (!users) return [];
+    return [record.bind !== null, record.bind?.user ?? null, record.bind?.label ?? null];
+  }
+
+  /** A bind was written: it is the session's user now. */
+  #bound(record: Stored): void {
+    if (!record.bind) return;
+    record.user = record.bind.user;
+    record.label = record.bind.label;
+    record.bind = null;
+  }
+
+  /**
+   * Lists a user's live sessions, newest expiry first (at most 1000): one statement.
+   *
+   * @param user The application's user id, as bound with `regenerate({ user })`.
+   * @param options `current`: the token of the request's session, to mark it.
+   * @returns Each session's opaque handle, times and label.
+   * @throws {SessionError} `MIGRATION_REQUIRED` on a table without the user columns;
+   *   `DATABASE_ERROR` or `TIMEOUT` when the database fails.
+   * @example
+   * ```ts ignore
+   * for (const s of await store.sessionsOf("42")) console.log(s.handle, s.label, s.lastActive);
+   * ```
+   */
+  async sessionsOf(user: string, options: { current?: string | null } = {}): Promise<UserSession[]> {
+    checkUser(user);
+    const rows = await this.#userStatement("list a user's sessions", (sql) => [sql.sessionsOf, [user]]);
+    const current = options.current && isToken(options.current) ? await hashToken(options.current) : null;
+    const list: UserSession[] = [];
+    for (const row of rows) {
+      const header = toBytes(row.header);
+      let createdMs: number | null = null;
+      try {
+        if (header) createdMs = readStored(header).createdMs;
+      } catch {
+        // A corrupt header: the creation time is unknown.
+      }
+      const expiresMs = Number(row.expires);
+      const nowMs = Number(row.now);
+      const deadline = createdMs !== null && this.options.absoluteTtl !== null ? createdMs + this.options.absoluteTtl * 1000 : null;
+      if (!Number.isFinite(expiresMs) || Math.abs(expiresMs) > MAX_DATE_MS || (deadline !== null && deadline <= nowMs)) continue;
+      // The expiry was last set to "last use + ttl" (within touchAfter), unless capped by the deadline.
+      const lastActive = Math.min(nowMs, Math.max(createdMs ?? 0, expiresMs - this.options.ttl * 1000));
+      const key = String(row.key).trim();
+      list.push({
+        handle: key,
+        created: new Date(createdMs ?? lastActive),
+        expires: new Date(expiresMs),
+        lastActive: new Date(lastActive),
+        label: typeof row.label === "string" ? row.label : null,
+        current: key === current,
+      });
+    }
+    return list;
+  }
+
+  /**
+   * Ends one session by its handle (from {@linkcode sessionsOf}): one statement. With `user`, only
+   * a session of that user is ended, so a handle from a request cannot end someone else's.
+   *
+   * @param handle The session's handle.
+   * @param options `user`: only end it if it belongs to this user.
+   * @returns How many sessions ended (0 or 1).
+   * @throws {SessionError} `MIGRATION_REQUIRED` on a table without the user columns.
+   */
+  async revoke(handle: string, options: { user?: string } = {}): Promise<number> {
+    if (options.user !== undefined) checkUser(options.user);
+    if (!/^[0-9a-f]{64}$/.test(handle)) return 0;
+    const budget = this.#budget();
+    const rows = await this.#userStatement("end a session", (sql) => [sql.revoke, [handle, options.user ?? null, lockMs(budget)]], budget);
+    return rows.length;
+  }
+
+  /**
+   * Ends every session of a user, for example after a password change; `except` keeps one (the
+   * request's own: sign out everywhere else). One statement. A request of an ended session that
+   * is still running can neither write it nor bring it back.
+   *
+   * @param user The application's user id.
+   * @param options `except`: the handle of a session to keep.
+   * @returns How many sessions ended.
+   * @throws {SessionError} `MIGRATION_REQUIRED` on a table without the user columns.
+   * @example After a password change
+   * ```ts ignore
+   * await store.revokeAll(user.id, { except: currentHandle });
+   * ```
+   */
+  async revokeAll(user: string, options: { except?: string | null } = {}): Promise<number> {
+    checkUser(user);
+    const budget = this.#budget();
+    const except = options.except && /^[0-9a-f]{64}$/.test(options.except) ? options.except : null;
+    const rows = await this.#userStatement("end a user's sessions", (sql) => [sql.revokeAll, [user, except, lockMs(budget)]], budget);
+    return rows.length;
+  }
+
+  /** Runs a statement that needs the user columns; `MIGRATION_REQUIRED` when the table lacks them. */
+  async #userStatement(what: string, pick: (sql: UserStatements) => [string, unknown[]], budget = this.#budget()): Promise<Row[]> {
+    const [text, params] = pick(this.#sql.users);
+    try {
+      const rows = await this.#run(what, text, params, budget);
+      userColumns.set(this.options.table, true);
+      return rows;
+    } catch (error) {
+      if (!missingUserColumn(error)) throw error;
+      userColumns.set(this.options.table, false);
+      throw migrationRequired(what);
+    }
   }
 
   /** Runs `fn` after the other writers of the same row in this process. */
@@ -731,13 +970,14 @@ export class PostgresStore<Data extends object = SessionData> {
     key: string,
     budget: Budget,
     write: (data: Uint8Array, expected: Uint8Array | null) => Promise<Row[]>,
+    first?: { data: Map<string, unknown>; stored: Uint8Array },
   ): Promise<"written" | "gone"> {
     for (let attempt = 1;; attempt++) {
-      const data = record.changes.apply(record.base);
-      const stored = writeStored(record.header!, this.#encode(data));
+      const data = attempt === 1 && first ? first.data : record.changes.apply(record.base);
+      const stored = attempt === 1 && first ? first.stored : writeStored(record.header!, this.#encode(data));
       const [row] = await write(stored, record.raw);
       if (row?.expires != null) {
-        this.#settle(record, data, row, stored);
+        this.#written(record, data, row, stored);
         return "written";
       }
       if (row?.current_expires == null || !this.#take(record, row.current, row.current_expires, row.now, key)) {
@@ -756,7 +996,7 @@ export class PostgresStore<Data extends object = SessionData> {
   }
 
   /** Records a successful write. */
-  #settle(record: Stored, data: Map<string, unknown>, row: Row, written?: Uint8Array): void {
+  #written(record: Stored, data: Map<string, unknown>, row: Row, written?: Uint8Array): void {
     record.base = data;
     record.changes.reset();
     const raw = written ?? toBytes(row.data);
@@ -867,9 +1107,23 @@ class Budget {
   }
 }
 
-/** The server-side lock wait for a statement: what is left of the budget (`"0"` waits forever). */
+/**
+ * The server-side lock wait for a statement (`"0"` waits forever): what is left of the budget,
+ * less a margin, so that for a lock the server gives up before the client does. The statement
+ * then ends on the server, rolled back; had the client given up first, the server would still
+ * apply it once the lock was released.
+ */
 function lockMs(budget: Budget): string {
-  return budget.bounded ? String(Math.max(1, Math.floor(budget.remaining()))) : "0";
+  if (!budget.bounded) return "0";
+  const remaining = budget.remaining();
+  const margin = Math.min(500, Math.max(50, remaining / 5));
+  return String(Math.max(1, Math.floor(remaining - margin)));
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function sleep(ms: number): Promise<void> {

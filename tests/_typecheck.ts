@@ -34,3 +34,19 @@ export const c: Promise<Response> = explicit(new Request("https://x/"), env, ctx
 // Deno.serve / Node: nothing extra.
 const plain = withSession(() => new Response("x"), { store });
 export const d: Promise<Response> = plain(new Request("https://x/"));
+
+// Typed session data as an `interface` (no index signature) as well as a `type`, without casts.
+interface User {
+  name: string;
+  visits: number;
+}
+declare const client: { query(text: string, params?: unknown[]): Promise<{ rows: Record<string, unknown>[] }> };
+const users = new PostgresStore<User>({ client });
+const typed = withSession<User>(async (_req, session) => {
+  const visits: number = ((await session.get("visits")) ?? 0) + 1;
+  session.set("visits", visits);
+  // @ts-expect-error: a key the interface does not have
+  session.set("nope", 1);
+  return new Response(`${await session.get("name")} ${visits}`);
+}, { store: users });
+export const e: Promise<Response> = typed(new Request("https://x/"));

@@ -1,6 +1,9 @@
 // The demo (`npm start`) driven in a real browser: Debian's Chromium through playwright-core.
 // The demo runs as a child process on a free port with its embedded PostgreSQL (PGlite) in a
 // temporary folder, exactly as a user starts it, only with PORT=0 and DEMO_DATA_DIR set.
+// "Your sessions" is driven from two browsers signed in with the same name (one of them claims to
+// be Firefox on Windows). A second suite starts the demo the ways it must fail politely: a port in
+// use (Node and Deno), DATABASE_URL without the table, and the database going down while it runs.
 //
 // Node only: `node --import tsx --test tests/browser.test.ts`. Chromium is installed with
 // apt-get when /usr/bin/chromium is missing (.ci/run does the same on a fresh machine).
@@ -10,10 +13,13 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
+import pg from "pg";
+import { databaseUrl, dbSkip, randomSchema } from "./_db.ts";
 
 const IN_DENO = "Deno" in globalThis;
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -31,6 +37,8 @@ const CHROMIUM_ARGS = [
   "--disable-sync",
 ];
 const SEVEN_DAYS_S = 7 * 24 * 3600;
+const FIREFOX_ON_WINDOWS = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0";
+const VIEWPORT = { width: 900, height: 700 };
 
 /** Installs Debian's Chromium when it is missing (the test machine is root with apt). */
 function ensureChromium(): void {
@@ -48,13 +56,46 @@ interface Demo {
   stop(): Promise<number | null>;
 }
 
-/** Starts `node --import tsx demo/main.ts` (what `npm start` runs) and waits for its startup line. */
-function startDemo(dataDir: string): Promise<Demo> {
+/**
+ * The demo's command and environment: `node --import tsx demo/main.ts` (what `npm start` runs) or
+ * `deno run -A demo/deno.ts` (`deno task start`), on PORT=0 with PGlite in `dataDir` unless
+ * `overrides` say otherwise.
+ */
+function demoCommand(dataDir: string, overrides: Record<string, string> = {}, runtime: "node" | "deno" = "node") {
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: "0", DEMO_DATA_DIR: dataDir };
-  // The test command exports DATABASE_URL for the other suites; the demo must use PGlite here.
+  // The test command exports DATABASE_URL for the other suites; the demo uses PGlite unless told.
   delete env.DATABASE_URL;
   delete env.SESSION_SECRET;
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "demo/main.ts"], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  Object.assign(env, overrides);
+  const [command, args] = runtime === "node"
+    ? [process.execPath, ["--import", "tsx", "demo/main.ts"]]
+    : [join(ROOT, "node_modules/.bin/deno"), ["run", "-A", "demo/deno.ts"]];
+  return { command, args, options: { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] as ["ignore", "pipe", "pipe"] } };
+}
+
+/** Runs the demo until it exits by itself (a start-up failure): its exit code and output. */
+function runDemoToExit(dataDir: string, overrides: Record<string, string>, runtime: "node" | "deno" = "node"): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const { command, args, options } = demoCommand(dataDir, overrides, runtime);
+  const child = spawn(command, args, options);
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  // A demo that listened after all is a failure of the test: do not leave it running.
+  const killer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  return new Promise((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (code) => {
+      clearTimeout(killer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Starts the demo and waits for its startup line. */
+function startDemo(dataDir: string, overrides: Record<string, string> = {}): Promise<Demo> {
+  const { command, args, options } = demoCommand(dataDir, overrides);
+  const child: ChildProcess = spawn(command, args, options);
   let output = "";
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
@@ -89,16 +130,31 @@ describe("demo in Chromium", { skip: IN_DENO && "runs under Node only (it drives
   let pw: typeof import("playwright-core");
   let context: import("playwright-core").BrowserContext;
   let page: import("playwright-core").Page;
+  // The second device: another browser process, announcing itself as Firefox on Windows.
+  let browser: import("playwright-core").Browser;
+  let other: import("playwright-core").BrowserContext;
+  let otherPage: import("playwright-core").Page;
   let demo: Demo;
   let tmp: string;
   let dataDir: string;
   let cookieBeforeSignIn: string;
+  let malloryToken: string;
 
-  const sessionCookie = async () => {
-    const cookies = await context.cookies(demo.url);
+  const sessionCookie = async (from = context) => {
+    const cookies = await from.cookies(demo.url);
     return cookies.find((c) => c.name === "session");
   };
-  const visits = async () => Number(await page.locator("#visits").textContent());
+  const visits = async (on = page) => Number(await on.locator("#visits").textContent());
+  const signIn = async (on: import("playwright-core").Page, name: string) => {
+    await on.goto(demo.url + "/");
+    await on.fill("#name", name);
+    await Promise.all([on.waitForURL(demo.url + "/"), on.click("form.sign-in button")]);
+    assert.equal(await on.locator("#user").textContent(), name);
+  };
+  const openSessions = async (on: import("playwright-core").Page) => {
+    await on.goto(demo.url + "/sessions");
+    return on.locator("#sessions tbody tr");
+  };
 
   before(async () => {
     ensureChromium();
@@ -112,13 +168,18 @@ describe("demo in Chromium", { skip: IN_DENO && "runs under Node only (it drives
       executablePath: CHROMIUM,
       headless: true,
       args: CHROMIUM_ARGS,
-      viewport: { width: 900, height: 700 },
+      viewport: VIEWPORT,
     });
     page = context.pages()[0] ?? (await context.newPage());
+    browser = await pw.chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    other = await browser.newContext({ userAgent: FIREFOX_ON_WINDOWS, viewport: VIEWPORT });
+    otherPage = await other.newPage();
   });
 
   after(async () => {
     await context?.close();
+    await other?.close();
+    await browser?.close();
     await demo?.stop();
     if (tmp) await rm(tmp, { recursive: true, force: true });
   });
@@ -180,12 +241,12 @@ describe("demo in Chromium", { skip: IN_DENO && "runs under Node only (it drives
     assert.equal(await page.evaluate(() => document.cookie), "");
   });
 
-  test("the session page lists what the session holds", async () => {
+  test("the session page lists what the session holds, and the user bound outside the data", async () => {
     await page.click("text=See what the session holds");
     await page.waitForURL(demo.url + "/session");
     const table = page.locator("#contents");
-    assert.equal(await table.locator("tbody tr").count(), 3);
-    assert.equal(await table.locator("tr", { hasText: "user" }).locator("td").textContent(), '"Ada <Lovelace>"');
+    assert.equal(await table.locator("tbody tr").count(), 2);
+    assert.equal(await page.locator("#bound-user").textContent(), "Ada <Lovelace>");
     assert.equal(await table.locator("tr", { hasText: "visits" }).locator("td").textContent(), "5");
     assert.match(await table.locator("tr", { hasText: "signedInAt" }).locator("td").textContent() ?? "", /^\d{4}-\d\d-\d\dT.*Z \(a Date/);
     await page.screenshot({ path: join(ARTIFACTS, "demo-session.png"), fullPage: true });
@@ -215,16 +276,242 @@ describe("demo in Chromium", { skip: IN_DENO && "runs under Node only (it drives
     assert.equal(await visits(), 2);
   });
 
-  test("after the demo stops, its data folder holds exactly the browser's live session", async () => {
-    const token = (await sessionCookie())!.value;
+  test("a second device signed in with the same name is listed in Your sessions with its label and times", async () => {
+    await signIn(page, "Grace");
+    await signIn(otherPage, "Grace");
+    await page.click("p.who >> text=Your sessions");
+    await page.waitForURL(demo.url + "/sessions");
+    const rows = page.locator("#sessions tbody tr");
+    assert.equal(await rows.count(), 2);
+    assert.equal(await page.locator("#sessions tr.current .label").textContent(), "Chrome on Linux (this device)");
+    assert.equal(await page.locator("#sessions tr.other .label").textContent(), "Firefox on Windows");
+    for (const cell of await page.locator("#sessions td.created, #sessions td.last-active").all()) {
+      assert.match(await cell.textContent() ?? "", /^\d{4}-\d\d-\d\d \d\d:\d\d UTC \((just now|\d+ min ago)\)$/);
+    }
+    assert.equal(await page.locator("#sessions tr.other button").textContent(), "Sign out this device");
+    assert.equal(await page.locator("form.revoke-others button").count(), 1);
+    await page.screenshot({ path: join(ARTIFACTS, "demo-your-sessions.png"), fullPage: true });
+
+    const fromOther = await openSessions(otherPage);
+    assert.equal(await fromOther.count(), 2);
+    assert.equal(await otherPage.locator("#sessions tr.current .label").textContent(), "Firefox on Windows (this device)");
+  });
+
+  test("signing out the other device from Your sessions signs it out on its next load", async () => {
+    const before = (await sessionCookie(other))!.value;
+    await page.goto(demo.url + "/sessions");
+    await Promise.all([page.waitForURL(demo.url + "/sessions"), page.click("#sessions tr.other button")]);
+    assert.match(await page.locator(".flash.notice").textContent() ?? "", /^That device is signed out/);
+    assert.equal(await page.locator("#sessions tbody tr").count(), 1);
+    assert.equal(await page.locator("#only-session").count(), 1);
+
+    await otherPage.goto(demo.url + "/");
+    assert.equal(await otherPage.locator("#user").count(), 0, "the revoked device is signed out");
+    assert.equal(await otherPage.locator("form.sign-in").count(), 1);
+    assert.equal(await visits(otherPage), 1, "its next request is a fresh session");
+    assert.notEqual((await sessionCookie(other))!.value, before, "with a new id");
+    await otherPage.screenshot({ path: join(ARTIFACTS, "demo-revoked-device.png"), fullPage: true });
+
+    await page.goto(demo.url + "/");
+    assert.equal(await page.locator("#user").textContent(), "Grace", "the device that revoked stays signed in");
+  });
+
+  test("sign out everywhere else signs out the other device and keeps this one", async () => {
+    await signIn(otherPage, "Grace");
+    assert.equal(await (await openSessions(page)).count(), 2);
+    await Promise.all([page.waitForURL(demo.url + "/sessions"), page.click("form.revoke-others button")]);
+    assert.equal(await page.locator(".flash.notice").textContent(), "Signed out everywhere else: 1 other session ended. This one stays.");
+    assert.equal(await page.locator("#sessions tbody tr").count(), 1);
+    assert.equal(await page.locator("#sessions tr.current .label").textContent(), "Chrome on Linux (this device)");
+    await page.screenshot({ path: join(ARTIFACTS, "demo-signed-out-everywhere-else.png"), fullPage: true });
+
+    await otherPage.goto(demo.url + "/");
+    assert.equal(await otherPage.locator("#user").count(), 0, "the other device is signed out");
+    assert.equal(await visits(otherPage), 1);
+    await page.goto(demo.url + "/");
+    assert.equal(await page.locator("#user").textContent(), "Grace");
+  });
+
+  test("a handle of another user's session revokes nothing, and a cross-origin revoke is refused", async () => {
+    await signIn(otherPage, "Grace");
+    // The handle of the first browser's session, as Grace's second device sees it.
+    await openSessions(otherPage);
+    const handle = await otherPage.locator("#sessions tr.other input[name=handle]").getAttribute("value");
+    assert.ok(handle);
+    assert.doesNotMatch(handle, new RegExp((await sessionCookie())!.value), "a handle is not the cookie");
+
+    const mallory = await browser.newContext({ viewport: VIEWPORT });
+    try {
+      await signIn(await mallory.newPage(), "Mallory");
+      const response = await mallory.request.post(demo.url + "/sessions/revoke", { form: { handle }, headers: { origin: demo.url } });
+      assert.equal(response.status(), 200);
+      assert.match(await response.text(), /That session had already ended/);
+      const forged = await other.request.post(demo.url + "/sessions/revoke-others", { headers: { origin: "http://evil.example" } });
+      assert.equal(forged.status(), 403);
+      malloryToken = (await sessionCookie(mallory))!.value;
+    } finally {
+      await mallory.close();
+    }
+    await page.goto(demo.url + "/");
+    assert.equal(await page.locator("#user").textContent(), "Grace", "still signed in");
+    assert.equal(await (await openSessions(page)).count(), 2, "both of Grace's sessions are still there");
+  });
+
+  test("after the demo stops, its data folder holds exactly the browsers' live sessions", async () => {
+    const tokens = [(await sessionCookie())!.value, (await sessionCookie(other))!.value, malloryToken];
     assert.equal(await demo.stop(), 0, "the demo exits cleanly on SIGTERM");
     const { PGlite } = await import("@electric-sql/pglite");
     const db = await PGlite.create(dataDir);
     try {
-      const { rows } = await db.query<{ session_key: string }>(`SELECT session_key FROM "session"`);
-      assert.deepEqual(rows.map((r) => r.session_key.trim()), [createHash("sha256").update(token).digest("hex")]);
+      const { rows } = await db.query<{ session_key: string; session_user_id: string | null }>(
+        `SELECT session_key, session_user_id FROM "session" ORDER BY session_key`,
+      );
+      const expected = tokens.map((t) => createHash("sha256").update(t).digest("hex"));
+      assert.deepEqual(rows.map((r) => r.session_key.trim()).sort(), expected.sort());
+      assert.deepEqual(rows.map((r) => r.session_user_id).sort(), ["Grace", "Grace", "Mallory"]);
     } finally {
       await db.close();
     }
+  });
+});
+
+/** A TCP relay to PostgreSQL that the test can cut and restore: the database "goes down". */
+interface Relay {
+  port: number;
+  /** Refuses new connections and drops the open ones. */
+  cut(): Promise<void>;
+  /** Accepts connections again, on the same port. */
+  restore(): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function startRelay(target: URL): Promise<Relay> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port || 5432), target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+      s.on("error", () => {});
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  const listen = (port: number) => new Promise<void>((resolve, reject) => server.once("error", reject).listen(port, "127.0.0.1", () => resolve()));
+  const cut = async () => {
+    const closed = new Promise((resolve) => server.close(resolve));
+    for (const s of sockets) s.destroy();
+    await closed;
+  };
+  await listen(0);
+  const port = (server.address() as net.AddressInfo).port;
+  return { port, cut, restore: () => listen(port), close: () => (server.listening ? cut() : Promise.resolve()) };
+}
+
+/** The one session cookie of a response, as `name=value` for the next request. */
+function cookieOf(response: Response): string {
+  const cookie = response.headers.getSetCookie().find((c) => c.startsWith("session="));
+  assert.ok(cookie, `a session cookie in ${JSON.stringify(response.headers.getSetCookie())}`);
+  return cookie.split(";")[0]!;
+}
+
+describe("demo start-up and failures", { skip: IN_DENO ? "runs under Node only (it drives the demo as child processes)" : dbSkip }, () => {
+  let tmp: string;
+  let admin: pg.Pool;
+  let relay: Relay;
+  let schema: string;
+  /** DATABASE_URL for the demo: through the relay, with the session table looked up in `schema` only. */
+  let url: string;
+
+  before(async () => {
+    tmp = await mkdtemp(join(tmpdir(), "pgsession-demo-start-"));
+    const target = new URL(databaseUrl());
+    admin = new pg.Pool({ connectionString: target.toString(), max: 1 });
+    schema = randomSchema("demo_test");
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    relay = await startRelay(target);
+    const through = new URL(target);
+    through.hostname = "127.0.0.1";
+    through.port = String(relay.port);
+    through.searchParams.set("options", `-c search_path=${schema}`);
+    url = through.toString();
+  });
+
+  after(async () => {
+    await relay?.close();
+    await admin?.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await admin?.end();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  for (const runtime of ["node", "deno"] as const) {
+    test(`a port in use is one line and exit 1 before the database folder is created (${runtime})`, async () => {
+      const blocker = net.createServer();
+      await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+      const port = (blocker.address() as net.AddressInfo).port;
+      const dataDir = join(tmp, `unused-${runtime}`);
+      try {
+        const result = await runDemoToExit(dataDir, { PORT: String(port) }, runtime);
+        assert.equal(result.code, 1, result.stderr);
+        assert.equal(result.stdout, "");
+        assert.match(result.stderr, new RegExp(`^pgsession demo: Cannot listen on 127\\.0\\.0\\.1:${port}: the port is already in use; .*PORT=0: any free port\\)\\n$`));
+        assert.equal(existsSync(dataDir), false, "nothing touched the database folder");
+      } finally {
+        await new Promise((resolve) => blocker.close(resolve));
+      }
+    });
+  }
+
+  test("DATABASE_URL without the session table stops with one line saying to run npx pgsession migrate, and creates nothing", async () => {
+    const result = await runDemoToExit(join(tmp, "unused"), { DATABASE_URL: url });
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, /^pgsession demo: The database in DATABASE_URL \(127\.0\.0\.1:\d+\) has no "session" table; create it with `npx pgsession migrate` .*\n$/);
+    const { rows } = await admin.query(`SELECT to_regclass($1) AS t`, [`${schema}.session`]);
+    assert.equal(rows[0].t, null, "the demo never changes the schema of a database it was given");
+  });
+
+  test("DATABASE_URL with a table from before the user columns stops with one line saying to run npx pgsession migrate", async () => {
+    const old = `${schema}_old`;
+    await admin.query(`CREATE SCHEMA ${old}`);
+    try {
+      await admin.query(`CREATE TABLE ${old}.session (session_key char(64) PRIMARY KEY, session_data bytea, session_expiry timestamp NOT NULL)`);
+      const oldUrl = new URL(url);
+      oldUrl.searchParams.set("options", `-c search_path=${old}`);
+      const result = await runDemoToExit(join(tmp, "unused"), { DATABASE_URL: oldUrl.toString() });
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, /^pgsession demo: The "session" table in DATABASE_URL \(127\.0\.0\.1:\d+\) lacks a column the demo uses \(column "session_user_id" does not exist\); add it with `npx pgsession migrate`, which keeps every session\n$/);
+    } finally {
+      await admin.query(`DROP SCHEMA ${old} CASCADE`);
+    }
+  });
+
+  test("after pgsession migrate the demo runs on DATABASE_URL; a database outage is a logged 503, and it recovers", async () => {
+    const migrated = spawn(process.execPath, ["--import", "tsx", "cli/pgsession.ts", "migrate", "--url", url], { cwd: ROOT, stdio: "ignore" });
+    assert.equal(await new Promise((resolve) => migrated.once("close", resolve)), 0);
+
+    const demo = await startDemo(join(tmp, "unused"), { DATABASE_URL: url });
+    try {
+      assert.match(demo.output(), /sessions in PostgreSQL at 127\.0\.0\.1:\d+ \(node-postgres\)/);
+      const first = await fetch(demo.url + "/");
+      assert.equal(first.status, 200);
+      assert.match(await first.text(), /id="visits">1</);
+      const cookie = cookieOf(first);
+
+      await relay.cut();
+      const down = await fetch(demo.url + "/", { headers: { cookie } });
+      assert.equal(down.status, 503);
+      assert.match(await down.text(), /The session store failed: DATABASE_ERROR\. Try again later\./);
+      assert.equal(down.headers.getSetCookie().length, 0, "the cookie is left alone");
+      // The line is written before the response is sent; the pipe may deliver it a little later.
+      for (let i = 0; i < 100 && !/answered 503/.test(demo.output()); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.match(demo.output(), /^demo: GET \/ answered 503: DATABASE_ERROR: Cannot .*\(cause: [A-Z0-9_]+[ )]/m);
+
+      await relay.restore();
+      const back = await fetch(demo.url + "/", { headers: { cookie } });
+      assert.equal(back.status, 200);
+      assert.match(await back.text(), /id="visits">2</, "the same session, counted on");
+    } finally {
+      assert.equal(await demo.stop(), 0);
+    }
+    assert.doesNotMatch(demo.output(), /Unhandled|uncaught/i, "a dropped connection does not crash the demo");
   });
 });

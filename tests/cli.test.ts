@@ -162,6 +162,8 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
       { column_name: "session_key", data_type: "character" },
       { column_name: "session_data", data_type: "bytea" },
       { column_name: "session_expiry", data_type: "timestamp without time zone" },
+      { column_name: "session_user_id", data_type: "text" },
+      { column_name: "session_label", data_type: "text" },
     ]);
     await seed(table, 1, 1);
     const second = await run(["migrate", "--table", table]);
@@ -392,5 +394,193 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
     assert.equal(collected.code, 0, collected.stderr);
     assert.match(collected.stdout, /deleted=3 batches=1 .*done=true/);
     assertFailure(await run(["stats", "--url", "postgres://127.0.0.1:1/x"], { runtime }), 1, /connection refused/);
+  });
+});
+
+// `pgsession sessions`, `pgsession revoke` and the users line of `stats`, on sessions the library
+// itself signed in (PostgresStore over its own pool), so the CLI reads what applications write.
+const { hashToken, PostgresStore } = await import("../mod.ts");
+describe("pgsession CLI: a user's sessions", { skip: dbSkip }, (): void => {
+  const schema = randomSchema("cli_users");
+  let admin: pg.Pool;
+  let store: InstanceType<typeof PostgresStore>;
+  let n = 0;
+
+  /** A migrated table in this suite's schema, and a store on it. */
+  async function usersTable(): Promise<string> {
+    const table = `${schema}.session${++n}`;
+    const migrated = await run(["migrate", "--table", table]);
+    assert.equal(migrated.code, 0, migrated.stderr);
+    store = new PostgresStore({ client: admin, table });
+    return table;
+  }
+
+  /** A session signed in as `user` through the library: its token. */
+  async function signIn(user: string, label?: string): Promise<string> {
+    const session = store.create();
+    session.regenerate({ user, label });
+    await store.save(session);
+    return session.id;
+  }
+
+  async function liveUsers(table: string): Promise<Record<string, number>> {
+    const { rows } = await admin.query(
+      `SELECT session_user_id AS user, count(*)::int AS n FROM ${table} WHERE session_expiry > ${NOW} GROUP BY 1 ORDER BY 1`,
+    );
+    return Object.fromEntries(rows.map((r) => [r.user ?? "(none)", r.n]));
+  }
+
+  before(async (): Promise<void> => {
+    // The first suite ended its pool; seed() and counts() use the module's, so give them this one.
+    admin = pool = new pg.Pool({ connectionString: DATABASE_URL, max: 2 });
+    await admin.query(`CREATE SCHEMA ${schema}`);
+  });
+
+  after(async (): Promise<void> => {
+    try {
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    } finally {
+      await admin.end();
+    }
+  });
+
+  test("--help lists sessions, revoke, --user and --except", async (): Promise<void> => {
+    const result = await runHere(["--help"]);
+    assert.equal(result.code, 0);
+    for (const word of ["sessions", "revoke", "--user ID", "--except HANDLE"]) assert.ok(result.stdout.includes(word), `help mentions ${word}`);
+  });
+
+  test("sessions --user lists each live session with handle, label, created, last active and expires", async (): Promise<void> => {
+    const table = await usersTable();
+    const laptop = await signIn("42", "Firefox on Linux");
+    await signIn("42", "Chrome on Android");
+    await signIn("42");
+    const expired = await signIn("42", "Old phone");
+    await admin.query(`UPDATE ${table} SET session_expiry = ${NOW} - interval '1 minute' WHERE session_key = $1`, [await hashToken(expired)]);
+    await signIn("7", "Someone else's");
+    await seed(table, 2, 0); // anonymous sessions
+
+    const result = await run(["sessions", "--user", "42", "--table", table]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stderr, "");
+    const lines = result.stdout.trimEnd().split("\n");
+    assert.match(lines[0]!, /^3 live sessions of user "42" in "cli_users_\w+"\."session\d+"$/);
+    assert.match(lines[1]!, /^HANDLE +LABEL +CREATED +LAST ACTIVE +EXPIRES$/);
+    assert.equal(lines.length, 5);
+    const time = "\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ";
+    const row = new RegExp(`^([0-9a-f]{64})  (.+?) +(${time})  (${time})  (${time})$`);
+    const parsed = lines.slice(2).map((line) => row.exec(line) ?? assert.fail(`a session line: ${line}`));
+    assert.deepEqual(parsed.map((m) => m[2]).sort(), ["-", "Chrome on Android", "Firefox on Linux"]);
+    // The handle is the stored hash: it identifies the row, and it is not the cookie.
+    const handles = parsed.map((m) => m[1]!);
+    assert.ok(handles.includes(await hashToken(laptop)));
+    assert.ok(!handles.includes(laptop));
+    for (const m of parsed) {
+      const [created, lastActive, expires] = [m[3], m[4], m[5]].map((t) => Date.parse(t!.replace(" ", "T")));
+      assert.ok(Math.abs(created! - Date.now()) < 120_000, `created ${m[3]} is about now (UTC)`);
+      assert.ok(lastActive! >= created! && expires! > lastActive!, m[0]);
+    }
+
+    const none = await runHere(["sessions", "--user", "nobody", "--table", table]);
+    assert.equal(none.code, 0);
+    assert.match(none.stdout, /^No live sessions of user "nobody" in /);
+  });
+
+  test("a label with terminal escape sequences is printed harmless", async (): Promise<void> => {
+    const table = await usersTable();
+    await signIn("mallory", "Evil\x1b]0;owned\x07\x1b[2J browser");
+    const result = await runHere(["sessions", "--user", "mallory", "--table", table]);
+    assert.equal(result.code, 0, result.stderr);
+    // deno-lint-ignore no-control-regex
+    assert.ok(!/[\x00-\x08\x0b-\x1f\x7f]/.test(result.stdout), JSON.stringify(result.stdout));
+    assert.match(result.stdout, /Evil\\x1b\]0;owned\\x07\\x1b\[2J browser/);
+  });
+
+  test("revoke --user signs the user out everywhere and prints how many", async (): Promise<void> => {
+    const table = await usersTable();
+    const tokens = [await signIn("42"), await signIn("42"), await signIn("42")];
+    await signIn("7");
+    await seed(table, 1, 0);
+
+    const result = await run(["revoke", "--user", "42", "--table", table]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, 'Revoked 3 sessions of user "42"\n');
+    assert.deepEqual(await liveUsers(table), { "7": 1, "(none)": 1 });
+    for (const token of tokens) assert.equal(await store.read(token), null, "a revoked token reads as no session");
+
+    const again = await runHere(["revoke", "--user", "42", "--table", table]);
+    assert.equal(again.stdout, 'Revoked 0 sessions of user "42"\n');
+  });
+
+  test("revoke --except keeps the one session it names; a handle that is not the user's revokes nothing", async (): Promise<void> => {
+    const table = await usersTable();
+    const keep = await signIn("42", "the laptop");
+    await signIn("42");
+    await signIn("42");
+    const stranger = await signIn("7");
+
+    const wrong = await runHere(["revoke", "--user", "42", "--except", await hashToken(stranger), "--table", table]);
+    assertFailure(wrong, 1, /none of them has handle [0-9a-f]{64}; nothing was revoked/);
+    const typo = await runHere(["revoke", "--user", "42", "--except", "not-a-handle", "--table", table]);
+    assertFailure(typo, 1, /nothing was revoked/);
+    assert.deepEqual(await liveUsers(table), { "42": 3, "7": 1 });
+
+    const handle = await hashToken(keep);
+    const result = await run(["revoke", "--user", "42", "--except", handle, "--table", table]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, `Revoked 2 sessions of user "42"; kept ${handle}\n`);
+    assert.deepEqual(await liveUsers(table), { "42": 1, "7": 1 });
+    assert.equal(await (await store.read(keep))?.user(), "42", "the kept session still works");
+  });
+
+  test("stats shows how many live sessions have a user", async (): Promise<void> => {
+    const table = await usersTable();
+    await signIn("a");
+    await signIn("a");
+    await signIn("b");
+    await seed(table, 4, 2);
+    const result = await run(["stats", "--table", table]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^ {2}live sessions +7$/m);
+    assert.match(result.stdout, /^ {4}with a user +3 live sessions of 2 users$/m);
+  });
+
+  test("on a table from before the user columns: stats says to migrate, sessions and revoke fail with the hint, migrate adds the columns", async (): Promise<void> => {
+    const table = `${schema}.old_table`;
+    await admin.query(`CREATE TABLE ${table} (session_key char(64) NOT NULL PRIMARY KEY, session_data bytea, session_expiry timestamp NOT NULL)`);
+    await seed(table, 3, 0);
+
+    const before = await runHere(["stats", "--table", table]);
+    assert.equal(before.code, 0, before.stderr);
+    assert.match(before.stdout, /^ {2}live sessions +3$/m);
+    assert.match(before.stdout, /^ {4}with a user +unknown: no user column yet; run pgsession migrate to add it$/m);
+    const hint = new RegExp(`has no user column yet; add it with \`pgsession migrate --table ${table}\``);
+    assertFailure(await run(["sessions", "--user", "42", "--table", table]), 1, hint);
+    assertFailure(await runHere(["revoke", "--user", "42", "--table", table]), 1, hint);
+
+    const migrated = await run(["migrate", "--table", table]);
+    assert.equal(migrated.code, 0, migrated.stderr);
+    const after = await runHere(["stats", "--table", table]);
+    assert.match(after.stdout, /^ {4}with a user +0 live sessions of 0 users$/m);
+    assert.deepEqual(await counts(table), { live: 3, expired: 0 }, "nothing lost");
+    // A new process: the store remembers a table without the columns for the life of a process.
+    const listed = await run(["sessions", "--user", "42", "--table", table]);
+    assert.equal(listed.code, 0, listed.stderr);
+  });
+
+  test("sessions and revoke need --user; --user and --except belong to them only (exit 2)", async (): Promise<void> => {
+    const unreachable = { DATABASE_URL: "postgres://127.0.0.1:1/x" };
+    const cases: [string[], RegExp][] = [
+      [["sessions"], /sessions: it needs --user ID/],
+      [["revoke", "--user", ""], /revoke: it needs --user ID/],
+      [["revoke", "--user", "x".repeat(1025)], /--user: it is 1025 characters, over the 1024-character limit/],
+      [["sessions", "--user", "42", "--except", "abc"], /--except with sessions: it is an option of revoke/],
+      [["revoke", "--user", "42", "--except", ""], /--except with an empty value/],
+      [["stats", "--user", "42"], /--user with stats: it is an option of sessions and revoke/],
+      [["gc", "--except", "abc"], /--except with gc/],
+      [["revoke", "--user"], /option --user: it needs a value/],
+    ];
+    assertFailure(await run(["revoke"], { env: unreachable }), 2, /revoke: it needs --user ID/);
+    for (const [args, message] of cases) assertFailure(await runHere(args, unreachable), 2, message);
   });
 });

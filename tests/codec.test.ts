@@ -223,6 +223,67 @@ describe("encodeData and decodeData", () => {
     }
   });
 
+  test("strings that merely contain __proto__ round-trip, as values and as keys", () => {
+    const values: Record<string, unknown> = {
+      url: "https://x/?q=wiki__proto__",
+      // 0x69 is the head byte of a 9-byte string: here it is the letter "i" inside a longer one.
+      afterI: "i__proto__",
+      exact: "__proto__",
+      inArray: ["__proto__", "x__proto__y"],
+      inSet: new Set(["__proto__"]),
+      bytes: new TextEncoder().encode("i__proto__"),
+      keys: { "i__proto__": 1, "__proto_": 2, "__proto__x": 3, "constructor": 4, "prototype": 5 },
+      mapKeys: new Map<unknown, unknown>([["wiki__proto__", "__proto__"], ["__proto_", 1]]),
+    };
+    const back = roundTrip(values);
+    assert.deepStrictEqual(Object.fromEntries(back), values);
+    assert.equal(Object.getPrototypeOf(back.get("keys")), Object.prototype);
+    assert.deepEqual(Object.getOwnPropertyNames(Object.prototype).sort(), objectPrototypeKeys);
+  });
+
+  test("a real __proto__ key is refused on encode, in any object or Map at any depth", () => {
+    // JSON.parse makes "__proto__" an own key; so does assigning it on a null-prototype object.
+    const parsed = JSON.parse('{"__proto__": {"polluted": true}}') as unknown;
+    const bare: Record<string, unknown> = Object.create(null);
+    bare["__proto__"] = 1;
+    const bad: [string, unknown][] = [
+      ["an object", parsed],
+      ["a null-prototype object", bare],
+      ["an object deep in arrays", [[1, [parsed]]]],
+      ["an object in a Set", new Set([parsed])],
+      ["an object as a Map value", new Map([["k", parsed]])],
+      ["a Map key", new Map([["__proto__", 1]])],
+      ["a Map key deep in objects", { a: { b: new Map([["__proto__", 1]]) } }],
+    ];
+    for (const [name, value] of bad) {
+      assert.throws(() => encodeData(new Map([["x", value]])), { name: "TypeError", message: /"__proto__" key/ }, name);
+    }
+    assert.throws(() => encodeData(new Map([["__proto__", 1]])), { name: "TypeError", message: /"__proto__" key/ }, "a root key");
+    assert.deepEqual(Object.getOwnPropertyNames(Object.prototype).sort(), objectPrototypeKeys);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  });
+
+  test("Error values come back as a plain Error with only the message; RegExp values as RegExp", () => {
+    class Custom extends Error {
+      code = "E_CUSTOM";
+    }
+    const errors = [new Error("plain"), new TypeError("typed", { cause: new Error("inner") }), new RangeError("range"), new Custom("custom")];
+    const back = roundTrip({ errors, regexp: /a+(b)?\//giu });
+    const decoded = back.get("errors") as Error[];
+    decoded.forEach((error, i) => {
+      // cbor-x writes [name, message] under tag 27 and rebuilds only the global Error and RegExp.
+      assert.equal(Object.getPrototypeOf(error), Error.prototype, `${errors[i]!.name} is a plain Error`);
+      assert.equal(error.name, "Error");
+      assert.equal(error.message, errors[i]!.message);
+      assert.equal(error.cause, undefined, "the cause is lost");
+      assert.equal((error as Partial<Custom>).code, undefined, "own properties are lost");
+    });
+    const regexp = back.get("regexp") as RegExp;
+    assert.equal(Object.getPrototypeOf(regexp), RegExp.prototype);
+    assert.equal(regexp.source, "a+(b)?\\/");
+    assert.equal(regexp.flags, "giu");
+  });
+
   test("values that cannot be encoded are a TypeError", () => {
     const cycle: Record<string, unknown> = {};
     cycle.self = cycle;

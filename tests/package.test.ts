@@ -113,9 +113,11 @@ describe("schema.sql against PostgreSQL", { skip: dbSkip }, () => {
       { column_name: "session_key", data_type: "character" },
       { column_name: "session_data", data_type: "bytea" },
       { column_name: "session_expiry", data_type: "timestamp without time zone" },
+      { column_name: "session_user_id", data_type: "text" },
+      { column_name: "session_label", data_type: "text" },
     ]);
     const { rows: indexes } = await client.query(`select indexname from pg_indexes where schemaname = $1 order by 1`, [schema]);
-    assert.deepEqual(indexes.map((r: { indexname: string }) => r.indexname), ["session_expiry_idx", "session_key"]);
+    assert.deepEqual(indexes.map((r: { indexname: string }) => r.indexname), ["session_expiry_idx", "session_key", "session_user_idx"]);
   });
 });
 

@@ -900,6 +900,17 @@ for (const transport of transports) {
       });
     });
 
+    test("a save whose data encodes as it was read (a set of an identical value) sends nothing", async () => {
+      const store = f.store();
+      const id = await saved({ user: "ada", n: 1 });
+      const session = (await store.read(id))!;
+      session.set("user", "ada");
+      session.set("n", 1);
+      assert.equal(await sent(async () => assert.equal(await store.save(session), "unchanged")), 0);
+      session.set("n", 2);
+      assert.equal(await sent(async () => assert.equal(await store.save(session), "updated")), 1);
+    });
+
     // --- failures ------------------------------------------------------------------------------
 
     test("a missing table is DATABASE_ERROR with the driver's error as cause and no token in the message", async () => {

@@ -1,47 +1,36 @@
-// Hono: a `sessions()` middleware that puts the session on the context, then ordinary routes.
-// Runs wherever Hono runs; for example on Workers:
-//
-//   export default {
-//     fetch: (req: Request, env: Env, ctx: ExecutionContext) =>
-//       createApp({ store: { connectionString: env.DATABASE_URL }, secrets: [env.SESSION_SECRET] }).fetch(req, env, ctx),
-//   };
-//
-// or on Node with a pg.Pool: `createApp({ store: new PostgresStore({ client: pool }), secrets })`.
-import { Hono, type MiddlewareHandler } from "hono";
-import { type Session, withSession, type WithSessionOptions } from "pgsession";
+// Hono: the pgsession/hono middleware puts a typed session on the context (`c.var.session`) and
+// commits it after the route. Build the app once; it runs wherever Hono runs:
+//   Workers: worker.ts next to this file (`export default createApp((c) => options from c.env)`)
+//   Node:    `serve(createApp({ store: { client: pool }, secrets }))` with @hono/node-server
+//   Deno:    `Deno.serve(createApp({ store: { connectionString }, secrets }).fetch)`
+import { Hono } from "hono";
+import { type SessionEnv, sessionMiddleware, type SessionSource } from "pgsession/hono";
 
-type Env = { Variables: { session: Session } };
+/** What this app keeps in a session. */
+export type Data = { user: string; visits: number };
 
-/** Runs the rest of the chain inside withSession; the session is committed after it. */
-export function sessions(options: WithSessionOptions): MiddlewareHandler<Env> {
-  const wrapped = withSession(async (_req, session, c: Parameters<MiddlewareHandler<Env>>[0], next: () => Promise<void>) => {
-    c.set("session", session);
-    await next();
-    return c.res;
-  }, options);
-  return async function sessionMiddleware(c, next) {
-    c.res = await wrapped(c.req.raw, c, next);
-  };
-}
-
-export function createApp(options: WithSessionOptions): Hono<Env> {
-  const app = new Hono<Env>();
-  app.use(sessions(options));
+/**
+ * @param source The session options, or a function of the context returning them (run once per
+ *   bindings object, e.g. to read `c.env` on Workers).
+ */
+export function createApp<Bindings extends object = object>(
+  source: SessionSource<Data, { Bindings: Bindings }>,
+): Hono<{ Bindings: Bindings } & SessionEnv<Data>> {
+  const app = new Hono<{ Bindings: Bindings } & SessionEnv<Data>>();
+  app.use(sessionMiddleware(source));
   app.get("/", async (c) => {
-    const session = c.get("session");
-    const visits = ((await session.get("visits")) as number | undefined ?? 0) + 1;
-    session.set("visits", visits);
+    const visits = ((await c.var.session.get("visits")) ?? 0) + 1;
+    c.var.session.set("visits", visits);
     return c.text(`visits: ${visits}\n`);
   });
-  app.post("/sign-in", async (c) => {
-    const session = c.get("session");
-    const user = c.req.query("name") ?? "anonymous";
+  app.post("/sign-in", (c) => {
+    const session = c.var.session;
     session.regenerate(); // a new id on sign-in, against session fixation
-    session.set("user", user);
-    return c.json({ user });
+    session.set("user", c.req.query("name") ?? "anonymous");
+    return c.json({ user: c.req.query("name") ?? "anonymous" });
   });
   app.post("/sign-out", (c) => {
-    c.get("session").destroy();
+    c.var.session.destroy();
     return c.body(null, 204);
   });
   return app;

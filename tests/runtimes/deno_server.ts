@@ -27,7 +27,6 @@ const connectionString: string = required("DATABASE_URL");
 const table: string = required("SESSION_TABLE");
 
 // Test wiring for the local stand-in of Neon; a real deployment sets none of this.
-neonConfig.fetchEndpoint = `http://127.0.0.1:${supportPort}/sql`;
 neonConfig.wsProxy = (host: string, port: number | string): string => `127.0.0.1:${supportPort}/v1?address=${host}:${port}`;
 neonConfig.useSecureWebSocket = false;
 neonConfig.pipelineConnect = false;
@@ -35,7 +34,7 @@ neonConfig.pipelineConnect = false;
 // Store options, not a store: withSession makes one per request. No secrets: the cookie value is
 // the bare token, which the other runtimes do not cover.
 const app: (req: Request) => Promise<Response> = createApp((): AppOptions => ({
-  store: { connectionString, table },
+  store: { connectionString, fetchEndpoint: `http://127.0.0.1:${supportPort}/sql`, table },
   cookie: { secure: false },
 }));
 

@@ -22,14 +22,14 @@ interface FetchEvent {
 declare function addEventListener(type: "fetch", listener: (event: FetchEvent) => void): void;
 
 // Test wiring for the local stand-in of Neon; a real deployment sets none of this.
-neonConfig.fetchEndpoint = `http://127.0.0.1:${process.env.SUPPORT_PORT}/sql`;
+const fetchEndpoint: string = `http://127.0.0.1:${process.env.SUPPORT_PORT}/sql`;
 neonConfig.wsProxy = (host: string, port: number | string): string => `127.0.0.1:${process.env.SUPPORT_PORT}/v1?address=${host}:${port}`;
 neonConfig.useSecureWebSocket = false;
 neonConfig.pipelineConnect = false;
 
 /** app/api/[...path]/route.ts: `export const runtime = "edge"; export const GET = session, POST = session;` */
 const session = createApp((_req: Request, event: FetchEvent): AppOptions => ({
-  store: { connectionString: process.env.DATABASE_URL, table: process.env.SESSION_TABLE },
+  store: { connectionString: process.env.DATABASE_URL, fetchEndpoint, table: process.env.SESSION_TABLE },
   secrets: [process.env.SESSION_SECRET],
   // Not Secure over the test's plain http://, Secure behind Vercel's https://.
   cookie: { secure: "auto" },
@@ -42,7 +42,7 @@ async function cronGc(req: Request): Promise<Response> {
   if (!secret || req.headers.get("authorization") !== `Bearer ${secret}`) {
     return new Response("Unauthorized", { status: 401 });
   }
-  const store: PostgresStore = new PostgresStore({ connectionString: process.env.DATABASE_URL, table: process.env.SESSION_TABLE });
+  const store: PostgresStore = new PostgresStore({ connectionString: process.env.DATABASE_URL, fetchEndpoint, table: process.env.SESSION_TABLE });
   const result: GcResult = await gc(store, { batchSize: 2, maxDurationMs: 10_000, signal: req.signal });
   return Response.json(result);
 }

@@ -1,0 +1,39 @@
+// A Hono app as a Cloudflare module Worker, built ONCE at module scope as users write it:
+// `export default app`. The session middleware gets its options from the bindings (c.env) and
+// commits plain updates in c.executionCtx.waitUntil. Bundled by tests/runtimes/bundle.ts and run
+// in workerd by Miniflare (tests/hono.test.ts).
+import { neon, neonConfig } from "@neondatabase/serverless";
+import { Hono } from "hono";
+import { type SessionEnv, sessionMiddleware } from "../../src/hono.ts";
+import { addRoutes, type AppData } from "./hono_app.ts";
+
+interface Bindings {
+  SUPPORT_PORT: string;
+  DATABASE_URL: string;
+  SESSION_TABLE: string;
+  SESSION_SECRET: string;
+}
+
+// How many times the options function ran: once per bindings object, not per request.
+let builds: number = 0;
+
+const app = new Hono<{ Bindings: Bindings } & SessionEnv<AppData>>();
+
+// Test wiring for the local stand-in of Neon; a real deployment sets none of this.
+app.use(async (c, next) => {
+  neonConfig.fetchEndpoint = `http://127.0.0.1:${c.env.SUPPORT_PORT}/sql`;
+  await next();
+});
+app.get("/__builds", (c) => c.json({ builds }));
+
+app.use(sessionMiddleware<AppData, { Bindings: Bindings }>((c) => {
+  builds++;
+  return {
+    store: { sql: neon(c.env.DATABASE_URL), table: c.env.SESSION_TABLE },
+    secrets: [c.env.SESSION_SECRET],
+    cookie: { secure: false },
+  };
+}));
+addRoutes(app);
+
+export default app;
