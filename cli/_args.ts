@@ -56,7 +56,13 @@ const STRING_OPTIONS = [
   "host",
 ] as const;
 /** Options that belong to one command only. */
-const OWNER: Record<string, Command> = { "batch-size": "gc", "max-duration": "gc", port: "dev-proxy", host: "dev-proxy", database: "dev-proxy" };
+const OWNER: Record<string, Command> = {
+  "batch-size": "gc",
+  "max-duration": "gc",
+  port: "dev-proxy",
+  host: "dev-proxy",
+  database: "dev-proxy",
+};
 
 /**
  * Parses and checks the arguments.
@@ -79,10 +85,15 @@ export function parseCommandLine(argv: string[], env: Record<string, string | un
       },
     });
   } catch (error) {
-    throw new CliError(`${usageProblem(error as Error & { code?: string })}; see \`pgsession --help\``, EXIT.USAGE, { cause: error });
+    throw new CliError(`${usageProblem(error as Error & { code?: string })}; see \`pgsession --help\``, EXIT.USAGE, {
+      cause: error,
+    });
   }
   const { positionals } = parsed;
-  const values = parsed.values as Partial<Record<(typeof STRING_OPTIONS)[number], string>> & { help?: boolean; version?: boolean };
+  const values = parsed.values as Partial<Record<(typeof STRING_OPTIONS)[number], string>> & {
+    help?: boolean;
+    version?: boolean;
+  };
   const line: CommandLine = {
     command: "help",
     url: "",
@@ -96,7 +107,9 @@ export function parseCommandLine(argv: string[], env: Record<string, string | un
   if (values.help || positionals[0] === "help") return line;
   if (values.version || positionals[0] === "version") return { ...line, command: "version" };
   const [command, ...extra] = positionals;
-  if (command === undefined) throw new CliError("Cannot run pgsession: no command given; see `pgsession --help`", EXIT.USAGE);
+  if (command === undefined) {
+    throw new CliError("Cannot run pgsession: no command given; see `pgsession --help`", EXIT.USAGE);
+  }
   if (!COMMANDS.includes(command)) {
     throw new CliError(`Cannot run unknown command: ${command}; expected one of ${COMMANDS.join(", ")}`, EXIT.USAGE);
   }
@@ -109,38 +122,60 @@ export function parseCommandLine(argv: string[], env: Record<string, string | un
     }
   }
   checkUserOptions(command, values, line);
-  if (command === "dev-proxy" && values.table !== undefined) throw new CliError("Cannot use --table with dev-proxy: it relays any SQL", EXIT.USAGE);
+  if (command === "dev-proxy" && values.table !== undefined) {
+    throw new CliError("Cannot use --table with dev-proxy: it relays any SQL", EXIT.USAGE);
+  }
   if (values["batch-size"] !== undefined) {
     const n = Number(values["batch-size"]);
     if (!Number.isSafeInteger(n) || n < 1 || n > MAX_BATCH_SIZE) {
-      throw new CliError(`Cannot use --batch-size ${values["batch-size"]}: expected a whole number from 1 to ${MAX_BATCH_SIZE}`, EXIT.USAGE);
+      throw new CliError(
+        `Cannot use --batch-size ${values["batch-size"]}: expected a whole number from 1 to ${MAX_BATCH_SIZE}`,
+        EXIT.USAGE,
+      );
     }
     line.batchSize = n;
   }
   if (values["max-duration"] !== undefined) {
     const text = values["max-duration"];
     const seconds = text === "none" ? Infinity : text.trim() === "" ? NaN : Number(text);
-    if (Number.isNaN(seconds)) throw new CliError(`Cannot use --max-duration ${text}: expected seconds, 0 or more, or "none"`, EXIT.USAGE);
-    if (seconds < 0) throw new CliError(`Cannot use --max-duration ${text}: out of range; expected seconds, 0 or more, or "none"`, EXIT.USAGE);
+    if (Number.isNaN(seconds)) {
+      throw new CliError(`Cannot use --max-duration ${text}: expected seconds, 0 or more, or "none"`, EXIT.USAGE);
+    }
+    if (seconds < 0) {
+      throw new CliError(
+        `Cannot use --max-duration ${text}: out of range; expected seconds, 0 or more, or "none"`,
+        EXIT.USAGE,
+      );
+    }
     line.maxDurationMs = seconds * 1000;
   }
   if (values["connect-timeout"] !== undefined) {
     const text = values["connect-timeout"];
     const seconds = text.trim() === "" ? NaN : Number(text);
     if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) {
-      throw new CliError(`Cannot use --connect-timeout ${text}: ${Number.isNaN(seconds) ? "not a number" : "out of range"}; expected seconds, more than 0, at most 3600`, EXIT.USAGE);
+      throw new CliError(
+        `Cannot use --connect-timeout ${text}: ${
+          Number.isNaN(seconds) ? "not a number" : "out of range"
+        }; expected seconds, more than 0, at most 3600`,
+        EXIT.USAGE,
+      );
     }
     line.connectTimeoutMs = seconds * 1000;
   }
   if (values.port !== undefined) {
     const port = Number(values.port);
     if (!Number.isInteger(port) || port < 0 || port > 65_535 || values.port.trim() === "") {
-      throw new CliError(`Cannot use --port ${values.port}: expected a port number from 0 to 65535 (0: any free port)`, EXIT.USAGE);
+      throw new CliError(
+        `Cannot use --port ${values.port}: expected a port number from 0 to 65535 (0: any free port)`,
+        EXIT.USAGE,
+      );
     }
     line.port = port;
   }
   if (values.host !== undefined) {
-    if (!/^[A-Za-z0-9.:\-\[\]]+$/.test(values.host)) throw new CliError(`Cannot use --host ${values.host}: expected an address or host name`, EXIT.USAGE);
+    if (!/^[A-Za-z0-9.:\-\[\]]+$/.test(values.host)) {
+      throw new CliError(`Cannot use --host ${values.host}: expected an address or host name`, EXIT.USAGE);
+    }
     line.host = values.host.replace(/^\[(.*)\]$/, "$1");
   }
   if (values.database !== undefined && values.url !== undefined) {
@@ -155,7 +190,12 @@ export function parseCommandLine(argv: string[], env: Record<string, string | un
 
   const flag = values.database !== undefined ? "--database" : "--url";
   const url = values.database ?? values.url ?? env.DATABASE_URL;
-  if (!url) throw new CliError(`Cannot connect: no database URL; set DATABASE_URL or pass ${command === "dev-proxy" ? "--database" : "--url"}`, EXIT.USAGE);
+  if (!url) {
+    throw new CliError(
+      `Cannot connect: no database URL; set DATABASE_URL or pass ${command === "dev-proxy" ? "--database" : "--url"}`,
+      EXIT.USAGE,
+    );
+  }
   let parsedUrl: URL | undefined;
   try {
     parsedUrl = new URL(url);
@@ -164,11 +204,19 @@ export function parseCommandLine(argv: string[], env: Record<string, string | un
   }
   if (!parsedUrl || !/^postgres(ql)?:$/.test(parsedUrl.protocol)) {
     const source = values.url !== undefined || values.database !== undefined ? flag : "DATABASE_URL";
-    throw new CliError(`Cannot connect: ${source} is not a postgres://user@host/database URL: ${redact(url)}`, EXIT.USAGE);
+    throw new CliError(
+      `Cannot connect: ${source} is not a postgres://user@host/database URL: ${redact(url)}`,
+      EXIT.USAGE,
+    );
   }
   if (command === "dev-proxy" && !isLoopbackHost(whereHost(parsedUrl))) {
     const source = values.url !== undefined || values.database !== undefined ? flag : "DATABASE_URL";
-    throw new CliError(`Cannot relay to ${whereHost(parsedUrl)}: dev-proxy serves only a PostgreSQL on this machine (${source} is ${redact(url)})`, EXIT.USAGE);
+    throw new CliError(
+      `Cannot relay to ${whereHost(parsedUrl)}: dev-proxy serves only a PostgreSQL on this machine (${source} is ${
+        redact(url)
+      })`,
+      EXIT.USAGE,
+    );
   }
   line.url = url;
   return line;
@@ -188,7 +236,10 @@ function joinNegativeValues(argv: string[]): string[] {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const next = argv[i + 1];
-    if (/^--[a-z-]+$/.test(arg) && (STRING_OPTIONS as readonly string[]).includes(arg.slice(2)) && next !== undefined && /^-[\d.]/.test(next)) {
+    if (
+      /^--[a-z-]+$/.test(arg) && (STRING_OPTIONS as readonly string[]).includes(arg.slice(2)) && next !== undefined &&
+      /^-[\d.]/.test(next)
+    ) {
       out.push(`${arg}=${next}`);
       i++;
     } else {
@@ -203,12 +254,31 @@ const MAX_USER_LENGTH = 1024;
 
 function checkUserOptions(command: string, values: { user?: string; except?: string }, line: CommandLine): void {
   const users = command === "sessions" || command === "revoke";
-  if (!users && values.user !== undefined) throw new CliError(`Cannot use --user with ${command}: it is an option of sessions and revoke`, EXIT.USAGE);
-  if (command !== "revoke" && values.except !== undefined) throw new CliError(`Cannot use --except with ${command}: it is an option of revoke`, EXIT.USAGE);
+  if (!users && values.user !== undefined) {
+    throw new CliError(`Cannot use --user with ${command}: it is an option of sessions and revoke`, EXIT.USAGE);
+  }
+  if (command !== "revoke" && values.except !== undefined) {
+    throw new CliError(`Cannot use --except with ${command}: it is an option of revoke`, EXIT.USAGE);
+  }
   if (!users) return;
-  if (values.user === undefined || values.user === "") throw new CliError(`Cannot run ${command}: it needs --user ID, the user id the application bound at sign-in`, EXIT.USAGE);
-  if (values.user.length > MAX_USER_LENGTH) throw new CliError(`Cannot use --user: it is ${values.user.length} characters, over the ${MAX_USER_LENGTH}-character limit of user ids`, EXIT.USAGE);
-  if (values.except === "") throw new CliError("Cannot use --except with an empty value: expected a handle from `pgsession sessions`", EXIT.USAGE);
+  if (values.user === undefined || values.user === "") {
+    throw new CliError(
+      `Cannot run ${command}: it needs --user ID, the user id the application bound at sign-in`,
+      EXIT.USAGE,
+    );
+  }
+  if (values.user.length > MAX_USER_LENGTH) {
+    throw new CliError(
+      `Cannot use --user: it is ${values.user.length} characters, over the ${MAX_USER_LENGTH}-character limit of user ids`,
+      EXIT.USAGE,
+    );
+  }
+  if (values.except === "") {
+    throw new CliError(
+      "Cannot use --except with an empty value: expected a handle from `pgsession sessions`",
+      EXIT.USAGE,
+    );
+  }
   line.user = values.user;
   line.except = values.except;
 }

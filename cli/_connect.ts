@@ -32,7 +32,11 @@ export function whereOf(url: string): string {
 export async function connect(url: string, timeoutMs: number = CONNECT_TIMEOUT_MS): Promise<Connected> {
   const pg = await loadPg();
   const where = whereOf(url);
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs, application_name: "pgsession" });
+  const client = new pg.Client({
+    connectionString: url,
+    connectionTimeoutMillis: timeoutMs,
+    application_name: "pgsession",
+  });
   // An idle connection dropped by the server must not crash the process with an unhandled event.
   client.on("error", () => {});
   try {
@@ -41,7 +45,9 @@ export async function connect(url: string, timeoutMs: number = CONNECT_TIMEOUT_M
     await client.end().catch(() => {});
     if (isConnectTimeout(error)) {
       throw new CliError(
-        `Cannot connect to ${where}: no answer within ${timeoutMs / 1000} s; is the server up and the address right? (wait longer with --connect-timeout)`,
+        `Cannot connect to ${where}: no answer within ${
+          timeoutMs / 1000
+        } s; is the server up and the address right? (wait longer with --connect-timeout)`,
         EXIT.FAILED,
         { cause: error },
       );

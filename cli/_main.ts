@@ -61,7 +61,12 @@ Exit codes:
  * @param err Standard error, for failures.
  * @returns The exit code.
  */
-export async function main(argv: string[], env: Record<string, string | undefined>, out: Output, err: Output): Promise<number> {
+export async function main(
+  argv: string[],
+  env: Record<string, string | undefined>,
+  out: Output,
+  err: Output,
+): Promise<number> {
   let line: CommandLine;
   try {
     line = parseCommandLine(argv, env);
@@ -103,7 +108,12 @@ export async function main(argv: string[], env: Record<string, string | undefine
       case "migrate":
         return await migrate(client, line.table, out);
       case "gc":
-        return await runGc(client, { table: line.table, batchSize: line.batchSize, maxDurationMs: line.maxDurationMs, signal: controller.signal }, out);
+        return await runGc(client, {
+          table: line.table,
+          batchSize: line.batchSize,
+          maxDurationMs: line.maxDurationMs,
+          signal: controller.signal,
+        }, out);
       case "stats":
         return await stats(client, line.table, out);
       case "sessions":
@@ -126,7 +136,13 @@ async function serveDevProxy(line: CommandLine, out: Output, err: Output): Promi
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
   try {
-    return await runDevProxy({ url: line.url, port: line.port, host: line.host, connectTimeoutMs: line.connectTimeoutMs, signal: controller.signal }, out);
+    return await runDevProxy({
+      url: line.url,
+      port: line.port,
+      host: line.host,
+      connectTimeoutMs: line.connectTimeoutMs,
+      signal: controller.signal,
+    }, out);
   } catch (error) {
     return fail(error, err);
   } finally {

@@ -39,10 +39,18 @@ export async function runDevProxy(command: DevProxyCommand, out: Output): Promis
   const { startDevProxy } = await import("./dev_proxy/server.ts");
   let proxy;
   try {
-    proxy = await startDevProxy({ port: command.port, host: command.host, onRequest: (event) => out.write(logLine(event)) });
+    proxy = await startDevProxy({
+      port: command.port,
+      host: command.host,
+      onRequest: (event) => out.write(logLine(event)),
+    });
   } catch (error) {
     const code = (error as { code?: string }).code;
-    const reason = code === "EADDRINUSE" ? "the port is in use; choose another with --port" : code === "EADDRNOTAVAIL" ? "no such address on this machine" : (error as Error).message;
+    const reason = code === "EADDRINUSE"
+      ? "the port is in use; choose another with --port"
+      : code === "EADDRNOTAVAIL"
+      ? "no such address on this machine"
+      : (error as Error).message;
     throw new CliError(`Cannot listen on ${command.host}:${command.port}: ${reason}`, EXIT.FAILED, { cause: error });
   }
   const hostInUrl = command.host.includes(":") ? `[${command.host}]` : command.host;
@@ -50,7 +58,11 @@ export async function runDevProxy(command: DevProxyCommand, out: Output): Promis
   const loopback = isLoopbackHost(command.host);
   out.write(
     `pgsession dev-proxy: Neon's HTTP and WebSocket endpoints for the PostgreSQL at ${where}\n` +
-      `Listening on ${base} (${loopback ? "loopback only: other machines cannot connect" : "NOT loopback: anyone who reaches this address can run SQL on your local databases"})\n` +
+      `Listening on ${base} (${
+        loopback
+          ? "loopback only: other machines cannot connect"
+          : "NOT loopback: anyone who reaches this address can run SQL on your local databases"
+      })\n` +
       "A development tool: never point production code at it. It relays only to databases on this machine.\n\n" +
       "In the app's local environment (.dev.vars, .env.local, or the shell):\n" +
       `  DATABASE_URL=${redact(command.url)}\n` +
@@ -65,13 +77,17 @@ export async function runDevProxy(command: DevProxyCommand, out: Output): Promis
     command.signal.addEventListener("abort", () => resolve(), { once: true });
   });
   await proxy.close();
-  out.write(`Stopped after ${proxy.stats.http.requests} HTTP requests (${proxy.stats.http.statements} statements) and ${proxy.stats.ws.connections} WebSocket connections (${proxy.stats.ws.statements} statements)\n`);
+  out.write(
+    `Stopped after ${proxy.stats.http.requests} HTTP requests (${proxy.stats.http.statements} statements) and ${proxy.stats.ws.connections} WebSocket connections (${proxy.stats.ws.statements} statements)\n`,
+  );
   return EXIT.OK;
 }
 
 /** `POST /sql 200 2 statements (transaction) 4 ms 127.0.0.1:5432/app`, and the error if any. */
 function logLine(event: SqlRequestEvent): string {
-  const statements = `${event.statements} statement${event.statements === 1 ? "" : "s"}${event.batch ? " (transaction)" : ""}`;
+  const statements = `${event.statements} statement${event.statements === 1 ? "" : "s"}${
+    event.batch ? " (transaction)" : ""
+  }`;
   const error = event.error ? `: ${event.error.split("\n")[0]}` : "";
   return `POST /sql ${event.status} ${statements} ${Math.round(event.ms)} ms ${event.database}${error}\n`;
 }

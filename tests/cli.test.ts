@@ -35,7 +35,11 @@ interface Run {
  */
 function run(
   args: string[],
-  options: { env?: Record<string, string | undefined>; runtime?: "node" | "deno"; started?: (child: ChildProcess) => void } = {},
+  options: {
+    env?: Record<string, string | undefined>;
+    runtime?: "node" | "deno";
+    started?: (child: ChildProcess) => void;
+  } = {},
 ): Promise<Run> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...process.env, DATABASE_URL, NO_COLOR: "1", ...options.env })) {
@@ -132,7 +136,22 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
     const result = await run(["--help"]);
     assert.equal(result.code, 0);
     assert.equal(result.stderr, "");
-    for (const word of ["migrate", "gc", "stats", "dev-proxy", "--url", "--table", "--batch-size", "--max-duration", "--connect-timeout", "--version", "Exit codes", "DATABASE_URL"]) {
+    for (
+      const word of [
+        "migrate",
+        "gc",
+        "stats",
+        "dev-proxy",
+        "--url",
+        "--table",
+        "--batch-size",
+        "--max-duration",
+        "--connect-timeout",
+        "--version",
+        "Exit codes",
+        "DATABASE_URL",
+      ]
+    ) {
       assert.ok(result.stdout.includes(word), `help mentions ${word}`);
     }
     assert.equal((await runHere(["gc", "-h"])).stdout, result.stdout);
@@ -201,7 +220,10 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
     const result = await run(["gc", "--table", table, "--batch-size", "1000"]);
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stderr, "");
-    assert.match(result.stdout, /^pgsession gc: deleted=2500 batches=3 seconds=[\d.]+ rate=\d+ longest_batch_ms=\d+ done=true\n$/);
+    assert.match(
+      result.stdout,
+      /^pgsession gc: deleted=2500 batches=3 seconds=[\d.]+ rate=\d+ longest_batch_ms=\d+ done=true\n$/,
+    );
     assert.deepEqual(await counts(table), { live: 30, expired: 0 });
   });
 
@@ -251,7 +273,10 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
       { write: (s: string): boolean => Boolean(stderr += s) },
     );
     assert.equal(code, 0, stderr);
-    assert.match(stdout, /Deleted 120 expired sessions in 3 batches, [\d.]+ s \([\d,]+ rows\/s, longest batch \d+ ms\): no expired sessions left\n$/);
+    assert.match(
+      stdout,
+      /Deleted 120 expired sessions in 3 batches, [\d.]+ s \([\d,]+ rows\/s, longest batch \d+ ms\): no expired sessions left\n$/,
+    );
     assert.deepEqual(await counts(table), { live: 5, expired: 0 });
   });
 
@@ -302,8 +327,18 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
     await new Promise<void>((resolve): void => void silent.listen(0, "127.0.0.1", resolve));
     const { port } = silent.address() as net.AddressInfo;
     try {
-      const result = await run(["stats", "--url", `postgres://postgres@127.0.0.1:${port}/test`, "--connect-timeout", "0.5"]);
-      assertFailure(result, 1, new RegExp(`^pgsession: Cannot connect to 127\\.0\\.0\\.1:${port}: no answer within 0\\.5 s`));
+      const result = await run([
+        "stats",
+        "--url",
+        `postgres://postgres@127.0.0.1:${port}/test`,
+        "--connect-timeout",
+        "0.5",
+      ]);
+      assertFailure(
+        result,
+        1,
+        new RegExp(`^pgsession: Cannot connect to 127\\.0\\.0\\.1:${port}: no answer within 0\\.5 s`),
+      );
       assert.match(result.stderr, /--connect-timeout/);
     } finally {
       for (const socket of sockets) socket.destroy();
@@ -358,7 +393,10 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
     assert.match(result.stdout, /^POST \/sql 200 1 statement \d+ ms [\w.:]+\/\w+$/m);
     assert.match(result.stdout, /^POST \/sql 200 2 statements \(transaction\) \d+ ms/m);
     assert.match(result.stdout, /^POST \/sql 400 0 statements .*only loopback databases/m);
-    assert.match(result.stdout, /^Stopped after 3 HTTP requests \(3 statements\) and 1 WebSocket connections \(1 statements\)$/m);
+    assert.match(
+      result.stdout,
+      /^Stopped after 3 HTTP requests \(3 statements\) and 1 WebSocket connections \(1 statements\)$/m,
+    );
   });
 
   test("bad command lines exit 2 before connecting", async (): Promise<void> => {
@@ -376,7 +414,10 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
       [["stats", "--batch-size", "5"], /option of gc/],
       [["stats", "--port", "5"], /option of dev-proxy/],
       [["dev-proxy", "--port", "70000"], /--port 70000: expected a port number/],
-      [["dev-proxy", "--database", "postgres://u:pw@db.example.com/app"], /Cannot relay to db\.example\.com: dev-proxy serves only a PostgreSQL on this machine \(--database is postgres:\/\/u:\*\*\*@/],
+      [
+        ["dev-proxy", "--database", "postgres://u:pw@db.example.com/app"],
+        /Cannot relay to db\.example\.com: dev-proxy serves only a PostgreSQL on this machine \(--database is postgres:\/\/u:\*\*\*@/,
+      ],
       [["stats", "--table", "a;b"], /table name "a;b"/],
     ];
     assertFailure(await run(["vacuum"], { env: unreachable }), 2, /unknown command: vacuum/);
@@ -447,7 +488,9 @@ describe("pgsession CLI: a user's sessions", { skip: dbSkip }, (): void => {
   test("--help lists sessions, revoke, --user and --except", async (): Promise<void> => {
     const result = await runHere(["--help"]);
     assert.equal(result.code, 0);
-    for (const word of ["sessions", "revoke", "--user ID", "--except HANDLE"]) assert.ok(result.stdout.includes(word), `help mentions ${word}`);
+    for (const word of ["sessions", "revoke", "--user ID", "--except HANDLE"]) {
+      assert.ok(result.stdout.includes(word), `help mentions ${word}`);
+    }
   });
 
   test("sessions --user lists each live session with handle, label, created, last active and expires", async (): Promise<void> => {
@@ -456,7 +499,9 @@ describe("pgsession CLI: a user's sessions", { skip: dbSkip }, (): void => {
     await signIn("42", "Chrome on Android");
     await signIn("42");
     const expired = await signIn("42", "Old phone");
-    await admin.query(`UPDATE ${table} SET session_expiry = ${NOW} - interval '1 minute' WHERE session_key = $1`, [await hashToken(expired)]);
+    await admin.query(`UPDATE ${table} SET session_expiry = ${NOW} - interval '1 minute' WHERE session_key = $1`, [
+      await hashToken(expired),
+    ]);
     await signIn("7", "Someone else's");
     await seed(table, 2, 0); // anonymous sessions
 
@@ -547,7 +592,9 @@ describe("pgsession CLI: a user's sessions", { skip: dbSkip }, (): void => {
 
   test("on a table from before the user columns: stats says to migrate, sessions and revoke fail with the hint, migrate adds the columns", async (): Promise<void> => {
     const table = `${schema}.old_table`;
-    await admin.query(`CREATE TABLE ${table} (session_key char(64) NOT NULL PRIMARY KEY, session_data bytea, session_expiry timestamp NOT NULL)`);
+    await admin.query(
+      `CREATE TABLE ${table} (session_key char(64) NOT NULL PRIMARY KEY, session_data bytea, session_expiry timestamp NOT NULL)`,
+    );
     await seed(table, 3, 0);
 
     const before = await runHere(["stats", "--table", table]);

@@ -31,7 +31,9 @@ const table = (name: (typeof TABLES)[number]): string => `${SCHEMA}.${name}`;
 let proxy: Listening;
 let db: pg.Client;
 const rows = async (name: (typeof TABLES)[number]): Promise<string[]> =>
-  (await db.query(`SELECT session_key FROM ${table(name)} ORDER BY session_key`)).rows.map((r) => r.session_key as string);
+  (await db.query(`SELECT session_key FROM ${table(name)} ORDER BY session_key`)).rows.map((r) =>
+    r.session_key as string
+  );
 
 /** The dev proxy's `/sql` URL, as its banner prints it. */
 const endpoint = (): string => /^ {2}DATABASE_HTTP_ENDPOINT=(\S+)$/m.exec(proxy.output())![1]!;
@@ -39,7 +41,10 @@ const endpoint = (): string => /^ {2}DATABASE_HTTP_ENDPOINT=(\S+)$/m.exec(proxy.
 /** What the dev proxy's request log shows from `mark` (an earlier output length) on. */
 function proxied(mark: number): { requests: number; statements: number; failed: string[] } {
   const lines = proxy.output().slice(mark).split("\n").filter((line) => line.startsWith("POST /sql "));
-  const statements = lines.reduce((sum, line) => sum + Number(/^POST \/sql \d+ (\d+) statement/.exec(line)?.[1] ?? NaN), 0);
+  const statements = lines.reduce(
+    (sum, line) => sum + Number(/^POST \/sql \d+ (\d+) statement/.exec(line)?.[1] ?? NaN),
+    0,
+  );
   return { requests: lines.length, statements, failed: lines.filter((line) => !line.startsWith("POST /sql 200 ")) };
 }
 
@@ -55,7 +60,10 @@ function assertProxied(mark: number, minimum: number): number {
  * Bundles like a Workers or Vercel build (no Node built-ins), "pgsession" being this repository's
  * mod.ts; `entry` is a small wrapper around the example (the router Next.js would generate).
  */
-async function bundleExample(entry: string, options: { format: "esm" | "iife"; conditions: string[]; define?: Record<string, string> }): Promise<string> {
+async function bundleExample(
+  entry: string,
+  options: { format: "esm" | "iife"; conditions: string[]; define?: Record<string, string> },
+): Promise<string> {
   const esbuild = await import("esbuild");
   const result = await esbuild.build({
     stdin: { contents: entry, resolveDir: ROOT, loader: "ts", sourcefile: "example-entry.ts" },
@@ -67,7 +75,7 @@ async function bundleExample(entry: string, options: { format: "esm" | "iife"; c
     target: "es2022",
     mainFields: ["browser", "module", "main"],
     conditions: options.conditions,
-    alias: { pgsession: "./mod.ts" },
+    alias: { pgsession: "./mod.ts", "pgsession/hono": "./src/hono.ts" },
     define: options.define ?? {},
     logLevel: "silent",
   });
@@ -78,15 +86,23 @@ async function bundleExample(entry: string, options: { format: "esm" | "iife"; c
 async function seedExpired(name: (typeof TABLES)[number], expired: number): Promise<string> {
   const key = (): string => createHash("sha256").update(randomBytes(16)).digest("hex");
   for (let i = 0; i < expired; i++) {
-    await db.query(`INSERT INTO ${table(name)} VALUES ($1, '\\x00', (now() AT TIME ZONE 'UTC') - interval '1 hour')`, [key()]);
+    await db.query(`INSERT INTO ${table(name)} VALUES ($1, '\\x00', (now() AT TIME ZONE 'UTC') - interval '1 hour')`, [
+      key(),
+    ]);
   }
   const live = key();
-  await db.query(`INSERT INTO ${table(name)} VALUES ($1, '\\x00', (now() AT TIME ZONE 'UTC') + interval '1 hour')`, [live]);
+  await db.query(`INSERT INTO ${table(name)} VALUES ($1, '\\x00', (now() AT TIME ZONE 'UTC') + interval '1 hour')`, [
+    live,
+  ]);
   return live;
 }
 
 /** Two visits through a cookie jar of one: the counter goes 1, 2 and one row is stored. */
-async function countsVisits(fetcher: (path: string, init?: RequestInit) => Promise<Response>, name: (typeof TABLES)[number], parse: (body: string) => number): Promise<string> {
+async function countsVisits(
+  fetcher: (path: string, init?: RequestInit) => Promise<Response>,
+  name: (typeof TABLES)[number],
+  parse: (body: string) => number,
+): Promise<string> {
   const first = await fetcher("/");
   assert.equal(first.status, 200);
   assert.equal(parse(await first.text()), 1);
@@ -143,7 +159,10 @@ function spawnListening(
     clearTimeout(killer);
   };
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => void stop().then(() => reject(new Error(`${command} ${args.join(" ")}: not ready in time\n${output}`))), options.timeoutMs ?? 30_000);
+    const timer = setTimeout(
+      () => void stop().then(() => reject(new Error(`${command} ${args.join(" ")}: not ready in time\n${output}`))),
+      options.timeoutMs ?? 30_000,
+    );
     void exited.then(() => reject(new Error(`${command} ${args.join(" ")} exited early\n${output}`)));
     const onData = (chunk: string): void => {
       output += chunk;
@@ -160,9 +179,14 @@ function spawnListening(
 describe("examples", { skip: IN_DENO && "runs under Node only; it starts the runtimes itself" }, () => {
   before(async () => {
     // As a user starts it: the command, the database, any free port.
-    proxy = await spawnListening(process.execPath, ["--import", "tsx", "cli/pgsession.ts", "dev-proxy", "--database", databaseUrl(), "--port", "0"], {}, {
-      ready: /^Ctrl-C stops it\.$()/m,
-    });
+    proxy = await spawnListening(
+      process.execPath,
+      ["--import", "tsx", "cli/pgsession.ts", "dev-proxy", "--database", databaseUrl(), "--port", "0"],
+      {},
+      {
+        ready: /^Ctrl-C stops it\.$()/m,
+      },
+    );
     assert.match(proxy.output(), /^Listening on http:\/\/127\.0\.0\.1:\d+ \(loopback only/m);
     db = new pg.Client({ connectionString: databaseUrl() });
     await db.connect();
@@ -185,19 +209,35 @@ describe("examples", { skip: IN_DENO && "runs under Node only; it starts the run
     cpSync(`${ROOT}examples/cloudflare-worker`, dir, { recursive: true });
     // "pgsession" is this repository's source, where a user's project has the installed package
     // (wrangler dev applies the config's [alias], not the --alias flag).
-    writeFileSync(join(dir, "wrangler.toml"), `${readFileSync(join(dir, "wrangler.toml"), "utf8")}\n[alias]\npgsession = ${JSON.stringify(`${ROOT}mod.ts`)}\n`);
+    writeFileSync(
+      join(dir, "wrangler.toml"),
+      `${readFileSync(join(dir, "wrangler.toml"), "utf8")}\n[alias]\npgsession = ${JSON.stringify(`${ROOT}mod.ts`)}\n`,
+    );
     const example = readFileSync(join(dir, ".dev.vars.example"), "utf8");
     assert.match(example, /^DATABASE_HTTP_ENDPOINT=http:\/\/127\.0\.0\.1:4444\/sql$/m);
     writeFileSync(
       join(dir, ".dev.vars"),
       example
         .replace(/^DATABASE_URL=.*$/m, `DATABASE_URL=${databaseUrl()}`)
-        .replace(/^DATABASE_HTTP_ENDPOINT=.*$/m, `DATABASE_HTTP_ENDPOINT=${endpoint()}`) + `SESSION_TABLE=${table("wrangler")}\n`,
+        .replace(/^DATABASE_HTTP_ENDPOINT=.*$/m, `DATABASE_HTTP_ENDPOINT=${endpoint()}`) +
+        `SESSION_TABLE=${table("wrangler")}\n`,
     );
     const mark = proxy.output().length;
     const wrangler = await spawnListening(
       `${ROOT}node_modules/.bin/wrangler`,
-      ["dev", "--local", "--ip", "127.0.0.1", "--port", "0", "--inspector-port", "0", "--persist-to", join(dir, ".state"), "--show-interactive-dev-session=false"],
+      [
+        "dev",
+        "--local",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--inspector-port",
+        "0",
+        "--persist-to",
+        join(dir, ".state"),
+        "--show-interactive-dev-session=false",
+      ],
       {
         // Nothing leaves the machine: no metrics, no update check, no Request.cf download (Miniflare
         // uses its placeholder when NODE_ENV is "test"), no account.
@@ -219,12 +259,20 @@ describe("examples", { skip: IN_DENO && "runs under Node only; it starts the run
       // wrangler dev's trigger for the scheduled handler; it answers once the event is done.
       const res = await fetch(`${wrangler.url}/cdn-cgi/handler/scheduled?cron=${encodeURIComponent("0 * * * *")}`);
       assert.equal(res.status, 200, await res.text());
-      for (let i = 0; i < 50 && (await rows("wrangler")).length !== 2; i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 50 && (await rows("wrangler")).length !== 2; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
       assert.deepEqual(await rows("wrangler"), [live, seeded].sort(), "the expired rows are gone, the live ones stay");
       t.diagnostic(`${assertProxied(mark, 3)} statements through the dev proxy`);
-      assert.doesNotMatch(wrangler.output(), /getaddrinfo|ENOTFOUND|Unable to fetch/, "wrangler did not try to reach the internet");
+      assert.doesNotMatch(
+        wrangler.output(),
+        /getaddrinfo|ENOTFOUND|Unable to fetch/,
+        "wrangler did not try to reach the internet",
+      );
     } catch (error) {
-      throw Object.assign(error as Error, { message: `${(error as Error).message}\nwrangler output: ${wrangler.output()}` });
+      throw Object.assign(error as Error, {
+        message: `${(error as Error).message}\nwrangler output: ${wrangler.output()}`,
+      });
     } finally {
       await wrangler.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -233,23 +281,40 @@ describe("examples", { skip: IN_DENO && "runs under Node only; it starts the run
 
   test("Cloudflare Worker: counts visits with a signed __Host- cookie, and its cron trigger collects expired sessions", async (t) => {
     const { Miniflare } = await import("miniflare");
-    const script = await bundleExample(`export { default } from "./examples/cloudflare-worker/src/index.ts";`, { format: "esm", conditions: ["workerd", "worker", "browser"] });
-    const toml = await (await import("node:fs/promises")).readFile(`${ROOT}examples/cloudflare-worker/wrangler.toml`, "utf8");
+    const script = await bundleExample(`export { default } from "./examples/cloudflare-worker/src/index.ts";`, {
+      format: "esm",
+      conditions: ["workerd", "worker", "browser"],
+    });
+    const toml = await (await import("node:fs/promises")).readFile(
+      `${ROOT}examples/cloudflare-worker/wrangler.toml`,
+      "utf8",
+    );
     const cron = /crons = \["([^"]+)"\]/.exec(toml)?.[1];
     assert.ok(cron, "wrangler.toml declares a cron trigger");
     const mf = new Miniflare({
       modules: true,
       script,
       compatibilityDate: /compatibility_date = "([^"]+)"/.exec(toml)![1]!,
-      bindings: { DATABASE_URL: databaseUrl(), DATABASE_HTTP_ENDPOINT: endpoint(), SESSION_SECRET: SECRET, SESSION_TABLE: table("worker") },
+      bindings: {
+        DATABASE_URL: databaseUrl(),
+        DATABASE_HTTP_ENDPOINT: endpoint(),
+        SESSION_SECRET: SECRET,
+        SESSION_TABLE: table("worker"),
+      },
     });
     const mark = proxy.output().length;
     try {
-      const cookie = await countsVisits((path, init) => mf.dispatchFetch(`https://example.com${path}`, init as never) as unknown as Promise<Response>, "worker", textVisits);
+      const cookie = await countsVisits(
+        (path, init) => mf.dispatchFetch(`https://example.com${path}`, init as never) as unknown as Promise<Response>,
+        "worker",
+        textVisits,
+      );
       assert.match(cookie, /^__Host-session=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]+$/, "signed, with the __Host- prefix");
       const live = (await rows("worker"))[0]!;
       const seeded = await seedExpired("worker", 3);
-      const worker = (await mf.getWorker()) as unknown as { scheduled(o: { cron: string }): Promise<{ outcome: string }> };
+      const worker = (await mf.getWorker()) as unknown as {
+        scheduled(o: { cron: string }): Promise<{ outcome: string }>;
+      };
       assert.equal((await worker.scheduled({ cron })).outcome, "ok");
       // The event lasts until its waitUntil promises settle, so gc() has finished.
       assert.deepEqual(await rows("worker"), [live, seeded].sort(), "the expired rows are gone, the live ones stay");
@@ -261,7 +326,13 @@ describe("examples", { skip: IN_DENO && "runs under Node only; it starts the run
 
   test("Vercel Edge: the session route counts visits and the cron route demands Bearer CRON_SECRET", async (t) => {
     const { EdgeRuntime, runServer } = await import("edge-runtime");
-    const env: Record<string, string> = { DATABASE_URL: databaseUrl(), DATABASE_HTTP_ENDPOINT: endpoint(), SESSION_SECRET: SECRET, SESSION_TABLE: table("edge"), CRON_SECRET };
+    const env: Record<string, string> = {
+      DATABASE_URL: databaseUrl(),
+      DATABASE_HTTP_ENDPOINT: endpoint(),
+      SESSION_SECRET: SECRET,
+      SESSION_TABLE: table("edge"),
+      CRON_SECRET,
+    };
     const define = Object.fromEntries(Object.entries(env).map(([k, v]) => [`process.env.${k}`, JSON.stringify(v)]));
     // The router Next.js would generate from app/api/**/route.ts.
     const entry = `import * as session from "./examples/vercel-edge/app/api/session/route.ts";
@@ -272,14 +343,27 @@ addEventListener("fetch", (event) => {
   const route = path === "/api/session" ? session : path === "/api/cron/gc" ? cron : null;
   event.respondWith(route ? route.GET(event.request) : new Response("Not found", { status: 404 }));
 });`;
-    const code = await bundleExample(entry, { format: "iife", conditions: ["edge-light", "worker", "browser"], define });
+    const code = await bundleExample(entry, {
+      format: "iife",
+      conditions: ["edge-light", "worker", "browser"],
+      define,
+    });
     const server = await runServer({ runtime: new EdgeRuntime({ initialCode: code }), host: "127.0.0.1", port: 0 });
     const base = server.url.replace(/\/$/, "");
     const mark = proxy.output().length;
     try {
-      const cookie = await countsVisits((path, init) => fetch(`${base}/api/session${path === "/" ? "" : path}`, init), "edge", (body) => JSON.parse(body).visits);
-      assert.match(cookie, /^session=/, "secure: \"auto\" over plain http: no __Host- prefix");
-      for (const headers of [{}, { authorization: "Bearer wrong" }, { authorization: CRON_SECRET }] as Record<string, string>[]) {
+      const cookie = await countsVisits(
+        (path, init) => fetch(`${base}/api/session${path === "/" ? "" : path}`, init),
+        "edge",
+        (body) => JSON.parse(body).visits,
+      );
+      assert.match(cookie, /^session=/, 'secure: "auto" over plain http: no __Host- prefix');
+      for (
+        const headers of [{}, { authorization: "Bearer wrong" }, { authorization: CRON_SECRET }] as Record<
+          string,
+          string
+        >[]
+      ) {
         const res = await fetch(`${base}/api/cron/gc`, { headers });
         assert.equal(res.status, 401, JSON.stringify(headers));
         await res.body?.cancel();
@@ -342,15 +426,22 @@ addEventListener("fetch", (event) => {
       write: false,
       format: "esm",
       platform: "node",
-      alias: { pgsession: "./mod.ts" },
+      alias: { pgsession: "./mod.ts", "pgsession/hono": "./src/hono.ts" },
       logLevel: "silent",
     });
-    const { createApp } = (await import(`data:text/javascript;base64,${Buffer.from(built.outputFiles[0]!.text).toString("base64")}`)) as typeof import("../examples/hono/app.ts");
+    const { createApp } = (await import(
+      `data:text/javascript;base64,${Buffer.from(built.outputFiles[0]!.text).toString("base64")}`
+    )) as typeof import("../examples/hono/app.ts");
     const pool = new pg.Pool({ connectionString: databaseUrl(), max: 2 });
     try {
       // Store options: withSession makes a store per request over the shared pool.
-      const app = createApp({ store: { client: pool, table: table("hono") }, secrets: [SECRET], cookie: { secure: false } });
-      const call = async (path: string, init?: RequestInit): Promise<Response> => await app.fetch(new Request(`http://localhost${path}`, init));
+      const app = createApp({
+        store: { client: pool, table: table("hono") },
+        secrets: [SECRET],
+        cookie: { secure: false },
+      });
+      const call = async (path: string, init?: RequestInit): Promise<Response> =>
+        await app.fetch(new Request(`http://localhost${path}`, init));
       const cookie = await countsVisits(call, "hono", textVisits);
       const signIn = await call("/sign-in?name=ada", { method: "POST", headers: { cookie } });
       assert.deepEqual(await signIn.json(), { user: "ada" });

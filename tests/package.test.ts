@@ -7,7 +7,16 @@
 // copy keeps parallel test files that read dist/ undisturbed.
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
@@ -36,7 +45,10 @@ interface PackageJson {
 }
 
 const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as PackageJson;
-const denoJson = JSON.parse(readFileSync(join(ROOT, "deno.json"), "utf8")) as { version: string; exports: string | Record<string, string> };
+const denoJson = JSON.parse(readFileSync(join(ROOT, "deno.json"), "utf8")) as {
+  version: string;
+  exports: string | Record<string, string>;
+};
 /** JSR has no `bin`: the command is an export there, `deno run -A jsr:@pgsession/pgsession/cli`. */
 const JSR_ONLY_EXPORTS = ["./cli"];
 const NODE = "Deno" in globalThis ? "node" : process.execPath;
@@ -44,7 +56,12 @@ const NODE = "Deno" in globalThis ? "node" : process.execPath;
 /** Runs a command; on failure the error carries its output. */
 async function sh(cmd: string, args: string[], cwd: string, timeout = 120_000): Promise<string> {
   try {
-    const { stdout } = await run(cmd, args, { cwd, timeout, maxBuffer: 32 * 1024 * 1024, env: { ...process.env, npm_config_update_notifier: "false" } });
+    const { stdout } = await run(cmd, args, {
+      cwd,
+      timeout,
+      maxBuffer: 32 * 1024 * 1024,
+      env: { ...process.env, npm_config_update_notifier: "false" },
+    });
     return stdout;
   } catch (error) {
     const e = error as { message: string; stdout?: string; stderr?: string };
@@ -63,7 +80,9 @@ describe("manifests", () => {
   test("deno.json, package.json and the CLI have the same version, and the manifests the same export keys", () => {
     assert.equal(denoJson.version, pkg.version);
     assert.equal(VERSION, pkg.version, "cli/_version.ts");
-    const denoKeys = typeof denoJson.exports === "string" ? ["."] : Object.keys(denoJson.exports).filter((k) => !JSR_ONLY_EXPORTS.includes(k)).sort();
+    const denoKeys = typeof denoJson.exports === "string"
+      ? ["."]
+      : Object.keys(denoJson.exports).filter((k) => !JSR_ONLY_EXPORTS.includes(k)).sort();
     assert.deepEqual(Object.keys(pkg.exports).sort(), denoKeys);
     assert.ok(denoKeys.includes("."));
   });
@@ -116,8 +135,14 @@ describe("schema.sql against PostgreSQL", { skip: dbSkip }, () => {
       { column_name: "session_user_id", data_type: "text" },
       { column_name: "session_label", data_type: "text" },
     ]);
-    const { rows: indexes } = await client.query(`select indexname from pg_indexes where schemaname = $1 order by 1`, [schema]);
-    assert.deepEqual(indexes.map((r: { indexname: string }) => r.indexname), ["session_expiry_idx", "session_key", "session_user_idx"]);
+    const { rows: indexes } = await client.query(`select indexname from pg_indexes where schemaname = $1 order by 1`, [
+      schema,
+    ]);
+    assert.deepEqual(indexes.map((r: { indexname: string }) => r.indexname), [
+      "session_expiry_idx",
+      "session_key",
+      "session_user_idx",
+    ]);
   });
 });
 
@@ -131,7 +156,8 @@ describe("npm package", () => {
     temp = mkdtempSync(join(tmpdir(), "pgsession-pack-"));
     const stage = join(temp, "stage");
     // A fresh clone's files: tracked plus new unignored ones (this run may test uncommitted work).
-    const files = (await sh("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], ROOT)).split("\0").filter(Boolean);
+    const files = (await sh("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], ROOT)).split("\0")
+      .filter(Boolean);
     for (const file of files) {
       if (file === "node_modules" || !existsSync(join(ROOT, file))) continue; // the linked toolchain; deleted files
       mkdirSync(dirname(join(stage, file)), { recursive: true });
@@ -140,15 +166,24 @@ describe("npm package", () => {
     assert.ok(!existsSync(join(stage, "dist")), "the copy starts without dist/");
     symlinkSync(join(ROOT, "node_modules"), join(stage, "node_modules"), "dir");
     // Exactly what `npm publish` runs: prepack builds; nothing is built before.
-    const packed = JSON.parse(await sh("npm", ["pack", "--json", "--pack-destination", temp], stage, 300_000)) as { filename: string }[];
+    const packed = JSON.parse(await sh("npm", ["pack", "--json", "--pack-destination", temp], stage, 300_000)) as {
+      filename: string;
+    }[];
     tarball = join(temp, packed[0]!.filename);
-    entries = (await sh("tar", ["-tzf", tarball], temp)).split("\n").filter(Boolean).map((e) => e.replace(/^package\//, ""));
+    entries = (await sh("tar", ["-tzf", tarball], temp)).split("\n").filter(Boolean).map((e) =>
+      e.replace(/^package\//, "")
+    );
 
     consumer = join(temp, "consumer");
     mkdirSync(consumer);
     writeFileSync(join(consumer, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }));
     // pg is the CLI's optional peer dependency: a user of the CLI installs it too.
-    await sh("npm", ["install", tarball, "pg", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"], consumer, 300_000);
+    await sh(
+      "npm",
+      ["install", tarball, "pg", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"],
+      consumer,
+      300_000,
+    );
   });
 
   after(() => {
@@ -156,11 +191,21 @@ describe("npm package", () => {
   });
 
   test("the tarball holds dist/mod.js, dist/mod.d.ts, the CLI, schema.sql, README.md and LICENSE, and no tests/ or src/", () => {
-    const required = ["dist/mod.js", "dist/mod.d.ts", "dist/cli/pgsession.js", "dist/cli/dev_proxy/server.js", "schema.sql", "LICENSE", "package.json"];
+    const required = [
+      "dist/mod.js",
+      "dist/mod.d.ts",
+      "dist/cli/pgsession.js",
+      "dist/cli/dev_proxy/server.js",
+      "schema.sql",
+      "LICENSE",
+      "package.json",
+    ];
     if (existsSync(join(ROOT, "README.md"))) required.push("README.md");
     else console.warn("!! README.md does not exist yet: the tarball check does not require it");
     for (const path of required) assert.ok(entries.includes(path), `${path} is in the tarball`);
-    const leaked = entries.filter((e) => /^(tests|src|cli|demo|examples|bench|scripts|node_modules|dist\/tests)\//.test(e));
+    const leaked = entries.filter((e) =>
+      /^(tests|src|cli|demo|examples|bench|scripts|node_modules|dist\/tests)\//.test(e)
+    );
     assert.deepEqual(leaked, [], "no sources, tests or tooling in the tarball");
     assert.ok(!entries.some((e) => e.endsWith(".ts") && !e.endsWith(".d.ts")), "no TypeScript sources");
   });
@@ -214,7 +259,16 @@ new PostgresStore({ ttl: 3600 });
     writeFileSync(
       join(consumer, "tsconfig.json"),
       JSON.stringify({
-        compilerOptions: { strict: true, noEmit: true, module: "NodeNext", moduleResolution: "NodeNext", target: "ES2022", lib: ["ES2022", "DOM"], types: [], skipLibCheck: false },
+        compilerOptions: {
+          strict: true,
+          noEmit: true,
+          module: "NodeNext",
+          moduleResolution: "NodeNext",
+          target: "ES2022",
+          lib: ["ES2022", "DOM"],
+          types: [],
+          skipLibCheck: false,
+        },
         files: ["check.ts"],
       }),
     );
@@ -223,13 +277,21 @@ new PostgresStore({ ttl: 3600 });
 
   test("npx pgsession prints its help and version in the empty project", async () => {
     const help = await sh("npx", ["--no-install", "pgsession", "--help"], consumer);
-    for (const word of ["migrate", "gc", "stats", "dev-proxy", "--version"]) assert.ok(help.includes(word), `help mentions ${word}`);
+    for (const word of ["migrate", "gc", "stats", "dev-proxy", "--version"]) {
+      assert.ok(help.includes(word), `help mentions ${word}`);
+    }
     assert.equal(await sh("npx", ["--no-install", "pgsession", "--version"], consumer), `${pkg.version}\n`);
   });
 
   test("pgsession dev-proxy from the installed package answers Neon's /sql requests", async () => {
     // The bin npx would run, started directly so that stopping it stops the proxy itself.
-    const child = spawn(join(consumer, "node_modules/.bin/pgsession"), ["dev-proxy", "--database", databaseUrl(), "--port", "0"], { cwd: consumer, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(join(consumer, "node_modules/.bin/pgsession"), [
+      "dev-proxy",
+      "--database",
+      databaseUrl(),
+      "--port",
+      "0",
+    ], { cwd: consumer, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
     const closed = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
     try {
@@ -271,7 +333,11 @@ new PostgresStore({ ttl: 3600 });
     admin.on("error", (): void => {});
     await admin.connect();
     try {
-      const out = await sh("npx", ["--no-install", "pgsession", "migrate", "--url", databaseUrl(), "--table", table], consumer);
+      const out = await sh(
+        "npx",
+        ["--no-install", "pgsession", "migrate", "--url", databaseUrl(), "--table", table],
+        consumer,
+      );
       assert.match(out, /^Created table /m);
       const { rows } = await admin.query("select to_regclass($1) is not null as made", [table]);
       assert.deepEqual(rows, [{ made: true }]);

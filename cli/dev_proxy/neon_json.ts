@@ -28,7 +28,16 @@ function jsonToPgArray(value: unknown): string {
 
 // Neon converts these types when Neon-Raw-Text-Output is not "true"; other values stay text.
 const ARRAY_ELEMENT_TYPES: Record<number, number> = {
-  1000: 16, 1005: 21, 1007: 23, 1016: 20, 1021: 700, 1022: 701, 199: 114, 3807: 3802, 1009: 25, 1015: 1043,
+  1000: 16,
+  1005: 21,
+  1007: 23,
+  1016: 20,
+  1021: 700,
+  1022: 701,
+  199: 114,
+  3807: 3802,
+  1009: 25,
+  1015: 1043,
 };
 
 /**
@@ -42,12 +51,20 @@ export function textToJson(text: string, typeId: number): unknown {
   const element: number | undefined = ARRAY_ELEMENT_TYPES[typeId];
   if (element !== undefined) return parsePgArray(text, element);
   switch (typeId) {
-    case 16: return text === "t";
-    case 21: case 23: return Number.parseInt(text, 10);
+    case 16:
+      return text === "t";
+    case 21:
+    case 23:
+      return Number.parseInt(text, 10);
     // NaN and infinities stay strings, as in Neon: JSON has no way to carry them.
-    case 700: case 701: return Number.isFinite(Number(text)) ? Number(text) : text;
-    case 114: case 3802: return JSON.parse(text) as unknown;
-    default: return text;
+    case 700:
+    case 701:
+      return Number.isFinite(Number(text)) ? Number(text) : text;
+    case 114:
+    case 3802:
+      return JSON.parse(text) as unknown;
+    default:
+      return text;
   }
 }
 

@@ -75,7 +75,11 @@ export async function startDevProxy(options: DevProxyOptions): Promise<RunningDe
       });
       res.end();
     } else {
-      json(404, { message: `no route for ${req.method ?? ""} ${pathname}; this is pgsession dev-proxy: POST /sql, or a WebSocket to /v1?address=HOST:PORT` });
+      json(404, {
+        message: `no route for ${
+          req.method ?? ""
+        } ${pathname}; this is pgsession dev-proxy: POST /sql, or a WebSocket to /v1?address=HOST:PORT`,
+      });
     }
   });
   server.on("upgrade", proxy.handleUpgrade);

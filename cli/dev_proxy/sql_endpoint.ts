@@ -92,8 +92,22 @@ const ISOLATION_LEVELS: Record<string, string> = {
 };
 // Neon copies every Postgres error field into the 400 body, null when absent.
 const ERROR_FIELDS: readonly string[] = [
-  "code", "detail", "hint", "position", "internalPosition", "internalQuery", "severity", "where",
-  "schema", "table", "column", "dataType", "constraint", "file", "line", "routine",
+  "code",
+  "detail",
+  "hint",
+  "position",
+  "internalPosition",
+  "internalQuery",
+  "severity",
+  "where",
+  "schema",
+  "table",
+  "column",
+  "dataType",
+  "constraint",
+  "file",
+  "line",
+  "routine",
 ];
 // Values must stay Postgres text: the driver parses them itself with pg-types.
 const TEXT_TYPES: pg.CustomTypesConfig = {
@@ -121,7 +135,12 @@ export function createSqlEndpoint(options: SqlEndpointOptions): SqlEndpoint {
     return pool;
   }
 
-  async function runQuery(client: pg.PoolClient, data: QueryData, flags: Flags, event: SqlRequestEvent): Promise<ResultJson> {
+  async function runQuery(
+    client: pg.PoolClient,
+    data: QueryData,
+    flags: Flags,
+    event: SqlRequestEvent,
+  ): Promise<ResultJson> {
     options.counters.statements += 1;
     event.statements += 1;
     // queryMode "extended" matches Neon: one statement per query, even without parameters.
@@ -144,7 +163,8 @@ export function createSqlEndpoint(options: SqlEndpointOptions): SqlEndpoint {
     }));
     const rows: unknown[] = result.rows.map((row: unknown[]): unknown => {
       const values: unknown[] = row.map((v: unknown, i: number): unknown =>
-        v === null || flags.rawOutput ? v : textToJson(v as string, fields[i].dataTypeID));
+        v === null || flags.rawOutput ? v : textToJson(v as string, fields[i].dataTypeID)
+      );
       return arrayMode ? values : Object.fromEntries(fields.map((f: FieldJson, i: number) => [f.name, values[i]]));
     });
     return { fields, rows, command: result.command ?? "", rowCount: result.rowCount ?? null, rowAsArray: arrayMode };
@@ -183,7 +203,9 @@ export function createSqlEndpoint(options: SqlEndpointOptions): SqlEndpoint {
         await client.query("COMMIT");
         return { results };
       } catch (error: unknown) {
-        await client.query("ROLLBACK").catch((): void => { broken = true; });
+        await client.query("ROLLBACK").catch((): void => {
+          broken = true;
+        });
         throw error;
       }
     } catch (error: unknown) {
@@ -208,7 +230,11 @@ export function createSqlEndpoint(options: SqlEndpointOptions): SqlEndpoint {
       event.error = String((answer as { message?: unknown }).message);
     }
     const delay: number = options.delayMs();
-    if (delay > 0) await new Promise<void>((resolve: () => void): void => { setTimeout(resolve, delay); });
+    if (delay > 0) {
+      await new Promise<void>((resolve: () => void): void => {
+        setTimeout(resolve, delay);
+      });
+    }
     res.writeHead(status, { "content-type": "application/json", "access-control-allow-origin": "*" });
     res.end(JSON.stringify(answer));
     if (options.onRequest) options.onRequest({ ...event, status, ms: performance.now() - started });
@@ -244,14 +270,22 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 }
 
 function parsePayload(body: unknown): QueryData | QueryData[] {
-  const obj: Record<string, unknown> = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>;
+  const obj: Record<string, unknown> = (typeof body === "object" && body !== null ? body : {}) as Record<
+    string,
+    unknown
+  >;
   if (Array.isArray(obj.queries)) return obj.queries.map(parseQuery);
   return parseQuery(obj);
 }
 
 function parseQuery(item: unknown): QueryData {
-  const obj: Record<string, unknown> = (typeof item === "object" && item !== null ? item : {}) as Record<string, unknown>;
-  if (typeof obj.query !== "string") throw new HttpError(400, "request body must have a query string or a queries array");
+  const obj: Record<string, unknown> = (typeof item === "object" && item !== null ? item : {}) as Record<
+    string,
+    unknown
+  >;
+  if (typeof obj.query !== "string") {
+    throw new HttpError(400, "request body must have a query string or a queries array");
+  }
   const params: unknown[] = Array.isArray(obj.params) ? obj.params : [];
   const arrayMode: boolean | undefined = typeof obj.arrayMode === "boolean" ? obj.arrayMode : undefined;
   return { query: obj.query, params: params.map(jsonToPgText), arrayMode };
@@ -267,11 +301,13 @@ function checkLoopbackConnectionString(connectionString: string): string {
     throw new HttpError(400, "missing or invalid Neon-Connection-String header");
   }
   if (!isLoopbackHost(url.hostname)) {
-    throw new HttpError(400, `only loopback databases are allowed, not ${url.hostname}: point the app's connection string at the local PostgreSQL`);
+    throw new HttpError(
+      400,
+      `only loopback databases are allowed, not ${url.hostname}: point the app's connection string at the local PostgreSQL`,
+    );
   }
   return `${url.hostname}:${url.port || "5432"}${url.pathname}`;
 }
-
 
 function errorResponse(error: unknown): [number, Record<string, unknown>] {
   if (error instanceof HttpError) return [error.status, { message: error.message }];

@@ -56,14 +56,23 @@ export function refuseUpgrade(socket: Duplex, status: string): void {
  * @returns The connection, or undefined when the request was not a valid WebSocket upgrade
  *   (it has then been answered with 400 or 426).
  */
-export function acceptWebSocket(req: IncomingMessage, socket: Duplex, head: Buffer, handlers: WebSocketHandlers): ServerWebSocket | undefined {
+export function acceptWebSocket(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  handlers: WebSocketHandlers,
+): ServerWebSocket | undefined {
   const key = req.headers["sec-websocket-key"];
-  if (req.headers.upgrade?.toLowerCase() !== "websocket" || typeof key !== "string" || !/^[A-Za-z0-9+/]{22}==$/.test(key)) {
+  if (
+    req.headers.upgrade?.toLowerCase() !== "websocket" || typeof key !== "string" || !/^[A-Za-z0-9+/]{22}==$/.test(key)
+  ) {
     refuseUpgrade(socket, "400 Bad Request");
     return undefined;
   }
   if (req.headers["sec-websocket-version"] !== "13") {
-    socket.end("HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    socket.end(
+      "HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    );
     return undefined;
   }
   const accept = createHash("sha1").update(key + GUID).digest("base64");

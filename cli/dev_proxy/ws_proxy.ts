@@ -146,7 +146,13 @@ export function createWsProxy(options: WsProxyOptions): WsProxy {
         }
         pending++;
         forwarding = forwarding
-          .then((): Promise<void> | void => delay > 0 ? new Promise<void>((r: () => void): void => { setTimeout(r, delay); }) : undefined)
+          .then((): Promise<void> | void =>
+            delay > 0
+              ? new Promise<void>((r: () => void): void => {
+                setTimeout(r, delay);
+              })
+              : undefined
+          )
           .then((): void => {
             pending--;
             write(bytes);

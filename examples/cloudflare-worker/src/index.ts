@@ -37,7 +37,11 @@ export default {
 
   // The cron trigger: delete expired sessions in batches, within the trigger's time budget.
   scheduled(_controller: { cron: string }, env: Env, ctx: ExecutionContext): void {
-    const store = new PostgresStore({ connectionString: env.DATABASE_URL, fetchEndpoint: env.DATABASE_HTTP_ENDPOINT, table: env.SESSION_TABLE });
+    const store = new PostgresStore({
+      connectionString: env.DATABASE_URL,
+      fetchEndpoint: env.DATABASE_HTTP_ENDPOINT,
+      table: env.SESSION_TABLE,
+    });
     ctx.waitUntil(gc(store, { batchSize: 1000, maxDurationMs: 20_000 }));
   },
 };

@@ -13,7 +13,11 @@ export const GET = withSession(
   },
   // A function, so the environment is read per request, never at import time.
   () => ({
-    store: { connectionString: process.env.DATABASE_URL!, fetchEndpoint: process.env.DATABASE_HTTP_ENDPOINT, table: process.env.SESSION_TABLE },
+    store: {
+      connectionString: process.env.DATABASE_URL!,
+      fetchEndpoint: process.env.DATABASE_HTTP_ENDPOINT,
+      table: process.env.SESSION_TABLE,
+    },
     secrets: [process.env.SESSION_SECRET!],
     // Secure (and the __Host- name) on Vercel's https, still usable on `next dev`'s http.
     cookie: { secure: "auto" },
