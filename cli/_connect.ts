@@ -6,6 +6,7 @@
  */
 
 import type { Client } from "pg";
+import { CONNECT_TIMEOUT_MS } from "./_args.ts";
 import { CliError, EXIT, explain } from "./_fail.ts";
 
 /** An open connection and where it goes, for messages. */
@@ -14,8 +15,6 @@ export interface Connected {
   /** `host:port`, never the password. */
   where: string;
 }
-
-const CONNECT_TIMEOUT_MS = 10_000;
 
 /** `host:port` of a URL for messages; the default port when none is given. */
 export function whereOf(url: string): string {
@@ -27,12 +26,46 @@ export function whereOf(url: string): string {
  * Connects to the database.
  *
  * @param url A checked `postgres://` URL.
+ * @param timeoutMs How long to wait for the server to answer.
  * @throws {CliError} When `pg` is not installed or the server cannot be reached.
  */
-export async function connect(url: string): Promise<Connected> {
-  let pg: typeof import("pg").default;
+export async function connect(url: string, timeoutMs: number = CONNECT_TIMEOUT_MS): Promise<Connected> {
+  const pg = await loadPg();
+  const where = whereOf(url);
+  const client = new pg.Client({
+    connectionString: url,
+    connectionTimeoutMillis: timeoutMs,
+    application_name: "pgsession",
+  });
+  // An idle connection dropped by the server must not crash the process with an unhandled event.
+  client.on("error", () => {});
   try {
-    pg = (await import("pg")).default;
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => {});
+    if (isConnectTimeout(error)) {
+      throw new CliError(
+        `Cannot connect to ${where}: no answer within ${
+          timeoutMs / 1000
+        } s; is the server up and the address right? (wait longer with --connect-timeout)`,
+        EXIT.FAILED,
+        { cause: error },
+      );
+    }
+    throw explain(error, `connect to ${where}`, where, "");
+  }
+  return { client, where };
+}
+
+/**
+ * Imports `pg`, the optional peer dependency the commands need.
+ *
+ * @returns The module's default export.
+ * @throws {CliError} When it is not installed, saying how to install it.
+ */
+export async function loadPg(): Promise<typeof import("pg").default> {
+  try {
+    return (await import("pg")).default;
   } catch (error) {
     throw new CliError(
       "Cannot connect: the pgsession command needs the pg package (an optional peer dependency); install it with `npm install pg`",
@@ -40,15 +73,10 @@ export async function connect(url: string): Promise<Connected> {
       { cause: error },
     );
   }
-  const where = whereOf(url);
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, application_name: "pgsession" });
-  // An idle connection dropped by the server must not crash the process with an unhandled event.
-  client.on("error", () => {});
-  try {
-    await client.connect();
-  } catch (error) {
-    await client.end().catch(() => {});
-    throw explain(error, `connect to ${where}`, where, "");
-  }
-  return { client, where };
+}
+
+/** node-postgres' own connect timeout ("timeout expired", "Connection terminated due to connection timeout"). */
+function isConnectTimeout(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : String(error);
+  return /timeout expired|connection timeout/i.test(message);
 }

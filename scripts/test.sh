@@ -15,7 +15,7 @@ deno fmt --check >"$log/fmt.txt" 2>&1 || { tail -40 "$log/fmt.txt"; echo "run: n
 step "type-check the web-standard core (lib DOM, no Node types)"
 node_modules/.bin/tsc -p tsconfig.json || failed=1
 step "deno check (core, tests, demo, CLI), examples' tsc, lint, doc tests, publish dry run"
-deno check mod.ts tests/*.ts tests/runtimes/*.ts demo/*.ts cli/*.ts || failed=1
+deno check mod.ts tests/*.ts tests/runtimes/*.ts demo/*.ts cli/*.ts cli/dev_proxy/*.ts || failed=1
 deno check --doc-only README.md >"$log/readme.txt" 2>&1 || { cat "$log/readme.txt"; failed=1; }
 node_modules/.bin/tsc -p examples/tsconfig.json || failed=1
 deno lint || failed=1

@@ -3,12 +3,16 @@
 // runtime (one test uses the other runtime), with the database TimeZone away from UTC.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import net from "node:net";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import pg from "pg";
+import { Client, neon } from "@neondatabase/serverless";
 import { main } from "../cli/_main.ts";
 import { databaseUrl, dbSkip, randomSchema, withTimeZone } from "./_db.ts";
+import { configureNeon } from "./support/harness.ts";
 
 const DATABASE_URL: string = withTimeZone(databaseUrl());
 const SCHEMA: string = randomSchema("cli_test");
@@ -31,7 +35,11 @@ interface Run {
  */
 function run(
   args: string[],
-  options: { env?: Record<string, string | undefined>; runtime?: "node" | "deno"; started?: (child: ChildProcess) => void } = {},
+  options: {
+    env?: Record<string, string | undefined>;
+    runtime?: "node" | "deno";
+    started?: (child: ChildProcess) => void;
+  } = {},
 ): Promise<Run> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...process.env, DATABASE_URL, NO_COLOR: "1", ...options.env })) {
@@ -128,10 +136,34 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
     const result = await run(["--help"]);
     assert.equal(result.code, 0);
     assert.equal(result.stderr, "");
-    for (const word of ["migrate", "gc", "stats", "--url", "--table", "--batch-size", "--max-duration", "Exit codes", "DATABASE_URL"]) {
+    for (
+      const word of [
+        "migrate",
+        "gc",
+        "stats",
+        "dev-proxy",
+        "--url",
+        "--table",
+        "--batch-size",
+        "--max-duration",
+        "--connect-timeout",
+        "--version",
+        "Exit codes",
+        "DATABASE_URL",
+      ]
+    ) {
       assert.ok(result.stdout.includes(word), `help mentions ${word}`);
     }
     assert.equal((await runHere(["gc", "-h"])).stdout, result.stdout);
+  });
+
+  test("--version prints the package version and nothing else", async (): Promise<void> => {
+    const { version } = JSON.parse(readFileSync(`${REPO_ROOT}package.json`, "utf8")) as { version: string };
+    const result = await run(["--version"]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, `${version}\n`);
+    assert.equal(result.stderr, "");
+    assert.equal((await runHere(["-v"], {})).stdout, `${version}\n`);
   });
 
   test("migrate creates the table and index, and a second run changes nothing", async (): Promise<void> => {
@@ -188,7 +220,10 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
     const result = await run(["gc", "--table", table, "--batch-size", "1000"]);
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stderr, "");
-    assert.match(result.stdout, /^pgsession gc: deleted=2500 batches=3 seconds=[\d.]+ rate=\d+ longest_batch_ms=\d+ done=true\n$/);
+    assert.match(
+      result.stdout,
+      /^pgsession gc: deleted=2500 batches=3 seconds=[\d.]+ rate=\d+ longest_batch_ms=\d+ done=true\n$/,
+    );
     assert.deepEqual(await counts(table), { live: 30, expired: 0 });
   });
 
@@ -238,7 +273,10 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
       { write: (s: string): boolean => Boolean(stderr += s) },
     );
     assert.equal(code, 0, stderr);
-    assert.match(stdout, /Deleted 120 expired sessions in 3 batches, [\d.]+ s \([\d,]+ rows\/s, longest batch \d+ ms\): no expired sessions left\n$/);
+    assert.match(
+      stdout,
+      /Deleted 120 expired sessions in 3 batches, [\d.]+ s \([\d,]+ rows\/s, longest batch \d+ ms\): no expired sessions left\n$/,
+    );
     assert.deepEqual(await counts(table), { live: 5, expired: 0 });
   });
 
@@ -279,6 +317,88 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
     assertFailure(noDb, 1, /database "no_such_db_x" does not exist/);
   });
 
+  test("a server that never answers: the error says how long it waited", async (): Promise<void> => {
+    // Accepts the TCP connection and says nothing, like a firewalled or stopped-but-bound server.
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((socket: net.Socket): void => {
+      sockets.add(socket);
+      socket.on("error", (): void => {});
+    });
+    await new Promise<void>((resolve): void => void silent.listen(0, "127.0.0.1", resolve));
+    const { port } = silent.address() as net.AddressInfo;
+    try {
+      const result = await run([
+        "stats",
+        "--url",
+        `postgres://postgres@127.0.0.1:${port}/test`,
+        "--connect-timeout",
+        "0.5",
+      ]);
+      assertFailure(
+        result,
+        1,
+        new RegExp(`^pgsession: Cannot connect to 127\\.0\\.0\\.1:${port}: no answer within 0\\.5 s`),
+      );
+      assert.match(result.stderr, /--connect-timeout/);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve): void => void silent.close((): void => resolve()));
+    }
+  });
+
+  test("dev-proxy serves Neon's driver over HTTP and WebSocket on loopback and logs each request", async (): Promise<void> => {
+    let listening: (url: string) => void = (): void => {};
+    const url = new Promise<string>((resolve): void => void (listening = resolve));
+    let output = "";
+    let proxy: ChildProcess | undefined;
+    const stopped = run(["dev-proxy", "--database", DATABASE_URL, "--port", "0"], {
+      started: (child: ChildProcess): void => {
+        proxy = child;
+        child.stdout?.on("data", (chunk: Buffer | string): void => {
+          output += String(chunk);
+          const match = /^Listening on (http:\/\/127\.0\.0\.1:\d+) \(loopback only/m.exec(output);
+          if (match) listening(match[1]!);
+        });
+      },
+    });
+    try {
+      const base = await Promise.race([url, stopped.then((r): never => assert.fail(`dev-proxy exited: ${r.stderr}`))]);
+      assert.match(output, new RegExp(`^ {2}DATABASE_HTTP_ENDPOINT=${base}/sql$`, "m"), "prints the setting to use");
+      // Global driver settings; the other tests in this file use pg only.
+      configureNeon(Number(new URL(base).port));
+      const sql = neon(DATABASE_URL);
+      assert.deepEqual(await sql`select 1 as one`, [{ one: 1 }]);
+      const [a, b] = await sql.transaction([sql`select 2 as two`, sql`select current_setting('TimeZone') as tz`]);
+      assert.deepEqual([a, b], [[{ two: 2 }], [{ tz: "Pacific/Auckland" }]]);
+      const client = new Client(DATABASE_URL);
+      await client.connect();
+      try {
+        assert.equal((await client.query("select repeat('x', 100000) as big")).rows[0].big.length, 100_000);
+      } finally {
+        await client.end();
+      }
+      // A connection string naming another machine is refused, whatever the caller sends.
+      const refused = await fetch(`${base}/sql`, {
+        method: "POST",
+        headers: { "Neon-Connection-String": "postgres://u:pw@db.example.com/app" },
+        body: JSON.stringify({ query: "select 1", params: [] }),
+      });
+      assert.equal(refused.status, 400);
+      assert.match((await refused.json()).message, /only loopback databases/);
+    } finally {
+      proxy?.kill("SIGINT");
+    }
+    const result = await stopped;
+    assert.equal(result.stderr, "");
+    assert.match(result.stdout, /^POST \/sql 200 1 statement \d+ ms [\w.:]+\/\w+$/m);
+    assert.match(result.stdout, /^POST \/sql 200 2 statements \(transaction\) \d+ ms/m);
+    assert.match(result.stdout, /^POST \/sql 400 0 statements .*only loopback databases/m);
+    assert.match(
+      result.stdout,
+      /^Stopped after 3 HTTP requests \(3 statements\) and 1 WebSocket connections \(1 statements\)$/m,
+    );
+  });
+
   test("bad command lines exit 2 before connecting", async (): Promise<void> => {
     const unreachable = { DATABASE_URL: "postgres://127.0.0.1:1/x" };
     const cases: [string[], RegExp][] = [
@@ -287,7 +407,17 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
       [["gc", "--frobnicate"], /unknown option: --frobnicate/],
       [["gc", "--batch-size", "0"], /--batch-size 0/],
       [["gc", "--max-duration", "soon"], /--max-duration soon/],
+      [["gc", "--max-duration", "-1"], /--max-duration -1: out of range/],
+      [["gc", "--max-duration=-0.5"], /--max-duration -0.5: out of range/],
+      [["gc", "--max-duration"], /--max-duration: it needs a value/],
+      [["stats", "--connect-timeout", "0"], /--connect-timeout 0: out of range/],
       [["stats", "--batch-size", "5"], /option of gc/],
+      [["stats", "--port", "5"], /option of dev-proxy/],
+      [["dev-proxy", "--port", "70000"], /--port 70000: expected a port number/],
+      [
+        ["dev-proxy", "--database", "postgres://u:pw@db.example.com/app"],
+        /Cannot relay to db\.example\.com: dev-proxy serves only a PostgreSQL on this machine \(--database is postgres:\/\/u:\*\*\*@/,
+      ],
       [["stats", "--table", "a;b"], /table name "a;b"/],
     ];
     assertFailure(await run(["vacuum"], { env: unreachable }), 2, /unknown command: vacuum/);
@@ -358,7 +488,9 @@ describe("pgsession CLI: a user's sessions", { skip: dbSkip }, (): void => {
   test("--help lists sessions, revoke, --user and --except", async (): Promise<void> => {
     const result = await runHere(["--help"]);
     assert.equal(result.code, 0);
-    for (const word of ["sessions", "revoke", "--user ID", "--except HANDLE"]) assert.ok(result.stdout.includes(word), `help mentions ${word}`);
+    for (const word of ["sessions", "revoke", "--user ID", "--except HANDLE"]) {
+      assert.ok(result.stdout.includes(word), `help mentions ${word}`);
+    }
   });
 
   test("sessions --user lists each live session with handle, label, created, last active and expires", async (): Promise<void> => {
@@ -367,7 +499,9 @@ describe("pgsession CLI: a user's sessions", { skip: dbSkip }, (): void => {
     await signIn("42", "Chrome on Android");
     await signIn("42");
     const expired = await signIn("42", "Old phone");
-    await admin.query(`UPDATE ${table} SET session_expiry = ${NOW} - interval '1 minute' WHERE session_key = $1`, [await hashToken(expired)]);
+    await admin.query(`UPDATE ${table} SET session_expiry = ${NOW} - interval '1 minute' WHERE session_key = $1`, [
+      await hashToken(expired),
+    ]);
     await signIn("7", "Someone else's");
     await seed(table, 2, 0); // anonymous sessions
 
@@ -458,7 +592,9 @@ describe("pgsession CLI: a user's sessions", { skip: dbSkip }, (): void => {
 
   test("on a table from before the user columns: stats says to migrate, sessions and revoke fail with the hint, migrate adds the columns", async (): Promise<void> => {
     const table = `${schema}.old_table`;
-    await admin.query(`CREATE TABLE ${table} (session_key char(64) NOT NULL PRIMARY KEY, session_data bytea, session_expiry timestamp NOT NULL)`);
+    await admin.query(
+      `CREATE TABLE ${table} (session_key char(64) NOT NULL PRIMARY KEY, session_data bytea, session_expiry timestamp NOT NULL)`,
+    );
     await seed(table, 3, 0);
 
     const before = await runHere(["stats", "--table", table]);

@@ -1,17 +1,23 @@
 // Every app under examples/ run on its platform, as a user would copy it: the Cloudflare Worker
-// in workerd (Miniflare) with its cron trigger, the Vercel Edge routes in edge-runtime, Deno.serve
-// in a child `deno` process, Node in a child `node` process, and the Hono middleware in-process.
-// The Neon-transport examples reach the local PostgreSQL through the support server (Neon's /sql
-// endpoint stand-in) of tests/support/; each example gets its own table in a per-run schema.
+// under `wrangler dev` (from a copy of its folder, configured by .dev.vars) and in workerd through
+// Miniflare, both with their cron trigger; the Vercel Edge routes in edge-runtime; Deno.serve in
+// a child `deno` process; Node in a child `node` process; the Hono middleware in-process.
+// The Neon-transport examples reach the local PostgreSQL through `pgsession dev-proxy`, started
+// by this file as a user starts it, with the one setting its banner prints
+// (DATABASE_HTTP_ENDPOINT); its request log counts the statements each example sends. Each
+// example gets its own table in a per-run schema.
 //
 // Node only: `node --import tsx --test tests/examples.test.ts`.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import pg from "pg";
-import { databaseUrl, startSupportServer, type SupportServer } from "./support/harness.ts";
+import { databaseUrl } from "./support/harness.ts";
 import { schemaSql } from "../mod.ts";
 
 const IN_DENO = "Deno" in globalThis;
@@ -19,28 +25,45 @@ const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const SCHEMA = `examples_test_${randomBytes(4).toString("hex")}`;
 const SECRET = "examples-test-secret-of-at-least-32-characters";
 const CRON_SECRET = "examples-cron-secret";
-const TABLES = ["worker", "edge", "deno", "node", "hono"] as const;
+const TABLES = ["wrangler", "worker", "edge", "deno", "node", "hono"] as const;
 const table = (name: (typeof TABLES)[number]): string => `${SCHEMA}.${name}`;
 
-let support: SupportServer;
+let proxy: Listening;
 let db: pg.Client;
 const rows = async (name: (typeof TABLES)[number]): Promise<string[]> =>
-  (await db.query(`SELECT session_key FROM ${table(name)} ORDER BY session_key`)).rows.map((r) => r.session_key as string);
+  (await db.query(`SELECT session_key FROM ${table(name)} ORDER BY session_key`)).rows.map((r) =>
+    r.session_key as string
+  );
 
-/** Neon's HTTP endpoint and WebSocket proxy pointed at the support server, as JavaScript source. */
-const neonWiring = (): string => `
-import { neonConfig } from "@neondatabase/serverless";
-neonConfig.fetchEndpoint = "http://127.0.0.1:${support.port}/sql";
-neonConfig.wsProxy = (host, port) => "127.0.0.1:${support.port}/v1?address=" + host + ":" + port;
-neonConfig.useSecureWebSocket = false;
-neonConfig.pipelineConnect = false;
-`;
+/** The dev proxy's `/sql` URL, as its banner prints it. */
+const endpoint = (): string => /^ {2}DATABASE_HTTP_ENDPOINT=(\S+)$/m.exec(proxy.output())![1]!;
+
+/** What the dev proxy's request log shows from `mark` (an earlier output length) on. */
+function proxied(mark: number): { requests: number; statements: number; failed: string[] } {
+  const lines = proxy.output().slice(mark).split("\n").filter((line) => line.startsWith("POST /sql "));
+  const statements = lines.reduce(
+    (sum, line) => sum + Number(/^POST \/sql \d+ (\d+) statement/.exec(line)?.[1] ?? NaN),
+    0,
+  );
+  return { requests: lines.length, statements, failed: lines.filter((line) => !line.startsWith("POST /sql 200 ")) };
+}
+
+/** The example reached the database through the proxy only, and every request succeeded. */
+function assertProxied(mark: number, minimum: number): number {
+  const seen = proxied(mark);
+  assert.deepEqual(seen.failed, [], "every request through the dev proxy succeeded");
+  assert.ok(seen.statements >= minimum, `at least ${minimum} statements through the dev proxy, saw ${seen.statements}`);
+  return seen.statements;
+}
 
 /**
  * Bundles like a Workers or Vercel build (no Node built-ins), "pgsession" being this repository's
- * mod.ts; `entry` is a small wrapper that wires Neon to the support server around the example.
+ * mod.ts; `entry` is a small wrapper around the example (the router Next.js would generate).
  */
-async function bundleExample(entry: string, options: { format: "esm" | "iife"; conditions: string[]; define?: Record<string, string> }): Promise<string> {
+async function bundleExample(
+  entry: string,
+  options: { format: "esm" | "iife"; conditions: string[]; define?: Record<string, string> },
+): Promise<string> {
   const esbuild = await import("esbuild");
   const result = await esbuild.build({
     stdin: { contents: entry, resolveDir: ROOT, loader: "ts", sourcefile: "example-entry.ts" },
@@ -52,7 +75,7 @@ async function bundleExample(entry: string, options: { format: "esm" | "iife"; c
     target: "es2022",
     mainFields: ["browser", "module", "main"],
     conditions: options.conditions,
-    alias: { pgsession: "./mod.ts" },
+    alias: { pgsession: "./mod.ts", "pgsession/hono": "./src/hono.ts" },
     define: options.define ?? {},
     logLevel: "silent",
   });
@@ -63,15 +86,23 @@ async function bundleExample(entry: string, options: { format: "esm" | "iife"; c
 async function seedExpired(name: (typeof TABLES)[number], expired: number): Promise<string> {
   const key = (): string => createHash("sha256").update(randomBytes(16)).digest("hex");
   for (let i = 0; i < expired; i++) {
-    await db.query(`INSERT INTO ${table(name)} VALUES ($1, '\\x00', (now() AT TIME ZONE 'UTC') - interval '1 hour')`, [key()]);
+    await db.query(`INSERT INTO ${table(name)} VALUES ($1, '\\x00', (now() AT TIME ZONE 'UTC') - interval '1 hour')`, [
+      key(),
+    ]);
   }
   const live = key();
-  await db.query(`INSERT INTO ${table(name)} VALUES ($1, '\\x00', (now() AT TIME ZONE 'UTC') + interval '1 hour')`, [live]);
+  await db.query(`INSERT INTO ${table(name)} VALUES ($1, '\\x00', (now() AT TIME ZONE 'UTC') + interval '1 hour')`, [
+    live,
+  ]);
   return live;
 }
 
 /** Two visits through a cookie jar of one: the counter goes 1, 2 and one row is stored. */
-async function countsVisits(fetcher: (path: string, init?: RequestInit) => Promise<Response>, name: (typeof TABLES)[number], parse: (body: string) => number): Promise<string> {
+async function countsVisits(
+  fetcher: (path: string, init?: RequestInit) => Promise<Response>,
+  name: (typeof TABLES)[number],
+  parse: (body: string) => number,
+): Promise<string> {
   const first = await fetcher("/");
   assert.equal(first.status, 200);
   assert.equal(parse(await first.text()), 1);
@@ -90,23 +121,52 @@ async function countsVisits(fetcher: (path: string, init?: RequestInit) => Promi
 
 const textVisits = (body: string): number => Number(/^visits: (\d+)$/m.exec(body)?.[1]);
 
-/** Spawns a server and waits for its `Listening on http://…/` line. */
-function spawnListening(command: string, args: string[], env: Record<string, string>): Promise<{ url: string; stop(): Promise<void>; output(): string }> {
-  const child: ChildProcess = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+interface Listening {
+  url: string;
+  stop(): Promise<void>;
+  output(): string;
+}
+
+/**
+ * Spawns a server and waits for the line `ready` matches (its first group is the base URL). The
+ * child leads its own process group, so stopping it also stops what it started (wrangler's workerd).
+ */
+function spawnListening(
+  command: string,
+  args: string[],
+  env: Record<string, string | undefined>,
+  options: { cwd?: string; ready?: RegExp; timeoutMs?: number } = {},
+): Promise<Listening> {
+  const ready = options.ready ?? /Listening on (http:\/\/[^/\s]+)/;
+  const child: ChildProcess = spawn(command, args, {
+    cwd: options.cwd ?? ROOT,
+    env: { ...process.env, ...env, NO_COLOR: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
   let output = "";
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const stop = async (): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-    const killer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+    const killer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }, 10_000);
     await exited;
     clearTimeout(killer);
   };
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => void stop().then(() => reject(new Error(`${args.join(" ")}: no Listening line\n${output}`))), 30_000);
-    void exited.then(() => reject(new Error(`${args.join(" ")} exited early\n${output}`)));
+    const timer = setTimeout(
+      () => void stop().then(() => reject(new Error(`${command} ${args.join(" ")}: not ready in time\n${output}`))),
+      options.timeoutMs ?? 30_000,
+    );
+    void exited.then(() => reject(new Error(`${command} ${args.join(" ")} exited early\n${output}`)));
     const onData = (chunk: string): void => {
       output += chunk;
-      const match = /Listening on (http:\/\/[^/\s]+)/.exec(output);
+      const match = ready.exec(output);
       if (!match) return;
       clearTimeout(timer);
       resolve({ url: match[1]!, stop, output: () => output });
@@ -118,7 +178,16 @@ function spawnListening(command: string, args: string[], env: Record<string, str
 
 describe("examples", { skip: IN_DENO && "runs under Node only; it starts the runtimes itself" }, () => {
   before(async () => {
-    support = await startSupportServer();
+    // As a user starts it: the command, the database, any free port.
+    proxy = await spawnListening(
+      process.execPath,
+      ["--import", "tsx", "cli/pgsession.ts", "dev-proxy", "--database", databaseUrl(), "--port", "0"],
+      {},
+      {
+        ready: /^Ctrl-C stops it\.$()/m,
+      },
+    );
+    assert.match(proxy.output(), /^Listening on http:\/\/127\.0\.0\.1:\d+ \(loopback only/m);
     db = new pg.Client({ connectionString: databaseUrl() });
     await db.connect();
     await db.query(`CREATE SCHEMA ${SCHEMA}`);
@@ -130,43 +199,143 @@ describe("examples", { skip: IN_DENO && "runs under Node only; it starts the run
       await db?.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
       await db?.end();
     } finally {
-      await support?.close();
+      await proxy?.stop();
     }
   });
 
-  test("Cloudflare Worker: counts visits with a signed __Host- cookie, and its cron trigger collects expired sessions", async () => {
+  test("Cloudflare Worker under wrangler dev: .dev.vars points it at the dev proxy; visits count and the cron handler collects", async (t) => {
+    // The example's folder as a user has it, with the .dev.vars its example file describes.
+    const dir = mkdtempSync(join(tmpdir(), "pgsession-wrangler-"));
+    cpSync(`${ROOT}examples/cloudflare-worker`, dir, { recursive: true });
+    // "pgsession" is this repository's source, where a user's project has the installed package
+    // (wrangler dev applies the config's [alias], not the --alias flag).
+    writeFileSync(
+      join(dir, "wrangler.toml"),
+      `${readFileSync(join(dir, "wrangler.toml"), "utf8")}\n[alias]\npgsession = ${JSON.stringify(`${ROOT}mod.ts`)}\n`,
+    );
+    const example = readFileSync(join(dir, ".dev.vars.example"), "utf8");
+    assert.match(example, /^DATABASE_HTTP_ENDPOINT=http:\/\/127\.0\.0\.1:4444\/sql$/m);
+    writeFileSync(
+      join(dir, ".dev.vars"),
+      example
+        .replace(/^DATABASE_URL=.*$/m, `DATABASE_URL=${databaseUrl()}`)
+        .replace(/^DATABASE_HTTP_ENDPOINT=.*$/m, `DATABASE_HTTP_ENDPOINT=${endpoint()}`) +
+        `SESSION_TABLE=${table("wrangler")}\n`,
+    );
+    const mark = proxy.output().length;
+    const wrangler = await spawnListening(
+      `${ROOT}node_modules/.bin/wrangler`,
+      [
+        "dev",
+        "--local",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--inspector-port",
+        "0",
+        "--persist-to",
+        join(dir, ".state"),
+        "--show-interactive-dev-session=false",
+      ],
+      {
+        // Nothing leaves the machine: no metrics, no update check, no Request.cf download (Miniflare
+        // uses its placeholder when NODE_ENV is "test"), no account.
+        WRANGLER_SEND_METRICS: "false",
+        WRANGLER_HIDE_BANNER: "true",
+        NODE_ENV: "test",
+        CLOUDFLARE_API_TOKEN: undefined,
+        CLOUDFLARE_ACCOUNT_ID: undefined,
+        WRANGLER_LOG_PATH: join(dir, "logs"),
+        XDG_CONFIG_HOME: join(dir, "config"),
+      },
+      { cwd: dir, ready: /Ready on (http:\/\/127\.0\.0\.1:\d+)/, timeoutMs: 90_000 },
+    );
+    try {
+      const cookie = await countsVisits((path, init) => fetch(wrangler.url + path, init), "wrangler", textVisits);
+      assert.match(cookie, /^__Host-session=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]+$/, "signed, with the __Host- prefix");
+      const live = (await rows("wrangler"))[0]!;
+      const seeded = await seedExpired("wrangler", 3);
+      // wrangler dev's trigger for the scheduled handler; it answers once the event is done.
+      const res = await fetch(`${wrangler.url}/cdn-cgi/handler/scheduled?cron=${encodeURIComponent("0 * * * *")}`);
+      assert.equal(res.status, 200, await res.text());
+      for (let i = 0; i < 50 && (await rows("wrangler")).length !== 2; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.deepEqual(await rows("wrangler"), [live, seeded].sort(), "the expired rows are gone, the live ones stay");
+      t.diagnostic(`${assertProxied(mark, 3)} statements through the dev proxy`);
+      assert.doesNotMatch(
+        wrangler.output(),
+        /getaddrinfo|ENOTFOUND|Unable to fetch/,
+        "wrangler did not try to reach the internet",
+      );
+    } catch (error) {
+      throw Object.assign(error as Error, {
+        message: `${(error as Error).message}\nwrangler output: ${wrangler.output()}`,
+      });
+    } finally {
+      await wrangler.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("Cloudflare Worker: counts visits with a signed __Host- cookie, and its cron trigger collects expired sessions", async (t) => {
     const { Miniflare } = await import("miniflare");
-    const script = await bundleExample(`${neonWiring()}\nexport { default } from "./examples/cloudflare-worker/src/index.ts";`, { format: "esm", conditions: ["workerd", "worker", "browser"] });
-    const toml = await (await import("node:fs/promises")).readFile(`${ROOT}examples/cloudflare-worker/wrangler.toml`, "utf8");
+    const script = await bundleExample(`export { default } from "./examples/cloudflare-worker/src/index.ts";`, {
+      format: "esm",
+      conditions: ["workerd", "worker", "browser"],
+    });
+    const toml = await (await import("node:fs/promises")).readFile(
+      `${ROOT}examples/cloudflare-worker/wrangler.toml`,
+      "utf8",
+    );
     const cron = /crons = \["([^"]+)"\]/.exec(toml)?.[1];
     assert.ok(cron, "wrangler.toml declares a cron trigger");
     const mf = new Miniflare({
       modules: true,
       script,
       compatibilityDate: /compatibility_date = "([^"]+)"/.exec(toml)![1]!,
-      bindings: { DATABASE_URL: databaseUrl(), SESSION_SECRET: SECRET, SESSION_TABLE: table("worker") },
+      bindings: {
+        DATABASE_URL: databaseUrl(),
+        DATABASE_HTTP_ENDPOINT: endpoint(),
+        SESSION_SECRET: SECRET,
+        SESSION_TABLE: table("worker"),
+      },
     });
+    const mark = proxy.output().length;
     try {
-      const cookie = await countsVisits((path, init) => mf.dispatchFetch(`https://example.com${path}`, init as never) as unknown as Promise<Response>, "worker", textVisits);
+      const cookie = await countsVisits(
+        (path, init) => mf.dispatchFetch(`https://example.com${path}`, init as never) as unknown as Promise<Response>,
+        "worker",
+        textVisits,
+      );
       assert.match(cookie, /^__Host-session=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]+$/, "signed, with the __Host- prefix");
       const live = (await rows("worker"))[0]!;
       const seeded = await seedExpired("worker", 3);
-      const worker = (await mf.getWorker()) as unknown as { scheduled(o: { cron: string }): Promise<{ outcome: string }> };
+      const worker = (await mf.getWorker()) as unknown as {
+        scheduled(o: { cron: string }): Promise<{ outcome: string }>;
+      };
       assert.equal((await worker.scheduled({ cron })).outcome, "ok");
       // The event lasts until its waitUntil promises settle, so gc() has finished.
       assert.deepEqual(await rows("worker"), [live, seeded].sort(), "the expired rows are gone, the live ones stay");
+      t.diagnostic(`${assertProxied(mark, 3)} statements through the dev proxy`);
     } finally {
       await mf.dispose();
     }
   });
 
-  test("Vercel Edge: the session route counts visits and the cron route demands Bearer CRON_SECRET", async () => {
+  test("Vercel Edge: the session route counts visits and the cron route demands Bearer CRON_SECRET", async (t) => {
     const { EdgeRuntime, runServer } = await import("edge-runtime");
-    const env: Record<string, string> = { DATABASE_URL: databaseUrl(), SESSION_SECRET: SECRET, SESSION_TABLE: table("edge"), CRON_SECRET };
+    const env: Record<string, string> = {
+      DATABASE_URL: databaseUrl(),
+      DATABASE_HTTP_ENDPOINT: endpoint(),
+      SESSION_SECRET: SECRET,
+      SESSION_TABLE: table("edge"),
+      CRON_SECRET,
+    };
     const define = Object.fromEntries(Object.entries(env).map(([k, v]) => [`process.env.${k}`, JSON.stringify(v)]));
     // The router Next.js would generate from app/api/**/route.ts.
-    const entry = `${neonWiring()}
-import * as session from "./examples/vercel-edge/app/api/session/route.ts";
+    const entry = `import * as session from "./examples/vercel-edge/app/api/session/route.ts";
 import * as cron from "./examples/vercel-edge/app/api/cron/gc/route.ts";
 if (session.runtime !== "edge" || cron.runtime !== "edge") throw new Error("routes must declare runtime = edge");
 addEventListener("fetch", (event) => {
@@ -174,13 +343,27 @@ addEventListener("fetch", (event) => {
   const route = path === "/api/session" ? session : path === "/api/cron/gc" ? cron : null;
   event.respondWith(route ? route.GET(event.request) : new Response("Not found", { status: 404 }));
 });`;
-    const code = await bundleExample(entry, { format: "iife", conditions: ["edge-light", "worker", "browser"], define });
+    const code = await bundleExample(entry, {
+      format: "iife",
+      conditions: ["edge-light", "worker", "browser"],
+      define,
+    });
     const server = await runServer({ runtime: new EdgeRuntime({ initialCode: code }), host: "127.0.0.1", port: 0 });
     const base = server.url.replace(/\/$/, "");
+    const mark = proxy.output().length;
     try {
-      const cookie = await countsVisits((path, init) => fetch(`${base}/api/session${path === "/" ? "" : path}`, init), "edge", (body) => JSON.parse(body).visits);
-      assert.match(cookie, /^session=/, "secure: \"auto\" over plain http: no __Host- prefix");
-      for (const headers of [{}, { authorization: "Bearer wrong" }, { authorization: CRON_SECRET }] as Record<string, string>[]) {
+      const cookie = await countsVisits(
+        (path, init) => fetch(`${base}/api/session${path === "/" ? "" : path}`, init),
+        "edge",
+        (body) => JSON.parse(body).visits,
+      );
+      assert.match(cookie, /^session=/, 'secure: "auto" over plain http: no __Host- prefix');
+      for (
+        const headers of [{}, { authorization: "Bearer wrong" }, { authorization: CRON_SECRET }] as Record<
+          string,
+          string
+        >[]
+      ) {
         const res = await fetch(`${base}/api/cron/gc`, { headers });
         assert.equal(res.status, 401, JSON.stringify(headers));
         await res.body?.cancel();
@@ -190,23 +373,26 @@ addEventListener("fetch", (event) => {
       assert.equal(res.status, 200);
       assert.deepEqual({ ...(await res.json()), batches: undefined }, { deleted: 3, batches: undefined, done: true });
       assert.equal((await rows("edge")).length, 2);
+      t.diagnostic(`${assertProxied(mark, 3)} statements through the dev proxy`);
     } finally {
       await server.close();
     }
   });
 
-  test("Deno: Deno.serve counts visits and Deno.cron is registered", async () => {
+  test("Deno: Deno.serve counts visits through the dev proxy and Deno.cron is registered", async (t) => {
     const deno = fileURLToPath(new URL("../node_modules/.bin/deno", import.meta.url));
-    // The example as a user runs it, with Neon pointed at the support server first.
-    const code = `${neonWiring()}\nawait import("./examples/deno/main.ts");`;
-    const server = await spawnListening(deno, ["eval", "--unstable-cron", code], {
+    // The example as a user runs it ("pgsession" maps to mod.ts in this repository's deno.json).
+    const mark = proxy.output().length;
+    const server = await spawnListening(deno, ["run", "-A", "--unstable-cron", "examples/deno/main.ts"], {
       DATABASE_URL: databaseUrl(),
+      DATABASE_HTTP_ENDPOINT: endpoint(),
       SESSION_SECRET: SECRET,
       SESSION_TABLE: table("deno"),
       PORT: "0",
     });
     try {
       await countsVisits((path, init) => fetch(server.url + path, init), "deno", textVisits);
+      t.diagnostic(`${assertProxied(mark, 2)} statements through the dev proxy`);
     } catch (error) {
       throw Object.assign(error as Error, { message: `${(error as Error).message}\ndeno output: ${server.output()}` });
     } finally {
@@ -240,15 +426,22 @@ addEventListener("fetch", (event) => {
       write: false,
       format: "esm",
       platform: "node",
-      alias: { pgsession: "./mod.ts" },
+      alias: { pgsession: "./mod.ts", "pgsession/hono": "./src/hono.ts" },
       logLevel: "silent",
     });
-    const { createApp } = (await import(`data:text/javascript;base64,${Buffer.from(built.outputFiles[0]!.text).toString("base64")}`)) as typeof import("../examples/hono/app.ts");
+    const { createApp } = (await import(
+      `data:text/javascript;base64,${Buffer.from(built.outputFiles[0]!.text).toString("base64")}`
+    )) as typeof import("../examples/hono/app.ts");
     const pool = new pg.Pool({ connectionString: databaseUrl(), max: 2 });
     try {
       // Store options: withSession makes a store per request over the shared pool.
-      const app = createApp({ store: { client: pool, table: table("hono") }, secrets: [SECRET], cookie: { secure: false } });
-      const call = async (path: string, init?: RequestInit): Promise<Response> => await app.fetch(new Request(`http://localhost${path}`, init));
+      const app = createApp({
+        store: { client: pool, table: table("hono") },
+        secrets: [SECRET],
+        cookie: { secure: false },
+      });
+      const call = async (path: string, init?: RequestInit): Promise<Response> =>
+        await app.fetch(new Request(`http://localhost${path}`, init));
       const cookie = await countsVisits(call, "hono", textVisits);
       const signIn = await call("/sign-in?name=ada", { method: "POST", headers: { cookie } });
       assert.deepEqual(await signIn.json(), { user: "ada" });

@@ -1,13 +1,24 @@
 // The published artefacts: the two manifests agree, schema.sql is what schemaSql() says and runs
-// twice, and the npm tarball installs into an empty folder and imports there.
+// twice, and the npm tarball installs into an empty folder and works there.
 //
-// The build runs in a staging copy of the repository (node_modules linked), never in the
-// working tree, so parallel test files that read dist/ are not disturbed.
+// The tarball is made as publishing makes it: `npm pack` on a copy of the repository's files as
+// a fresh clone has them (git's tracked and unignored files, no dist/), with node_modules linked
+// for the toolchain and no build step first, so the package must build itself (`prepack`). The
+// copy keeps parallel test files that read dist/ undisturbed.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFile, spawn } from "node:child_process";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -15,6 +26,7 @@ import { after, before, describe, test } from "node:test";
 import pg from "pg";
 import { schemaSql } from "../mod.ts";
 import { databaseUrl, dbSkip, randomSchema } from "./_db.ts";
+import { VERSION } from "../cli/_version.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const run = promisify(execFile);
@@ -25,15 +37,31 @@ interface PackageJson {
   exports: Record<string, unknown>;
   bin?: string | Record<string, string>;
   files?: string[];
+  scripts: Record<string, string>;
+  repository?: { url: string };
+  homepage?: string;
+  bugs?: { url: string };
+  keywords?: string[];
 }
 
 const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as PackageJson;
-const denoJson = JSON.parse(readFileSync(join(ROOT, "deno.json"), "utf8")) as { version: string; exports: string | Record<string, string> };
+const denoJson = JSON.parse(readFileSync(join(ROOT, "deno.json"), "utf8")) as {
+  version: string;
+  exports: string | Record<string, string>;
+};
+/** JSR has no `bin`: the command is an export there, `deno run -A jsr:@pgsession/pgsession/cli`. */
+const JSR_ONLY_EXPORTS = ["./cli"];
+const NODE = "Deno" in globalThis ? "node" : process.execPath;
 
 /** Runs a command; on failure the error carries its output. */
 async function sh(cmd: string, args: string[], cwd: string, timeout = 120_000): Promise<string> {
   try {
-    const { stdout } = await run(cmd, args, { cwd, timeout, maxBuffer: 32 * 1024 * 1024, env: { ...process.env, npm_config_update_notifier: "false" } });
+    const { stdout } = await run(cmd, args, {
+      cwd,
+      timeout,
+      maxBuffer: 32 * 1024 * 1024,
+      env: { ...process.env, npm_config_update_notifier: "false" },
+    });
     return stdout;
   } catch (error) {
     const e = error as { message: string; stdout?: string; stderr?: string };
@@ -49,11 +77,22 @@ function targets(value: unknown): string[] {
 }
 
 describe("manifests", () => {
-  test("deno.json and package.json have the same version and the same export keys", () => {
+  test("deno.json, package.json and the CLI have the same version, and the manifests the same export keys", () => {
     assert.equal(denoJson.version, pkg.version);
-    const denoKeys = typeof denoJson.exports === "string" ? ["."] : Object.keys(denoJson.exports).sort();
+    assert.equal(VERSION, pkg.version, "cli/_version.ts");
+    const denoKeys = typeof denoJson.exports === "string"
+      ? ["."]
+      : Object.keys(denoJson.exports).filter((k) => !JSR_ONLY_EXPORTS.includes(k)).sort();
     assert.deepEqual(Object.keys(pkg.exports).sort(), denoKeys);
     assert.ok(denoKeys.includes("."));
+  });
+
+  test("package.json says where the project lives and builds dist/ when packed", () => {
+    assert.match(pkg.repository?.url ?? "", /^git\+https:\/\/github\.com\/[\w-]+\/[\w-]+\.git$/);
+    assert.match(pkg.homepage ?? "", /^https:\/\/github\.com\//);
+    assert.match(pkg.bugs?.url ?? "", /^https:\/\/github\.com\/.*\/issues$/);
+    assert.ok((pkg.keywords ?? []).includes("postgres"));
+    assert.match(pkg.scripts.prepack ?? "", /\bbuild\b/);
   });
 
   test("schema.sql is exactly schemaSql() for the default table", () => {
@@ -96,8 +135,14 @@ describe("schema.sql against PostgreSQL", { skip: dbSkip }, () => {
       { column_name: "session_user_id", data_type: "text" },
       { column_name: "session_label", data_type: "text" },
     ]);
-    const { rows: indexes } = await client.query(`select indexname from pg_indexes where schemaname = $1 order by 1`, [schema]);
-    assert.deepEqual(indexes.map((r: { indexname: string }) => r.indexname), ["session_expiry_idx", "session_key", "session_user_idx"]);
+    const { rows: indexes } = await client.query(`select indexname from pg_indexes where schemaname = $1 order by 1`, [
+      schema,
+    ]);
+    assert.deepEqual(indexes.map((r: { indexname: string }) => r.indexname), [
+      "session_expiry_idx",
+      "session_key",
+      "session_user_idx",
+    ]);
   });
 });
 
@@ -110,35 +155,57 @@ describe("npm package", () => {
   before(async () => {
     temp = mkdtempSync(join(tmpdir(), "pgsession-pack-"));
     const stage = join(temp, "stage");
-    const skip = new Set(["node_modules", ".git", "dist", ".data", "coverage", "bench/out", "tests/.artifacts"]);
-    cpSync(ROOT, stage, {
-      recursive: true,
-      filter: (source: string): boolean => {
-        const rel = relative(ROOT, source).split("\\").join("/");
-        return !skip.has(rel) && !rel.endsWith(".tgz");
-      },
-    });
+    // A fresh clone's files: tracked plus new unignored ones (this run may test uncommitted work).
+    const files = (await sh("git", ["ls-files", "-z", "--cached", "--others", "--exclude-standard"], ROOT)).split("\0")
+      .filter(Boolean);
+    for (const file of files) {
+      if (file === "node_modules" || !existsSync(join(ROOT, file))) continue; // the linked toolchain; deleted files
+      mkdirSync(dirname(join(stage, file)), { recursive: true });
+      copyFileSync(join(ROOT, file), join(stage, file));
+    }
+    assert.ok(!existsSync(join(stage, "dist")), "the copy starts without dist/");
     symlinkSync(join(ROOT, "node_modules"), join(stage, "node_modules"), "dir");
-    await sh("npm", ["run", "build", "--silent"], stage);
-    const packed = JSON.parse(await sh("npm", ["pack", "--json", "--pack-destination", temp], stage)) as { filename: string }[];
+    // Exactly what `npm publish` runs: prepack builds; nothing is built before.
+    const packed = JSON.parse(await sh("npm", ["pack", "--json", "--pack-destination", temp], stage, 300_000)) as {
+      filename: string;
+    }[];
     tarball = join(temp, packed[0]!.filename);
-    entries = (await sh("tar", ["-tzf", tarball], temp)).split("\n").filter(Boolean).map((e) => e.replace(/^package\//, ""));
+    entries = (await sh("tar", ["-tzf", tarball], temp)).split("\n").filter(Boolean).map((e) =>
+      e.replace(/^package\//, "")
+    );
 
     consumer = join(temp, "consumer");
     mkdirSync(consumer);
-    await sh("npm", ["install", tarball, "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"], consumer, 180_000);
+    writeFileSync(join(consumer, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }));
+    // pg is the CLI's optional peer dependency: a user of the CLI installs it too.
+    await sh(
+      "npm",
+      ["install", tarball, "pg", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"],
+      consumer,
+      300_000,
+    );
   });
 
   after(() => {
     if (temp) rmSync(temp, { recursive: true, force: true });
   });
 
-  test("the tarball holds dist/mod.js, dist/mod.d.ts, schema.sql, README.md and LICENSE, and no tests/ or src/", () => {
-    const required = ["dist/mod.js", "dist/mod.d.ts", "schema.sql", "LICENSE", "package.json"];
+  test("the tarball holds dist/mod.js, dist/mod.d.ts, the CLI, schema.sql, README.md and LICENSE, and no tests/ or src/", () => {
+    const required = [
+      "dist/mod.js",
+      "dist/mod.d.ts",
+      "dist/cli/pgsession.js",
+      "dist/cli/dev_proxy/server.js",
+      "schema.sql",
+      "LICENSE",
+      "package.json",
+    ];
     if (existsSync(join(ROOT, "README.md"))) required.push("README.md");
     else console.warn("!! README.md does not exist yet: the tarball check does not require it");
     for (const path of required) assert.ok(entries.includes(path), `${path} is in the tarball`);
-    const leaked = entries.filter((e) => /^(tests|src|cli|demo|examples|bench|scripts|node_modules)\//.test(e));
+    const leaked = entries.filter((e) =>
+      /^(tests|src|cli|demo|examples|bench|scripts|node_modules|dist\/tests)\//.test(e)
+    );
     assert.deepEqual(leaked, [], "no sources, tests or tooling in the tarball");
     assert.ok(!entries.some((e) => e.endsWith(".ts") && !e.endsWith(".d.ts")), "no TypeScript sources");
   });
@@ -165,7 +232,7 @@ describe("npm package", () => {
         token: isToken(session.id) && isToken(generateToken()), key: (await hashToken("abc")).length,
         schema: schemaSql() === schemaFile,
       }));`;
-    const out = await sh("node", ["--input-type=module", "-e", script], consumer);
+    const out = await sh(NODE, ["--input-type=module", "-e", script], consumer);
     assert.deepEqual(JSON.parse(out.trim().split("\n").at(-1)!), {
       store: "function",
       error: "function",
@@ -192,10 +259,91 @@ new PostgresStore({ ttl: 3600 });
     writeFileSync(
       join(consumer, "tsconfig.json"),
       JSON.stringify({
-        compilerOptions: { strict: true, noEmit: true, module: "NodeNext", moduleResolution: "NodeNext", target: "ES2022", lib: ["ES2022", "DOM"], types: [], skipLibCheck: false },
+        compilerOptions: {
+          strict: true,
+          noEmit: true,
+          module: "NodeNext",
+          moduleResolution: "NodeNext",
+          target: "ES2022",
+          lib: ["ES2022", "DOM"],
+          types: [],
+          skipLibCheck: false,
+        },
         files: ["check.ts"],
       }),
     );
-    await sh("Deno" in globalThis ? "node" : process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", consumer], consumer);
+    await sh(NODE, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", consumer], consumer);
+  });
+
+  test("npx pgsession prints its help and version in the empty project", async () => {
+    const help = await sh("npx", ["--no-install", "pgsession", "--help"], consumer);
+    for (const word of ["migrate", "gc", "stats", "dev-proxy", "--version"]) {
+      assert.ok(help.includes(word), `help mentions ${word}`);
+    }
+    assert.equal(await sh("npx", ["--no-install", "pgsession", "--version"], consumer), `${pkg.version}\n`);
+  });
+
+  test("pgsession dev-proxy from the installed package answers Neon's /sql requests", async () => {
+    // The bin npx would run, started directly so that stopping it stops the proxy itself.
+    const child = spawn(join(consumer, "node_modules/.bin/pgsession"), [
+      "dev-proxy",
+      "--database",
+      databaseUrl(),
+      "--port",
+      "0",
+    ], { cwd: consumer, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    const closed = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      const endpoint = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no banner in time: ${output}`)), 30_000);
+        const onData = (chunk: Buffer): void => {
+          output += String(chunk);
+          const match = /^ {2}DATABASE_HTTP_ENDPOINT=(\S+)$/m.exec(output);
+          if (!match) return;
+          clearTimeout(timer);
+          resolve(match[1]!);
+        };
+        child.stdout.on("data", onData);
+        child.stderr.on("data", onData);
+        void closed.then(() => reject(new Error(`dev-proxy exited: ${output}`)));
+      });
+      const res = await fetch(endpoint, {
+        method: "POST",
+        headers: { "Neon-Connection-String": databaseUrl(), "Neon-Raw-Text-Output": "true", "Neon-Array-Mode": "true" },
+        body: JSON.stringify({ query: "select $1::int + 1 as n", params: ["41"] }),
+      });
+      assert.equal(res.status, 200);
+      assert.deepEqual((await res.json() as { rows: unknown[] }).rows, [["42"]]);
+    } catch (error) {
+      throw Object.assign(error as Error, { message: `${(error as Error).message}\noutput: ${output}` });
+    } finally {
+      child.kill("SIGINT");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      assert.equal(await closed, 0, output);
+      clearTimeout(timer);
+    }
+    assert.match(output, /^POST \/sql 200 1 statement /m);
+  });
+
+  test("npx pgsession migrate creates the table from the installed package", { skip: dbSkip }, async () => {
+    const schema = randomSchema("pkg_cli");
+    const table = `${schema}.session`;
+    const admin = new pg.Client({ connectionString: databaseUrl() });
+    admin.on("error", (): void => {});
+    await admin.connect();
+    try {
+      const out = await sh(
+        "npx",
+        ["--no-install", "pgsession", "migrate", "--url", databaseUrl(), "--table", table],
+        consumer,
+      );
+      assert.match(out, /^Created table /m);
+      const { rows } = await admin.query("select to_regclass($1) is not null as made", [table]);
+      assert.deepEqual(rows, [{ made: true }]);
+    } finally {
+      await admin.query(`drop schema if exists "${schema}" cascade`).catch(() => {});
+      await admin.end();
+    }
   });
 });

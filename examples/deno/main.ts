@@ -1,13 +1,14 @@
 // Deno (or Deno Deploy): `deno run -A --unstable-cron examples/deno/main.ts`
 // Env: DATABASE_URL (Neon), SESSION_SECRET (at least 32 characters), SESSION_TABLE (optional),
-// PORT (default 8000). In your own project map "pgsession" to "jsr:@pgsession/pgsession" in
+// PORT (default 8000); locally DATABASE_HTTP_ENDPOINT, the `/sql` URL of `npx pgsession dev-proxy`
+// (or `deno run -A jsr:@pgsession/pgsession/cli dev-proxy`) in front of your PostgreSQL. In your own project map "pgsession" to "jsr:@pgsession/pgsession" in
 // deno.json (`deno add jsr:@pgsession/pgsession`).
 import { gc, PostgresStore, withSession } from "pgsession";
 
 const connectionString = Deno.env.get("DATABASE_URL")!;
 const table = Deno.env.get("SESSION_TABLE");
 // Neon's HTTP transport: no pool to manage, one store for the whole process.
-const store = new PostgresStore({ connectionString, table });
+const store = new PostgresStore({ connectionString, fetchEndpoint: Deno.env.get("DATABASE_HTTP_ENDPOINT"), table });
 
 Deno.serve(
   {

@@ -1,7 +1,7 @@
 // Test helpers shared by Node (`node --import tsx --test`) and Deno (`deno test`). The support
 // server always runs as a separate Node process, so both runtimes test against the same thing
 // and Deno's leak checks only see one child process and its pipes.
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { neonConfig, type WebSocketConstructor } from "@neondatabase/serverless";
@@ -54,7 +54,10 @@ export function startSupportServer(): Promise<SupportServer> {
       child.kill("SIGKILL");
       reject(new Error(`support server: ${message}; output: ${output}`));
     };
-    const timer: ReturnType<typeof setTimeout> = setTimeout((): void => fail("no READY line in time"), START_TIMEOUT_MS);
+    const timer: ReturnType<typeof setTimeout> = setTimeout(
+      (): void => fail("no READY line in time"),
+      START_TIMEOUT_MS,
+    );
     child.once("error", (error: Error): void => fail(error.message));
     child.once("exit", (code: number | null): void => fail(`exited early with ${code}`));
     child.stdout?.setEncoding("utf8");
@@ -83,12 +86,18 @@ function handle(child: ChildProcess, exited: Promise<void>, port: number): Suppo
     port,
     url,
     stats: async (): Promise<SupportStats> => (await call("GET", "/__stats")) as SupportStats,
-    reset: async (): Promise<void> => { await call("POST", "/__reset"); },
-    setDelay: async (ms: number): Promise<void> => { await call("POST", `/__delay?ms=${ms}`); },
+    reset: async (): Promise<void> => {
+      await call("POST", "/__reset");
+    },
+    setDelay: async (ms: number): Promise<void> => {
+      await call("POST", `/__delay?ms=${ms}`);
+    },
     close: async (): Promise<void> => {
       // Closing stdin is the polite stop; SIGKILL only if it does not exit in time.
       child.stdin?.end();
-      const timer: ReturnType<typeof setTimeout> = setTimeout((): void => { child.kill("SIGKILL"); }, STOP_TIMEOUT_MS);
+      const timer: ReturnType<typeof setTimeout> = setTimeout((): void => {
+        child.kill("SIGKILL");
+      }, STOP_TIMEOUT_MS);
       await exited;
       clearTimeout(timer);
     },
@@ -101,7 +110,8 @@ function handle(child: ChildProcess, exited: Promise<void>, port: number): Suppo
  */
 export function configureNeon(port: number): void {
   neonConfig.fetchEndpoint = `http://127.0.0.1:${port}/sql`;
-  neonConfig.wsProxy = (host: string, dbPort: number | string): string => `127.0.0.1:${port}/v1?address=${host}:${dbPort}`;
+  neonConfig.wsProxy = (host: string, dbPort: number | string): string =>
+    `127.0.0.1:${port}/v1?address=${host}:${dbPort}`;
   neonConfig.useSecureWebSocket = false;
   // The default ("password") pipelines a cleartext password and breaks trust/scram auth.
   neonConfig.pipelineConnect = false;

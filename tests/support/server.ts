@@ -1,70 +1,45 @@
-// One HTTP server on 127.0.0.1 serving both Neon transports (POST /sql and the /v1 WebSocket
-// proxy) plus test controls. Run as a script it prints `READY <port>` and serves until it is
-// killed or its stdin closes, so a parent that dies cannot leave it running.
-import http from "node:http";
-import type { AddressInfo } from "node:net";
+// The test suite's Neon stand-in: `pgsession dev-proxy`'s server (cli/dev_proxy/) plus test
+// controls (/__stats, /__reset, /__delay). Run as a script it prints `READY <port>` and serves
+// until it is killed or its stdin closes, so a parent that dies cannot leave it running.
+import type http from "node:http";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
-import { createSqlEndpoint, type HttpCounters, type SqlEndpoint } from "./neon_sql_endpoint.ts";
-import { createWsProxy, type WsCounters, type WsProxy } from "./ws_proxy.ts";
+import { type DevProxyStats, type RunningDevProxy, startDevProxy } from "../../cli/dev_proxy/server.ts";
 
-export interface SupportStats {
-  http: HttpCounters;
-  ws: WsCounters;
-}
+export type SupportStats = DevProxyStats;
 
 export interface RunningSupportServer {
   port: number;
   close(): Promise<void>;
 }
 
-export async function startServer(port: number = 0): Promise<RunningSupportServer> {
-  const stats: SupportStats = { http: { requests: 0, statements: 0 }, ws: { connections: 0, statements: 0 } };
-  let delayMs: number = 0;
-  const sql: SqlEndpoint = createSqlEndpoint({ counters: stats.http, delayMs: (): number => delayMs });
-  const proxy: WsProxy = createWsProxy({ counters: stats.ws, delayMs: (): number => delayMs });
-
-  const server: http.Server = http.createServer((req: http.IncomingMessage, res: http.ServerResponse): void => {
-    const url: URL = new URL(req.url ?? "/", "http://localhost");
-    const route: string = `${req.method ?? ""} ${url.pathname}`;
-    const json = (status: number, body: unknown): void => {
-      res.writeHead(status, { "content-type": "application/json" });
-      res.end(JSON.stringify(body));
-    };
-    if (route === "POST /sql") {
-      sql.handle(req, res).catch((error: unknown): void => json(500, { message: String(error) }));
-    } else if (route === "GET /__stats") {
-      json(200, stats);
-    } else if (route === "POST /__reset") {
-      // Mutate in place: the endpoint and proxy hold these same counter objects.
-      Object.assign(stats.http, { requests: 0, statements: 0 });
-      Object.assign(stats.ws, { connections: 0, statements: 0 });
-      json(200, stats);
-    } else if (route === "POST /__delay") {
-      const ms: number = Number(url.searchParams.get("ms"));
-      if (!Number.isFinite(ms) || ms < 0) return json(400, { message: "ms must be a number >= 0" });
-      delayMs = ms;
-      json(200, { delayMs });
-    } else {
-      json(404, { message: `no route for ${route}` });
-    }
-  });
-  server.on("upgrade", proxy.handleUpgrade);
-
-  await new Promise<void>((resolve: () => void, reject: (e: Error) => void): void => {
-    server.once("error", reject);
-    server.listen(port, "127.0.0.1", resolve);
-  });
-
-  async function close(): Promise<void> {
-    await proxy.close();
-    // Keep-alive sockets from fetch would otherwise hold server.close() open.
-    server.closeAllConnections();
-    await new Promise<void>((resolve: () => void): void => { server.close((): void => resolve()); });
-    await sql.close();
+function controls(req: http.IncomingMessage, res: http.ServerResponse, proxy: RunningDevProxy): boolean {
+  const url: URL = new URL(req.url ?? "/", "http://localhost");
+  const route: string = `${req.method ?? ""} ${url.pathname}`;
+  const json = (status: number, body: unknown): true => {
+    res.writeHead(status, { "content-type": "application/json" });
+    res.end(JSON.stringify(body));
+    return true;
+  };
+  if (route === "GET /__stats") return json(200, proxy.stats);
+  if (route === "POST /__reset") {
+    // Mutate in place: the endpoint and proxy hold these same counter objects.
+    Object.assign(proxy.stats.http, { requests: 0, statements: 0 });
+    Object.assign(proxy.stats.ws, { connections: 0, statements: 0 });
+    return json(200, proxy.stats);
   }
+  if (route === "POST /__delay") {
+    const ms: number = Number(url.searchParams.get("ms"));
+    if (!Number.isFinite(ms) || ms < 0) return json(400, { message: "ms must be a number >= 0" });
+    proxy.delayMs = ms;
+    return json(200, { delayMs: ms });
+  }
+  return false;
+}
 
-  return { port: (server.address() as AddressInfo).port, close };
+export async function startServer(port: number = 0): Promise<RunningSupportServer> {
+  const proxy: RunningDevProxy = await startDevProxy({ port, host: "127.0.0.1", extraRoutes: controls });
+  return { port: proxy.port, close: (): Promise<void> => proxy.close() };
 }
 
 async function main(): Promise<void> {

@@ -1,11 +1,14 @@
 // A Cloudflare Worker with sessions in Neon: `wrangler dev` / `wrangler deploy` (wrangler.toml).
 // Neon's HTTP transport needs no connection setup, so the store is made per request from `env`,
-// and the commit runs after the response with ctx.waitUntil.
+// and the commit runs after the response with ctx.waitUntil. Locally, `npx pgsession dev-proxy`
+// stands in for Neon in front of your own PostgreSQL: see .dev.vars.example.
 import { gc, PostgresStore, type Session, type SessionData, withSession } from "pgsession";
 
 interface Env {
-  /** A Neon connection string (secret). */
+  /** A Neon connection string (secret); locally, your PostgreSQL's URL. */
   DATABASE_URL: string;
+  /** Unset in production; locally the dev proxy's `/sql` URL, from .dev.vars. */
+  DATABASE_HTTP_ENDPOINT?: string;
   /** At least 32 random characters (secret); signs the cookie. */
   SESSION_SECRET: string;
   /** Optional; the table from schema.sql by default. */
@@ -27,14 +30,18 @@ async function app(req: Request, session: Session): Promise<Response> {
 export default {
   // The type arguments name what Workers pass after the request: env and ctx.
   fetch: withSession<SessionData, [Env, ExecutionContext]>(app, (_req, env, ctx) => ({
-    store: { connectionString: env.DATABASE_URL, table: env.SESSION_TABLE },
+    store: { connectionString: env.DATABASE_URL, fetchEndpoint: env.DATABASE_HTTP_ENDPOINT, table: env.SESSION_TABLE },
     secrets: [env.SESSION_SECRET],
     waitUntil: ctx.waitUntil.bind(ctx),
   })),
 
   // The cron trigger: delete expired sessions in batches, within the trigger's time budget.
   scheduled(_controller: { cron: string }, env: Env, ctx: ExecutionContext): void {
-    const store = new PostgresStore({ connectionString: env.DATABASE_URL, table: env.SESSION_TABLE });
+    const store = new PostgresStore({
+      connectionString: env.DATABASE_URL,
+      fetchEndpoint: env.DATABASE_HTTP_ENDPOINT,
+      table: env.SESSION_TABLE,
+    });
     ctx.waitUntil(gc(store, { batchSize: 1000, maxDurationMs: 20_000 }));
   },
 };

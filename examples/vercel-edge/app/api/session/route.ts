@@ -1,5 +1,6 @@
 // app/api/session/route.ts in a Next.js project on Vercel, running on the Edge runtime.
-// Env: DATABASE_URL (Neon), SESSION_SECRET (at least 32 characters), SESSION_TABLE (optional).
+// Env: DATABASE_URL (Neon), SESSION_SECRET (at least 32 characters), SESSION_TABLE (optional);
+// locally (.env.local) DATABASE_HTTP_ENDPOINT, the `/sql` URL `npx pgsession dev-proxy` prints.
 import { withSession } from "pgsession";
 
 export const runtime = "edge";
@@ -12,7 +13,11 @@ export const GET = withSession(
   },
   // A function, so the environment is read per request, never at import time.
   () => ({
-    store: { connectionString: process.env.DATABASE_URL!, table: process.env.SESSION_TABLE },
+    store: {
+      connectionString: process.env.DATABASE_URL!,
+      fetchEndpoint: process.env.DATABASE_HTTP_ENDPOINT,
+      table: process.env.SESSION_TABLE,
+    },
     secrets: [process.env.SESSION_SECRET!],
     // Secure (and the __Host- name) on Vercel's https, still usable on `next dev`'s http.
     cookie: { secure: "auto" },

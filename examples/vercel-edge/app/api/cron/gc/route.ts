@@ -9,7 +9,11 @@ export async function GET(req: Request): Promise<Response> {
   if (!secret || req.headers.get("authorization") !== `Bearer ${secret}`) {
     return new Response("Unauthorized", { status: 401 });
   }
-  const store = new PostgresStore({ connectionString: process.env.DATABASE_URL!, table: process.env.SESSION_TABLE });
+  const store = new PostgresStore({
+    connectionString: process.env.DATABASE_URL!,
+    fetchEndpoint: process.env.DATABASE_HTTP_ENDPOINT,
+    table: process.env.SESSION_TABLE,
+  });
   // Stay well inside the function's time limit; what is left waits for the next run.
   const result = await gc(store, { batchSize: 1000, maxDurationMs: 20_000, signal: req.signal });
   return Response.json(result);

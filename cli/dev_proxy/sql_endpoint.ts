@@ -1,20 +1,47 @@
-// A local stand-in for Neon's HTTP `POST /sql` endpoint (proxy/src/serverless/sql_over_http.rs),
-// so the real `neon()` driver can be tested against a plain PostgreSQL. Test support only.
+/**
+ * A local stand-in for Neon's HTTP `POST /sql` endpoint (proxy/src/serverless/sql_over_http.rs),
+ * so the real `neon()` driver runs against a plain PostgreSQL: single queries, and batches
+ * (`sql.transaction([...])`) in one transaction. A development and test tool, never a production
+ * path: it relays only to loopback databases.
+ *
+ * @module
+ */
+
 import type { IncomingMessage, ServerResponse } from "node:http";
 import pg from "pg";
+import { isLoopbackHost } from "./loopback.ts";
 import { jsonToPgText, textToJson } from "./neon_json.ts";
 
+/** Counters the endpoint adds to as it serves. */
 export interface HttpCounters {
   requests: number;
   statements: number;
 }
 
+/** How an endpoint is set up. */
 export interface SqlEndpointOptions {
   counters: HttpCounters;
   /** Read on every request, so the delay can be changed while serving. */
   delayMs: () => number;
+  /** Told about every request once it is answered, for a request log. */
+  onRequest?: (event: SqlRequestEvent) => void;
 }
 
+/** One answered `POST /sql`. */
+export interface SqlRequestEvent {
+  status: number;
+  /** Statements run (or attempted) for it: 1 for a query, the batch size for a transaction. */
+  statements: number;
+  /** True for a batch (`{"queries": [...]}`), run in one transaction. */
+  batch: boolean;
+  /** The database, `host:port/name`, never the password; empty when the header was unusable. */
+  database: string;
+  /** The error message for a non-200 answer. */
+  error?: string;
+  ms: number;
+}
+
+/** The request handler and its pools. */
 export interface SqlEndpoint {
   handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
   close(): Promise<void>;
@@ -65,14 +92,35 @@ const ISOLATION_LEVELS: Record<string, string> = {
 };
 // Neon copies every Postgres error field into the 400 body, null when absent.
 const ERROR_FIELDS: readonly string[] = [
-  "code", "detail", "hint", "position", "internalPosition", "internalQuery", "severity", "where",
-  "schema", "table", "column", "dataType", "constraint", "file", "line", "routine",
+  "code",
+  "detail",
+  "hint",
+  "position",
+  "internalPosition",
+  "internalQuery",
+  "severity",
+  "where",
+  "schema",
+  "table",
+  "column",
+  "dataType",
+  "constraint",
+  "file",
+  "line",
+  "routine",
 ];
 // Values must stay Postgres text: the driver parses them itself with pg-types.
 const TEXT_TYPES: pg.CustomTypesConfig = {
   getTypeParser: (() => (value: string): string => value) as unknown as pg.CustomTypesConfig["getTypeParser"],
 };
 
+/**
+ * Creates the endpoint: one `pg.Pool` per connection string, values passed through as Postgres
+ * text (the driver parses them itself).
+ *
+ * @param options Counters, the test delay and the request log hook.
+ * @returns The handler for `POST /sql` and a `close()` that ends the pools.
+ */
 export function createSqlEndpoint(options: SqlEndpointOptions): SqlEndpoint {
   const pools: Map<string, pg.Pool> = new Map();
 
@@ -87,8 +135,14 @@ export function createSqlEndpoint(options: SqlEndpointOptions): SqlEndpoint {
     return pool;
   }
 
-  async function runQuery(client: pg.PoolClient, data: QueryData, flags: Flags): Promise<ResultJson> {
+  async function runQuery(
+    client: pg.PoolClient,
+    data: QueryData,
+    flags: Flags,
+    event: SqlRequestEvent,
+  ): Promise<ResultJson> {
     options.counters.statements += 1;
+    event.statements += 1;
     // queryMode "extended" matches Neon: one statement per query, even without parameters.
     const result: pg.QueryArrayResult<unknown[]> = await client.query({
       text: data.query,
@@ -109,15 +163,16 @@ export function createSqlEndpoint(options: SqlEndpointOptions): SqlEndpoint {
     }));
     const rows: unknown[] = result.rows.map((row: unknown[]): unknown => {
       const values: unknown[] = row.map((v: unknown, i: number): unknown =>
-        v === null || flags.rawOutput ? v : textToJson(v as string, fields[i].dataTypeID));
+        v === null || flags.rawOutput ? v : textToJson(v as string, fields[i].dataTypeID)
+      );
       return arrayMode ? values : Object.fromEntries(fields.map((f: FieldJson, i: number) => [f.name, values[i]]));
     });
     return { fields, rows, command: result.command ?? "", rowCount: result.rowCount ?? null, rowAsArray: arrayMode };
   }
 
-  async function execute(req: IncomingMessage, body: unknown): Promise<unknown> {
+  async function execute(req: IncomingMessage, body: unknown, event: SqlRequestEvent): Promise<unknown> {
     const connectionString: string = header(req, "neon-connection-string") ?? "";
-    checkLoopbackConnectionString(connectionString);
+    event.database = checkLoopbackConnectionString(connectionString);
     const flags: Flags = {
       rawOutput: header(req, "neon-raw-text-output") === "true",
       arrayMode: header(req, "neon-array-mode") === "true",
@@ -126,12 +181,13 @@ export function createSqlEndpoint(options: SqlEndpointOptions): SqlEndpoint {
     const isolation: string | undefined = isolationHeader === undefined ? undefined : ISOLATION_LEVELS[isolationHeader];
     if (isolationHeader !== undefined && isolation === undefined) throw new HttpError(400, "invalid isolation level");
     const payload: QueryData | QueryData[] = parsePayload(body);
+    event.batch = Array.isArray(payload);
 
     const client: pg.PoolClient = await poolFor(connectionString).connect();
     let broken: boolean = false;
     try {
       if (!Array.isArray(payload)) {
-        const result: ResultJson = await runQuery(client, payload, flags);
+        const result: ResultJson = await runQuery(client, payload, flags, event);
         // Neon discards a pooled connection left inside a transaction by a single query.
         broken = client.getTransactionStatus() !== "I";
         return result;
@@ -143,11 +199,13 @@ export function createSqlEndpoint(options: SqlEndpointOptions): SqlEndpoint {
       await client.query(`BEGIN ${modes.join(", ")}`);
       try {
         const results: ResultJson[] = [];
-        for (const data of payload) results.push(await runQuery(client, data, flags));
+        for (const data of payload) results.push(await runQuery(client, data, flags, event));
         await client.query("COMMIT");
         return { results };
       } catch (error: unknown) {
-        await client.query("ROLLBACK").catch((): void => { broken = true; });
+        await client.query("ROLLBACK").catch((): void => {
+          broken = true;
+        });
         throw error;
       }
     } catch (error: unknown) {
@@ -161,17 +219,25 @@ export function createSqlEndpoint(options: SqlEndpointOptions): SqlEndpoint {
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     options.counters.requests += 1;
+    const started: number = performance.now();
+    const event: SqlRequestEvent = { status: 200, statements: 0, batch: false, database: "", ms: 0 };
     let status: number = 200;
     let answer: unknown;
     try {
-      answer = await execute(req, await readJson(req));
+      answer = await execute(req, await readJson(req), event);
     } catch (error: unknown) {
       [status, answer] = errorResponse(error);
+      event.error = String((answer as { message?: unknown }).message);
     }
     const delay: number = options.delayMs();
-    if (delay > 0) await new Promise<void>((resolve: () => void): void => { setTimeout(resolve, delay); });
+    if (delay > 0) {
+      await new Promise<void>((resolve: () => void): void => {
+        setTimeout(resolve, delay);
+      });
+    }
     res.writeHead(status, { "content-type": "application/json", "access-control-allow-origin": "*" });
     res.end(JSON.stringify(answer));
+    if (options.onRequest) options.onRequest({ ...event, status, ms: performance.now() - started });
   }
 
   async function close(): Promise<void> {
@@ -204,35 +270,43 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 }
 
 function parsePayload(body: unknown): QueryData | QueryData[] {
-  const obj: Record<string, unknown> = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>;
+  const obj: Record<string, unknown> = (typeof body === "object" && body !== null ? body : {}) as Record<
+    string,
+    unknown
+  >;
   if (Array.isArray(obj.queries)) return obj.queries.map(parseQuery);
   return parseQuery(obj);
 }
 
 function parseQuery(item: unknown): QueryData {
-  const obj: Record<string, unknown> = (typeof item === "object" && item !== null ? item : {}) as Record<string, unknown>;
-  if (typeof obj.query !== "string") throw new HttpError(400, "request body must have a query string or a queries array");
+  const obj: Record<string, unknown> = (typeof item === "object" && item !== null ? item : {}) as Record<
+    string,
+    unknown
+  >;
+  if (typeof obj.query !== "string") {
+    throw new HttpError(400, "request body must have a query string or a queries array");
+  }
   const params: unknown[] = Array.isArray(obj.params) ? obj.params : [];
   const arrayMode: boolean | undefined = typeof obj.arrayMode === "boolean" ? obj.arrayMode : undefined;
   return { query: obj.query, params: params.map(jsonToPgText), arrayMode };
 }
 
 /** The endpoint only relays to loopback databases: it must never be an open relay. */
-function checkLoopbackConnectionString(connectionString: string): void {
-  let host: string;
+function checkLoopbackConnectionString(connectionString: string): string {
+  let url: URL;
   try {
-    const url: URL = new URL(connectionString);
+    url = new URL(connectionString);
     if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") throw new Error("scheme");
-    host = url.hostname;
   } catch {
     throw new HttpError(400, "missing or invalid Neon-Connection-String header");
   }
-  if (!isLoopbackHost(host)) throw new HttpError(400, `only loopback databases are allowed, not ${host}`);
-}
-
-export function isLoopbackHost(host: string): boolean {
-  const bare: string = host.replace(/^\[(.*)\]$/, "$1");
-  return bare === "localhost" || bare === "::1" || /^127\.\d+\.\d+\.\d+$/.test(bare);
+  if (!isLoopbackHost(url.hostname)) {
+    throw new HttpError(
+      400,
+      `only loopback databases are allowed, not ${url.hostname}: point the app's connection string at the local PostgreSQL`,
+    );
+  }
+  return `${url.hostname}:${url.port || "5432"}${url.pathname}`;
 }
 
 function errorResponse(error: unknown): [number, Record<string, unknown>] {
