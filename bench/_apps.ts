@@ -32,7 +32,7 @@ export function pgsessionHandler(store: PostgresStore, signed = true, wrap: type
       case "/read":
         return new Response(String((await session.get("counter")) ?? 0));
       case "/modify": {
-        const n = ((await session.get("counter")) as number | undefined ?? 0) + 1;
+        const n = (Number(await session.get("counter")) || 0) + 1;
         session.set("counter", n);
         return new Response(String(n));
       }

@@ -18,7 +18,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { gc, type GcProgress, PostgresStore, schemaSql } from "../mod.ts";
-import { encodeData } from "../src/codec.ts";
+import { encodeData } from "../src/_codec.ts";
 
 const { values: args } = parseArgs({
   options: {

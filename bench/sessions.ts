@@ -37,7 +37,7 @@ import { serve } from "@hono/node-server";
 import * as esbuild from "esbuild";
 import pg from "pg";
 import { PostgresStore, schemaSql } from "../mod.ts";
-import { decodeData, encodeData } from "../src/codec.ts";
+import { decodeData, encodeData } from "../src/_codec.ts";
 import { configureNeon, startSupportServer, type SupportServer } from "../tests/support/harness.ts";
 import { countingPool, expressApp, type FetchHandler, pgsessionHandler, POOL_SIZE } from "./_apps.ts";
 import { drawChart } from "./_chart.ts";

@@ -14,7 +14,7 @@ import {
   serializeCookie,
 } from "./cookie.ts";
 import type { Session, SessionData } from "./session.ts";
-import { checkSecrets, sign, unsign } from "./signature.ts";
+import { checkSecrets, sign, unsign } from "./_signature.ts";
 import { type CookieValue, type Logger, PostgresStore, type PostgresStoreOptions, type SaveResult } from "./store.ts";
 import { isToken } from "./token.ts";
 

@@ -7,7 +7,7 @@
  */
 
 import { type Connection, type Driver, type Row, TimeoutReached, toDriver } from "./client.ts";
-import { decodeData, encodeData } from "./codec.ts";
+import { decodeData, encodeData } from "./_codec.ts";
 import { SessionError } from "./errors.ts";
 import { headerFor, readStored, writeStored } from "./_format.ts";
 import { gc, type GcOptions, type GcResult } from "./gc.ts";

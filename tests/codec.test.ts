@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { describe, test } from "node:test";
-import { decodeData, encodeData } from "../src/codec.ts";
+import { decodeData, encodeData } from "../src/_codec.ts";
 
 const LIMIT = 65_536;
 

@@ -2,7 +2,7 @@
 // Object.prototype or to have their keys silently altered. Each must fail fast with a RangeError.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { decodeData, encodeData } from "../src/codec.ts";
+import { decodeData, encodeData } from "../src/_codec.ts";
 
 const LIMIT = 65_536;
 const objectPrototypeKeys = Object.getOwnPropertyNames(Object.prototype).sort();

@@ -8,7 +8,7 @@ import { createServer } from "node:http";
 import { connect, type AddressInfo } from "node:net";
 import { describe, test } from "node:test";
 import { compileCookie, type CookieOptions, MAX_COOKIE_BYTES, readCookies, requestIsSecure, serializeCookie } from "../src/cookie.ts";
-import { sign, unsign } from "../src/signature.ts";
+import { sign, unsign } from "../src/_signature.ts";
 import { generateToken } from "../src/token.ts";
 
 const NAME = "__Host-session";

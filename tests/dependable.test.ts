@@ -177,7 +177,7 @@ describe("dependable in production (pg.Pool)", { skip: dbSkip }, () => {
     const p = pool(1);
     const store = new PostgresStore({ client: p, table, timeoutMs: BOUND });
     const id = await signedIn(store);
-    const { sign } = await import("../src/signature.ts");
+    const { sign } = await import("../src/_signature.ts");
     const cookie = `__Host-session=${await sign(id, SECRET)}`;
     const locker = await admin.connect();
     let seen: SessionError | null = null;

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHmac } from "node:crypto";
 import { describe, test } from "node:test";
-import { checkSecrets, MIN_SECRET_LENGTH, sign, unsign } from "../src/signature.ts";
+import { checkSecrets, MIN_SECRET_LENGTH, sign, unsign } from "../src/_signature.ts";
 import { generateToken } from "../src/token.ts";
 
 const SECRET = "s".repeat(32);

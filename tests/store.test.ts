@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { after, afterEach, before, beforeEach, describe, test } from "node:test";
 import { neon } from "@neondatabase/serverless";
 import { generateToken, hashToken, isToken, type Logger, PostgresStore, type Session, SessionError } from "../mod.ts";
-import { encodeData } from "../src/codec.ts";
+import { encodeData } from "../src/_codec.ts";
 import { databaseUrl, DB_TIME_ZONE, dbSkip, randomSchema, withTimeZone } from "./_db.ts";
 import { type Fixture, type FixtureStoreOptions, transports } from "./_transports.ts";
 

@@ -5,10 +5,15 @@
 // deno.json (`deno add jsr:@pgsession/pgsession`).
 import { gc, PostgresStore, withSession } from "pgsession";
 
+/** What this server keeps in a session. */
+interface Data {
+  visits: number;
+}
+
 const connectionString = Deno.env.get("DATABASE_URL")!;
 const table = Deno.env.get("SESSION_TABLE");
 // Neon's HTTP transport: no pool to manage, one store for the whole process.
-const store = new PostgresStore({ connectionString, fetchEndpoint: Deno.env.get("DATABASE_HTTP_ENDPOINT"), table });
+const store = new PostgresStore<Data>({ connectionString, fetchEndpoint: Deno.env.get("DATABASE_HTTP_ENDPOINT"), table });
 
 Deno.serve(
   {
@@ -16,8 +21,8 @@ Deno.serve(
     hostname: "127.0.0.1",
     onListen: ({ hostname, port }) => console.log(`Listening on http://${hostname}:${port}/`),
   },
-  withSession(async (_req, session) => {
-    const visits = ((await session.get("visits")) as number | undefined ?? 0) + 1;
+  withSession<Data>(async (_req, session) => {
+    const visits = ((await session.get("visits")) ?? 0) + 1;
     session.set("visits", visits);
     return new Response(`visits: ${visits}\n`);
   }, { store, secrets: [Deno.env.get("SESSION_SECRET")!], cookie: { secure: "auto" } }),

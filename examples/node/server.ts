@@ -8,12 +8,19 @@ import { Readable } from "node:stream";
 import pg from "pg";
 import { gc, PostgresStore, withSession } from "pgsession";
 
+/** What this app keeps in a session. */
+interface Data {
+  visits: number;
+}
+
 // A long-lived process shares one pool and one store across requests.
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
-const store = new PostgresStore({ client: pool, table: process.env.SESSION_TABLE });
+// An idle connection that dies (a database restart) is logged, never fatal.
+pool.on("error", (error) => console.error("idle database connection failed:", error.message));
+const store = new PostgresStore<Data>({ client: pool, table: process.env.SESSION_TABLE });
 
-const handler = withSession(async (_req, session) => {
-  const visits = ((await session.get("visits")) as number | undefined ?? 0) + 1;
+const handler = withSession<Data>(async (_req, session) => {
+  const visits = ((await session.get("visits")) ?? 0) + 1;
   session.set("visits", visits);
   return new Response(`visits: ${visits}\n`);
 }, { store, secrets: [process.env.SESSION_SECRET!], cookie: { secure: "auto" } });

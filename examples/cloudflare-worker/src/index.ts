@@ -2,7 +2,12 @@
 // Neon's HTTP transport needs no connection setup, so the store is made per request from `env`,
 // and the commit runs after the response with ctx.waitUntil. Locally, `npx pgsession dev-proxy`
 // stands in for Neon in front of your own PostgreSQL: see .dev.vars.example.
-import { gc, PostgresStore, type Session, type SessionData, withSession } from "pgsession";
+import { gc, PostgresStore, type RequestSession, withSession } from "pgsession";
+
+/** What this Worker keeps in a session. */
+interface Data {
+  visits: number;
+}
 
 interface Env {
   /** A Neon connection string (secret); locally, your PostgreSQL's URL. */
@@ -19,17 +24,17 @@ interface ExecutionContext {
   waitUntil(promise: Promise<unknown>): void;
 }
 
-async function app(req: Request, session: Session): Promise<Response> {
+async function app(req: Request, session: RequestSession<Data>): Promise<Response> {
   const url = new URL(req.url);
   if (url.pathname !== "/") return new Response("Not found", { status: 404 });
-  const visits = ((await session.get("visits")) as number | undefined ?? 0) + 1;
+  const visits = ((await session.get("visits")) ?? 0) + 1;
   session.set("visits", visits);
   return new Response(`visits: ${visits}\n`);
 }
 
 export default {
   // The type arguments name what Workers pass after the request: env and ctx.
-  fetch: withSession<SessionData, [Env, ExecutionContext]>(app, (_req, env, ctx) => ({
+  fetch: withSession<Data, [Env, ExecutionContext]>(app, (_req, env, ctx) => ({
     store: { connectionString: env.DATABASE_URL, fetchEndpoint: env.DATABASE_HTTP_ENDPOINT, table: env.SESSION_TABLE },
     secrets: [env.SESSION_SECRET],
     waitUntil: ctx.waitUntil.bind(ctx),

@@ -5,9 +5,14 @@ import { withSession } from "pgsession";
 
 export const runtime = "edge";
 
-export const GET = withSession(
+/** What this route keeps in a session. */
+interface Data {
+  visits: number;
+}
+
+export const GET = withSession<Data>(
   async (_req, session) => {
-    const visits = ((await session.get("visits")) as number | undefined ?? 0) + 1;
+    const visits = ((await session.get("visits")) ?? 0) + 1;
     session.set("visits", visits);
     return Response.json({ visits });
   },

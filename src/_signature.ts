@@ -13,7 +13,7 @@ import { isToken } from "./token.ts";
  *
  * @example
  * ```ts
- * import { MIN_SECRET_LENGTH } from "./signature.ts";
+ * import { MIN_SECRET_LENGTH } from "./_signature.ts";
  *
  * const secret = "x".repeat(MIN_SECRET_LENGTH); // use a random one, e.g. 32 bytes in base64
  * console.assert(secret.length === 32);
@@ -50,7 +50,7 @@ function keyFor(secret: string): Promise<CryptoKey> {
  *   the list is empty.
  * @example
  * ```ts
- * import { checkSecrets } from "./signature.ts";
+ * import { checkSecrets } from "./_signature.ts";
  *
  * checkSecrets(["a-new-secret-of-at-least-32-chars!", "the-old-secret-still-verifying-ok"]);
  * try {
@@ -78,7 +78,7 @@ export function checkSecrets(secrets: readonly string[]): void {
  * @returns `token.signature`, the signature in canonical base64url without padding (43 characters).
  * @example
  * ```ts
- * import { sign, unsign } from "./signature.ts";
+ * import { sign, unsign } from "./_signature.ts";
  * import { generateToken } from "./token.ts";
  *
  * const secret = "s".repeat(32);
@@ -111,7 +111,7 @@ export async function sign(token: string, secret: string): Promise<string> {
  * @returns The token, or `null` when the value is malformed or no secret signed it.
  * @example
  * ```ts
- * import { sign, unsign } from "./signature.ts";
+ * import { sign, unsign } from "./_signature.ts";
  * import { generateToken } from "./token.ts";
  *
  * const [oldSecret, newSecret] = ["o".repeat(32), "n".repeat(32)];

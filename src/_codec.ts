@@ -72,7 +72,7 @@ function codecs(): { encoder: Encoder; decoder: Decoder } {
  *
  * @example Encode a session's entries
  * ```ts
- * import { encodeData } from "./codec.ts";
+ * import { encodeData } from "./_codec.ts";
  *
  * const bytes = encodeData(new Map<string, unknown>([["user", 42], ["seen", new Date(0)]]));
  * console.assert(bytes instanceof Uint8Array);
@@ -115,7 +115,7 @@ export function encodeData(data: ReadonlyMap<string, unknown>): Uint8Array {
  *
  * @example Read back what was stored; refuse a row nobody's encoder wrote
  * ```ts
- * import { decodeData, encodeData } from "./codec.ts";
+ * import { decodeData, encodeData } from "./_codec.ts";
  *
  * const data = decodeData(encodeData(new Map([["user", 42]])), 65_536);
  * console.assert(data.get("user") === 42);
