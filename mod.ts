@@ -41,6 +41,6 @@ export { SessionError } from "./src/errors.ts";
 export type { SessionErrorCode } from "./src/errors.ts";
 export { generateToken, hashToken, isToken } from "./src/token.ts";
 export { schemaSql } from "./src/schema.ts";
-export { GC_DEFAULTS, gc } from "./src/gc.ts";
+export { gc, GC_DEFAULTS } from "./src/gc.ts";
 export type { GcOptions, GcProgress, GcResult, GcTarget } from "./src/gc.ts";
 export type { CookieOptions } from "./src/cookie.ts";

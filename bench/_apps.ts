@@ -23,7 +23,11 @@ export type FetchHandler = (req: Request) => Promise<Response>;
  * defaults, touchAfter included. `signed = false` is only for profiling; `wrap` is another build's
  * `withSession` (the benchmark's `--baseline`).
  */
-export function pgsessionHandler(store: PostgresStore, signed = true, wrap: typeof withSession = withSession): FetchHandler {
+export function pgsessionHandler(
+  store: PostgresStore,
+  signed = true,
+  wrap: typeof withSession = withSession,
+): FetchHandler {
   return wrap(async function app(req: Request, session: Session): Promise<Response> {
     const path = new URL(req.url).pathname;
     switch (path) {
@@ -96,7 +100,11 @@ export function expressApp(pool: pg.Pool, schemaName: string): express.Express {
  * named statements, planned once per connection; without, plain text, parsed and planned per call.
  * Resolves to the body to send, or null for a request without a key.
  */
-function limitQueries(pool: pg.Pool, table: string, prepare: boolean): (cookie: string | null | undefined, modify: boolean) => Promise<string | null> {
+function limitQueries(
+  pool: pg.Pool,
+  table: string,
+  prepare: boolean,
+): (cookie: string | null | undefined, modify: boolean) => Promise<string | null> {
   const select = `SELECT session_data FROM ${table} WHERE session_key = $1`;
   const update = `UPDATE ${table} SET session_data = $2 WHERE session_key = $1`;
   const run = (name: string, text: string, values: unknown[]) =>

@@ -39,7 +39,9 @@ function panel(p: Panel, x0: number): { svg: string; height: number } {
   ];
   p.rows.forEach((row, r) => {
     const groupHeight = p.series.length * (BAR + 1);
-    out.push(`<text x="${x0 + LABEL - 6}" y="${y + groupHeight / 2 + 4}" font-size="11" text-anchor="end">${esc(row)}</text>`);
+    out.push(
+      `<text x="${x0 + LABEL - 6}" y="${y + groupHeight / 2 + 4}" font-size="11" text-anchor="end">${esc(row)}</text>`,
+    );
     p.series.forEach((s, i) => {
       const v = p.values[r]![i];
       const by = y + i * (BAR + 1);
@@ -50,7 +52,11 @@ function panel(p: Panel, x0: number): { svg: string; height: number } {
     });
     y += groupHeight + ROW_GAP;
   });
-  out.push(`<line x1="${x0 + LABEL}" y1="${TOP - 4}" x2="${x0 + LABEL}" y2="${y - ROW_GAP + 2}" stroke="#888" stroke-width="0.8"/>`);
+  out.push(
+    `<line x1="${x0 + LABEL}" y1="${TOP - 4}" x2="${x0 + LABEL}" y2="${
+      y - ROW_GAP + 2
+    }" stroke="#888" stroke-width="0.8"/>`,
+  );
   return { svg: out.join("\n"), height: y };
 }
 
@@ -69,10 +75,14 @@ export function drawChart(panels: Panel[], caption: string): string {
     }
     const at = x;
     x += entry;
-    return `<rect x="${at}" y="${height}" width="10" height="10" fill="${s.color}"/><text x="${at + 14}" y="${height + 9}" font-size="11">${esc(s.label)}</text>`;
+    return `<rect x="${at}" y="${height}" width="10" height="10" fill="${s.color}"/><text x="${at + 14}" y="${
+      height + 9
+    }" font-size="11">${esc(s.label)}</text>`;
   });
   height += 26;
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height + 16}" viewBox="0 0 ${width} ${height + 16}" font-family="system-ui, -apple-system, Segoe UI, sans-serif">
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height + 16}" viewBox="0 0 ${width} ${
+    height + 16
+  }" font-family="system-ui, -apple-system, Segoe UI, sans-serif">
 <rect width="100%" height="100%" fill="#fff"/>
 ${drawn.map((d) => d.svg).join("\n")}
 ${legend.join("\n")}

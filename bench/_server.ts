@@ -17,7 +17,14 @@ import process from "node:process";
 import { pathToFileURL } from "node:url";
 import pg from "pg";
 import { configureNeon } from "../tests/support/harness.ts";
-import { expressApp, type FetchHandler, limitFetchHandler, limitHandler, pgsessionHandler, POOL_SIZE } from "./_apps.ts";
+import {
+  expressApp,
+  type FetchHandler,
+  limitFetchHandler,
+  limitHandler,
+  pgsessionHandler,
+  POOL_SIZE,
+} from "./_apps.ts";
 
 const system = process.argv[2];
 const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -31,7 +38,10 @@ function listen(server: http.Server): Promise<number> {
 /** @hono/node-server's `serve`, as its README shows it, on a free port. */
 function serveFetch(fetch: FetchHandler): Promise<{ port: number; server: http.Server }> {
   return new Promise((resolve) => {
-    const server = serve({ fetch, port: 0, hostname: "127.0.0.1" }, (info) => resolve({ port: info.port, server })) as http.Server;
+    const server = serve(
+      { fetch, port: 0, hostname: "127.0.0.1" },
+      (info) => resolve({ port: info.port, server }),
+    ) as http.Server;
   });
 }
 
@@ -64,7 +74,9 @@ if (system === "pgsession-pg" || system === "pgsession-http") {
   ({ port, server } = await serveFetch(limitFetchHandler(pool, `${schema}.limit_session`, prepare)));
 } else if (system === "express" || system === "limit-node") {
   pool = new pg.Pool({ connectionString: url, max: POOL_SIZE });
-  server = http.createServer(system === "express" ? expressApp(pool, schema) : limitHandler(pool, `${schema}.limit_session`, prepare));
+  server = http.createServer(
+    system === "express" ? expressApp(pool, schema) : limitHandler(pool, `${schema}.limit_session`, prepare),
+  );
   port = await listen(server);
 } else {
   throw new Error(`unknown system ${system}`);

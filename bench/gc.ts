@@ -61,7 +61,9 @@ function log(message: string): void {
 async function seed(): Promise<number> {
   const started = performance.now();
   await admin.query(`TRUNCATE ${TABLE}`);
-  const payload = encodeData(new Map<string, unknown>([["user", "ada"], ["roles", ["reader"]], ["csrf", "x".repeat(32)]]));
+  const payload = encodeData(
+    new Map<string, unknown>([["user", "ada"], ["roles", ["reader"]], ["csrf", "x".repeat(32)]]),
+  );
   // Two halves on two connections: the server has two cores to spend on sha256 and index inserts.
   const half = ROWS; // 2*ROWS rows in all
   await Promise.all([0, 1].map((part: number) =>
@@ -109,8 +111,15 @@ function startReader(store: PostgresStore): { stop(): Promise<Latency> } {
       await loop;
       const seconds = (performance.now() - started) / 1000;
       samples.sort((a, b) => a - b);
-      const pick = (q: number): number => round(samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] ?? NaN, 2);
-      return { reads: samples.length, readsPerSecond: Math.round(samples.length / seconds), p50Ms: pick(0.5), p99Ms: pick(0.99), maxMs: round(samples.at(-1) ?? NaN, 2) };
+      const pick = (q: number): number =>
+        round(samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] ?? NaN, 2);
+      return {
+        reads: samples.length,
+        readsPerSecond: Math.round(samples.length / seconds),
+        p50Ms: pick(0.5),
+        p99Ms: pick(0.99),
+        maxMs: round(samples.at(-1) ?? NaN, 2),
+      };
     },
   };
 }
@@ -217,11 +226,20 @@ function backendCpu(pid: number): number | null {
 }
 
 /** Deletes every expired row with one variant; resolves to the time of every batch. */
-async function collect(variant: string, store: PostgresStore, batchSize: number, pauseMs: number): Promise<{ deleted: number; batchMs: number[] }> {
+async function collect(
+  variant: string,
+  store: PostgresStore,
+  batchSize: number,
+  pauseMs: number,
+): Promise<{ deleted: number; batchMs: number[] }> {
   const batchMs: number[] = [];
   if (variant === "gc") {
     if (pauseMs > 0) throw new Error("--pause-ms applies to the candidate statements, not to gc()");
-    const r = await gc(store, { batchSize, maxDurationMs: Infinity, onBatch: (p: GcProgress): void => void batchMs.push(p.batchMs) });
+    const r = await gc(store, {
+      batchSize,
+      maxDurationMs: Infinity,
+      onBatch: (p: GcProgress): void => void batchMs.push(p.batchMs),
+    });
     return { deleted: r.deleted, batchMs };
   }
   const text = VARIANTS[variant]!(TABLE);
@@ -240,10 +258,19 @@ async function collect(variant: string, store: PostgresStore, batchSize: number,
   }
 }
 
-let lastSeed: { seedMs: number; sizes: { table_bytes: number; index_bytes: number } } = { seedMs: NaN, sizes: { table_bytes: NaN, index_bytes: NaN } };
+let lastSeed: { seedMs: number; sizes: { table_bytes: number; index_bytes: number } } = {
+  seedMs: NaN,
+  sizes: { table_bytes: NaN, index_bytes: NaN },
+};
 
 /** Seeds, measures the reader alone, then collects with the reader running. */
-async function runCollection(variant: string, batchSize: number, pauseMs: number, readStore: PostgresStore, gcStore: PostgresStore): Promise<Collection> {
+async function runCollection(
+  variant: string,
+  batchSize: number,
+  pauseMs: number,
+  readStore: PostgresStore,
+  gcStore: PostgresStore,
+): Promise<Collection> {
   log(`seeding ${ROWS} expired + ${ROWS} live sessions`);
   const seedMs = await seed();
   const sizes = (await admin.query(
@@ -288,7 +315,9 @@ async function runCollection(variant: string, batchSize: number, pauseMs: number
     readerDuringGc: during,
     p99Ratio: round(during.p99Ms / baseline.p99Ms, 2),
   };
-  log(`${variant} ${batchSize}: ${c.rowsPerSecond} rows/s, ${c.backendCpuMicrosPerRow} µs backend CPU per row, longest ${c.longestBatchMs} ms, reader p99 ${baseline.p99Ms} → ${during.p99Ms} ms (${c.p99Ratio}x)`);
+  log(
+    `${variant} ${batchSize}: ${c.rowsPerSecond} rows/s, ${c.backendCpuMicrosPerRow} µs backend CPU per row, longest ${c.longestBatchMs} ms, reader p99 ${baseline.p99Ms} → ${during.p99Ms} ms (${c.p99Ratio}x)`,
+  );
   return c;
 }
 
@@ -311,11 +340,20 @@ async function main(): Promise<void> {
   try {
     if (args.sweep) {
       const variants = args.sweep.split(",");
-      for (const v of variants) if (!(v in VARIANTS)) throw new Error(`unknown variant ${v}: one of ${Object.keys(VARIANTS).join(", ")}`);
+      for (const v of variants) {
+        if (!(v in VARIANTS)) throw new Error(`unknown variant ${v}: one of ${Object.keys(VARIANTS).join(", ")}`);
+      }
       const sizes = args.sizes.split(",").map(Number);
       const sweep: Collection[] = [];
-      for (const size of sizes) for (const v of variants) sweep.push(await runCollection(v, size, PAUSE_MS, readStore, gcStore));
-      const results = { date: new Date().toISOString(), machine: machine(), rows: { expired: ROWS, live: ROWS }, sweep };
+      for (const size of sizes) {
+        for (const v of variants) sweep.push(await runCollection(v, size, PAUSE_MS, readStore, gcStore));
+      }
+      const results = {
+        date: new Date().toISOString(),
+        machine: machine(),
+        rows: { expired: ROWS, live: ROWS },
+        sweep,
+      };
       writeFileSync(args.out ?? SWEEP_RESULTS, JSON.stringify(results, null, 2) + "\n");
       printSweep(sweep);
       return;
@@ -343,7 +381,10 @@ async function main(): Promise<void> {
         const reader2 = startReader(readStore);
         const t = performance.now();
         const { result, walBytes: wal } = await walBytes(() =>
-          beegoClient.query(`DELETE FROM ${TABLE} WHERE EXTRACT(EPOCH FROM (current_timestamp - session_expiry)) > $1`, [0])
+          beegoClient.query(
+            `DELETE FROM ${TABLE} WHERE EXTRACT(EPOCH FROM (current_timestamp - session_expiry)) > $1`,
+            [0],
+          )
         );
         const ms = performance.now() - t;
         const cpuAfter = backendCpu(pid);
@@ -355,7 +396,9 @@ async function main(): Promise<void> {
           rowsPerSecond: Math.round((result.rowCount ?? 0) / (ms / 1000)),
           longestStatementMs: round(ms, 1),
           walMb: round(wal / 2 ** 20, 1),
-          backendCpuMicrosPerRow: cpuBefore === null || cpuAfter === null ? null : round((cpuAfter - cpuBefore) * 1e6 / (result.rowCount ?? 1), 1),
+          backendCpuMicrosPerRow: cpuBefore === null || cpuAfter === null
+            ? null
+            : round((cpuAfter - cpuBefore) * 1e6 / (result.rowCount ?? 1), 1),
           readerWithoutDelete: baseline2,
           readerDuringDelete: during,
         };
@@ -363,7 +406,9 @@ async function main(): Promise<void> {
         beegoClient.release();
       }
       const afterBeego = await counts();
-      if (afterBeego.live !== ROWS || afterBeego.expired !== 0) throw new Error(`beego's DELETE left ${JSON.stringify(afterBeego)}`);
+      if (afterBeego.live !== ROWS || afterBeego.expired !== 0) {
+        throw new Error(`beego's DELETE left ${JSON.stringify(afterBeego)}`);
+      }
     }
 
     const results = {
@@ -394,7 +439,13 @@ function printSweep(sweep: Collection[]): void {
 
 | statement | batch | rows/s | backend CPU per row | longest statement | p50 / p99 statement | WAL | reader p99 alone → during | ratio |
 |---|---|---|---|---|---|---|---|---|
-${sweep.map((c) => `| ${c.variant}${c.pauseMs ? ` (+${c.pauseMs} ms pause)` : ""} | ${c.batchSize} | ${n.format(c.rowsPerSecond)} | ${c.backendCpuMicrosPerRow} µs | ${c.longestBatchMs} ms | ${c.p50BatchMs} / ${c.p99BatchMs} ms | ${c.walMb} MB | ${c.readerWithoutGc.p99Ms} → ${c.readerDuringGc.p99Ms} ms | ${c.p99Ratio}× |`).join("\n")}
+${
+    sweep.map((c) =>
+      `| ${c.variant}${c.pauseMs ? ` (+${c.pauseMs} ms pause)` : ""} | ${c.batchSize} | ${
+        n.format(c.rowsPerSecond)
+      } | ${c.backendCpuMicrosPerRow} µs | ${c.longestBatchMs} ms | ${c.p50BatchMs} / ${c.p99BatchMs} ms | ${c.walMb} MB | ${c.readerWithoutGc.p99Ms} → ${c.readerDuringGc.p99Ms} ms | ${c.p99Ratio}× |`
+    ).join("\n")
+  }
 `);
 }
 
@@ -418,7 +469,8 @@ function print(r: {
   const n = new Intl.NumberFormat("en-US");
   const { gc: g, beegoDelete: b } = r;
   const lat = (l: Latency): string => `${l.p50Ms} / ${l.p99Ms} ms (${n.format(l.readsPerSecond)} reads/s)`;
-  const row = (label: string, mine: string, beego: () => string): string => `| ${label} | ${mine} |${b ? ` ${beego()} |` : ""}`;
+  const row = (label: string, mine: string, beego: () => string): string =>
+    `| ${label} | ${mine} |${b ? ` ${beego()} |` : ""}`;
   const name = g.variant === "gc" ? `\`gc()\`, batchSize ${g.batchSize}` : `${g.variant}, batch ${g.batchSize}`;
   console.log(`
 ### gc() at scale: ${n.format(r.data.expiredRows)} expired + ${n.format(r.data.liveRows)} live sessions
@@ -428,10 +480,16 @@ Reader: one connection reading random live sessions with \`store.read()\` in a c
 
 | | ${name} |${b ? " beego's single `DELETE` |" : ""}
 |---|---|${b ? "---|" : ""}
-${row("rows deleted", `${n.format(g.deleted)} in ${n.format(g.batches)} statements`, () => `${n.format(b!.deleted)} in 1 statement`)}
+${
+    row("rows deleted", `${n.format(g.deleted)} in ${n.format(g.batches)} statements`, () =>
+      `${n.format(b!.deleted)} in 1 statement`)
+  }
 ${row("wall time", `${g.seconds} s`, () => `${b!.seconds} s`)}
 ${row("rows deleted per second", n.format(g.rowsPerSecond), () => n.format(b!.rowsPerSecond))}
-${row("longest single statement (locks held, transaction open)", `${g.longestBatchMs} ms`, () => `${n.format(b!.longestStatementMs)} ms`)}
+${
+    row("longest single statement (locks held, transaction open)", `${g.longestBatchMs} ms`, () =>
+      `${n.format(b!.longestStatementMs)} ms`)
+  }
 ${row("WAL written", `${g.walMb} MB`, () => `${b!.walMb} MB`)}
 ${row("CPU of the deleting backend per row", `${g.backendCpuMicrosPerRow} µs`, () => `${b!.backendCpuMicrosPerRow} µs`)}
 ${row("reader p50 / p99, alone", lat(g.readerWithoutGc), () => lat(b!.readerWithoutDelete))}
@@ -444,7 +502,11 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => {
     const cleanup = new pg.Client({ connectionString: DATABASE_URL });
     cleanup.connect()
-      .then(() => cleanup.query(`SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%${SCHEMA}%' AND pid <> pg_backend_pid()`))
+      .then(() =>
+        cleanup.query(
+          `SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%${SCHEMA}%' AND pid <> pg_backend_pid()`,
+        )
+      )
       .then(() => cleanup.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`))
       .finally(() => process.exit(130));
   });

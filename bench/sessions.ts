@@ -22,7 +22,7 @@
 // redraw bench/chart.svg and reprint the tables from bench/results.json).
 // DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test; BENCH_CPU_PROF=<dir> profiles
 // the pgsession-pg server process.
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -47,7 +47,10 @@ const { values: args } = parseArgs({
   options: {
     seconds: { type: "string", default: process.env.BENCH_SECONDS ?? "3" },
     rounds: { type: "string", default: "4" },
-    warmup: { type: "string", default: process.env.BENCH_SECONDS ? String(Math.min(2, Number(process.env.BENCH_SECONDS))) : "2" },
+    warmup: {
+      type: "string",
+      default: process.env.BENCH_SECONDS ? String(Math.min(2, Number(process.env.BENCH_SECONDS))) : "2",
+    },
     connections: { type: "string", default: "20" },
     sessions: { type: "string", default: "1000" },
     delay: { type: "string", default: "10" },
@@ -69,7 +72,10 @@ const SCHEMA = `bench_s_${Math.random().toString(36).slice(2, 8)}`;
 const TABLE = `${SCHEMA}.session`;
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
-const HONO_NODE_SERVER = (JSON.parse(readFileSync(path.join(ROOT, "node_modules/@hono/node-server/package.json"), "utf8")) as { version: string }).version;
+const HONO_NODE_SERVER =
+  (JSON.parse(readFileSync(path.join(ROOT, "node_modules/@hono/node-server/package.json"), "utf8")) as {
+    version: string;
+  }).version;
 
 const admin = new pg.Pool({ connectionString: DATABASE_URL, max: 2 });
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -196,7 +202,12 @@ interface Child {
   close(): Promise<void>;
 }
 
-function startChild(script: string, argv: string[], env: Record<string, string> = {}, nodeFlags: string[] = []): Promise<Child> {
+function startChild(
+  script: string,
+  argv: string[],
+  env: Record<string, string> = {},
+  nodeFlags: string[] = [],
+): Promise<Child> {
   const proc = spawn(process.execPath, [...nodeFlags, "--import", "tsx", script, ...argv], {
     cwd: ROOT,
     env: { ...process.env, ...env },
@@ -219,7 +230,8 @@ function startChild(script: string, argv: string[], env: Record<string, string> 
       proc.off("exit", onExit);
       resolve({ port: Number(m[1]), proc, close });
     };
-    const onExit = (code: number | null): void => reject(new Error(`${script} ${argv.join(" ")} exited with ${code}: ${out}`));
+    const onExit = (code: number | null): void =>
+      reject(new Error(`${script} ${argv.join(" ")} exited with ${code}: ${out}`));
     proc.stdout!.on("data", onData);
     proc.once("exit", onExit);
   });
@@ -240,7 +252,10 @@ interface LoadResult {
 }
 
 function startLoad(): Load {
-  const proc = spawn(process.execPath, ["--import", "tsx", here("./_load.ts")], { cwd: ROOT, stdio: ["pipe", "pipe", "inherit"] });
+  const proc = spawn(process.execPath, ["--import", "tsx", here("./_load.ts")], {
+    cwd: ROOT,
+    stdio: ["pipe", "pipe", "inherit"],
+  });
   const exited = new Promise<void>((resolve) => proc.once("close", () => resolve()));
   const lines = readline.createInterface({ input: proc.stdout! })[Symbol.asyncIterator]();
   return {
@@ -266,28 +281,56 @@ function codecBench(): Record<string, unknown>[] {
     {
       name: "small login",
       data: new Map<string, unknown>([
-        ["userId", 48213], ["user", "ada@example.com"], ["roles", ["reader", "editor"]],
-        ["csrf", "q3Jx9vT0cW8mZpL2rN5sYbK7uE1hDaGf"], ["signedInAt", new Date(t0)],
+        ["userId", 48213],
+        ["user", "ada@example.com"],
+        ["roles", ["reader", "editor"]],
+        ["csrf", "q3Jx9vT0cW8mZpL2rN5sYbK7uE1hDaGf"],
+        ["signedInAt", new Date(t0)],
       ]),
     },
     {
       name: "cart with Dates and Maps",
       data: new Map<string, unknown>([
         ["userId", 48213],
-        ["cart", new Map(Array.from({ length: 20 }, (_, i) => [`SKU-${10_000 + i}`, { qty: 1 + (i % 3), priceCents: 1299 + i * 100, addedAt: new Date(t0 + i * day) }]))],
+        [
+          "cart",
+          new Map(
+            Array.from(
+              { length: 20 },
+              (
+                _,
+                i,
+              ) => [`SKU-${10_000 + i}`, {
+                qty: 1 + (i % 3),
+                priceCents: 1299 + i * 100,
+                addedAt: new Date(t0 + i * day),
+              }],
+            ),
+          ),
+        ],
         ["coupons", new Set(["WELCOME10", "FREESHIP"])],
-        ["currency", "EUR"], ["updatedAt", new Date(t0 + 20 * day)],
+        ["currency", "EUR"],
+        ["updatedAt", new Date(t0 + 20 * day)],
       ]),
     },
     {
       name: "30 KB blob",
-      data: new Map<string, unknown>([["userId", 48213], ["draft", Uint8Array.from({ length: 30_720 }, (_, i) => (i * 2654435761) >>> 24)]]),
+      data: new Map<string, unknown>([["userId", 48213], [
+        "draft",
+        Uint8Array.from({ length: 30_720 }, (_, i) => (i * 2654435761) >>> 24),
+      ]]),
     },
   ];
   // What a JSON store does with these: Map → object, Set → array, bytes → base64, Date → ISO
   // string. Decoding does not restore any of them (lossy).
   const replacer = (_k: string, v: unknown): unknown =>
-    v instanceof Map ? Object.fromEntries(v) : v instanceof Set ? [...v] : v instanceof Uint8Array ? Buffer.from(v).toString("base64") : v;
+    v instanceof Map
+      ? Object.fromEntries(v)
+      : v instanceof Set
+      ? [...v]
+      : v instanceof Uint8Array
+      ? Buffer.from(v).toString("base64")
+      : v;
   const enc = new TextEncoder();
   const dec = new TextDecoder();
   const json = {
@@ -295,7 +338,10 @@ function codecBench(): Record<string, unknown>[] {
     decode: (b: Uint8Array): unknown => JSON.parse(dec.decode(b)),
   };
   const cbor = { encode: encodeData, decode: (b: Uint8Array): unknown => decodeData(b, 1 << 20) };
-  const time = (codec: { encode(d: Map<string, unknown>): Uint8Array; decode(b: Uint8Array): unknown }, data: Map<string, unknown>): number => {
+  const time = (
+    codec: { encode(d: Map<string, unknown>): Uint8Array; decode(b: Uint8Array): unknown },
+    data: Map<string, unknown>,
+  ): number => {
     const once = (): void => void codec.decode(codec.encode(data));
     for (let i = 0; i < 300; i++) once();
     // Best of 5 batches of ~50 ms each: least disturbed by the neighbours.
@@ -313,8 +359,9 @@ function codecBench(): Record<string, unknown>[] {
   };
   return payloads.map(({ name, data }) => {
     const back = cbor.decode(cbor.encode(data)) as Map<string, unknown>;
-    const lossless = JSON.stringify([...back].map(([k, v]) => [k, v instanceof Map ? [...v] : v instanceof Set ? [...v] : v])) ===
-      JSON.stringify([...data].map(([k, v]) => [k, v instanceof Map ? [...v] : v instanceof Set ? [...v] : v]));
+    const lossless =
+      JSON.stringify([...back].map(([k, v]) => [k, v instanceof Map ? [...v] : v instanceof Set ? [...v] : v])) ===
+        JSON.stringify([...data].map(([k, v]) => [k, v instanceof Map ? [...v] : v instanceof Set ? [...v] : v]));
     return {
       payload: name,
       cborBytes: cbor.encode(data).byteLength,
@@ -357,7 +404,9 @@ async function main(): Promise<void> {
   // connect-pg-simple's table.sql, in a schema of its own (its table is called "session" too).
   await admin.query(`CREATE SCHEMA ${SCHEMA}_x`);
   cleanups.push(() => admin.query(`DROP SCHEMA IF EXISTS ${SCHEMA}_x CASCADE`));
-  await admin.query(`CREATE TABLE ${SCHEMA}_x.session (sid varchar NOT NULL COLLATE "default" PRIMARY KEY, sess json NOT NULL, expire timestamp(6) NOT NULL)`);
+  await admin.query(
+    `CREATE TABLE ${SCHEMA}_x.session (sid varchar NOT NULL COLLATE "default" PRIMARY KEY, sess json NOT NULL, expire timestamp(6) NOT NULL)`,
+  );
   await admin.query(`CREATE INDEX ON ${SCHEMA}_x.session (expire)`);
 
   const support = await startSupportServer();
@@ -373,7 +422,10 @@ async function main(): Promise<void> {
   const bundle = {
     worker: withPgsession,
     neonOnly,
-    pgsessionOwn: { minifiedBytes: withPgsession.minifiedBytes - neonOnly.minifiedBytes, gzipBytes: withPgsession.gzipBytes - neonOnly.gzipBytes },
+    pgsessionOwn: {
+      minifiedBytes: withPgsession.minifiedBytes - neonOnly.minifiedBytes,
+      gzipBytes: withPgsession.gzipBytes - neonOnly.gzipBytes,
+    },
   };
 
   // ---- 1: statements per request, counted at the database client
@@ -386,7 +438,10 @@ async function main(): Promise<void> {
   const express = fetchClient(expressBase, () => Promise.resolve(exCounted.count()));
   const statements: Record<string, { pgsession: number; express: number }> = {};
   for (const s of SCENARIOS) {
-    statements[s.key] = { pgsession: await measureStatements(pgsession, s), express: await measureStatements(express, s) };
+    statements[s.key] = {
+      pgsession: await measureStatements(pgsession, s),
+      express: await measureStatements(express, s),
+    };
   }
 
   // ---- 2: throughput and latency under load
@@ -407,39 +462,108 @@ async function main(): Promise<void> {
   for (const t of [TABLE, `${SCHEMA}.limit_session`, `${SCHEMA}_x.session`]) await admin.query(`VACUUM ANALYZE ${t}`);
 
   type SystemKey =
-    | "limitHonoPrepared" | "limitHono" | "limitNodePrepared" | "limitNode" | "pgsessionPg" | "pgsessionHttp" | "express"
-    | "pgsessionPgPrepared" | "pgsessionPgUnsigned" | "pgsessionPgBaseline" | "pgsessionHttpBaseline";
+    | "limitHonoPrepared"
+    | "limitHono"
+    | "limitNodePrepared"
+    | "limitNode"
+    | "pgsessionPg"
+    | "pgsessionHttp"
+    | "express"
+    | "pgsessionPgPrepared"
+    | "pgsessionPgUnsigned"
+    | "pgsessionPgBaseline"
+    | "pgsessionHttpBaseline";
   const cpuProf = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const systems: { key: SystemKey; label: string; argv: string[]; env?: Record<string, string>; flags?: string[]; cookies: string[] }[] = [
+  const systems: {
+    key: SystemKey;
+    label: string;
+    argv: string[];
+    env?: Record<string, string>;
+    flags?: string[];
+    cookies: string[];
+  }[] = [
     // The limits: named prepared statements (planned once per connection) and plain text.
-    { key: "limitHonoPrepared", label: "limit, prepared, @hono/node-server", argv: ["limit-hono"], env: { BENCH_PREPARE: "1" }, cookies: limitCookies },
+    {
+      key: "limitHonoPrepared",
+      label: "limit, prepared, @hono/node-server",
+      argv: ["limit-hono"],
+      env: { BENCH_PREPARE: "1" },
+      cookies: limitCookies,
+    },
     { key: "limitHono", label: "limit, unprepared, @hono/node-server", argv: ["limit-hono"], cookies: limitCookies },
-    { key: "limitNodePrepared", label: "limit, prepared, bare node:http", argv: ["limit-node"], env: { BENCH_PREPARE: "1" }, cookies: limitCookies },
+    {
+      key: "limitNodePrepared",
+      label: "limit, prepared, bare node:http",
+      argv: ["limit-node"],
+      env: { BENCH_PREPARE: "1" },
+      cookies: limitCookies,
+    },
     // pgsession with no option beyond the table and the secret: what most users run.
-    { key: "pgsessionPg", label: "pgsession, pg.Pool, @hono/node-server", argv: ["pgsession-pg"], flags: cpuProf, cookies: pgCookies },
-    { key: "pgsessionHttp", label: "pgsession, Neon HTTP (local /sql), @hono/node-server", argv: ["pgsession-http"], cookies: pgCookies },
+    {
+      key: "pgsessionPg",
+      label: "pgsession, pg.Pool, @hono/node-server",
+      argv: ["pgsession-pg"],
+      flags: cpuProf,
+      cookies: pgCookies,
+    },
+    {
+      key: "pgsessionHttp",
+      label: "pgsession, Neon HTTP (local /sql), @hono/node-server",
+      argv: ["pgsession-http"],
+      cookies: pgCookies,
+    },
     { key: "express", label: "express-session + connect-pg-simple, express", argv: ["express"], cookies: exCookies },
   ];
   if (args.variants) {
     systems.push(
       { key: "limitNode", label: "limit, unprepared, bare node:http", argv: ["limit-node"], cookies: limitCookies },
-      { key: "pgsessionPgPrepared", label: "pgsession, pg.Pool, `prepare: true`", argv: ["pgsession-pg"], env: { BENCH_PREPARE: "1" }, cookies: pgCookies },
+      {
+        key: "pgsessionPgPrepared",
+        label: "pgsession, pg.Pool, `prepare: true`",
+        argv: ["pgsession-pg"],
+        env: { BENCH_PREPARE: "1" },
+        cookies: pgCookies,
+      },
       // Unsigned cookies: the same tokens without their signature.
-      { key: "pgsessionPgUnsigned", label: "pgsession, pg.Pool, no secrets", argv: ["pgsession-pg"], env: { BENCH_NO_SECRETS: "1" }, cookies: pgCookies.map((c) => c.replace(/\.[^.]*$/, "")) },
+      {
+        key: "pgsessionPgUnsigned",
+        label: "pgsession, pg.Pool, no secrets",
+        argv: ["pgsession-pg"],
+        env: { BENCH_NO_SECRETS: "1" },
+        cookies: pgCookies.map((c) => c.replace(/\.[^.]*$/, "")),
+      },
     );
   }
   if (args.baseline) {
     // Another build of pgsession on the same table and cookies (same schema and token format).
     const env = { BENCH_PGSESSION: args.baseline };
     systems.push(
-      { key: "pgsessionPgBaseline", label: `pgsession from ${args.baseline}, pg.Pool`, argv: ["pgsession-pg"], env, cookies: pgCookies },
-      { key: "pgsessionHttpBaseline", label: `pgsession from ${args.baseline}, Neon HTTP`, argv: ["pgsession-http"], env, cookies: pgCookies },
+      {
+        key: "pgsessionPgBaseline",
+        label: `pgsession from ${args.baseline}, pg.Pool`,
+        argv: ["pgsession-pg"],
+        env,
+        cookies: pgCookies,
+      },
+      {
+        key: "pgsessionHttpBaseline",
+        label: `pgsession from ${args.baseline}, Neon HTTP`,
+        argv: ["pgsession-http"],
+        env,
+        cookies: pgCookies,
+      },
     );
   }
   log(`starting ${systems.length} servers and the load generator`);
-  const children = await Promise.all(systems.map((s) =>
-    startChild(here("./_server.ts"), s.argv, { BENCH_SCHEMA: s.key === "express" ? `${SCHEMA}_x` : SCHEMA, SUPPORT_PORT: String(support.port), ...s.env }, s.flags)
-  ));
+  const children = await Promise.all(
+    systems.map((s) =>
+      startChild(here("./_server.ts"), s.argv, {
+        BENCH_SCHEMA: s.key === "express" ? `${SCHEMA}_x` : SCHEMA,
+        SUPPORT_PORT: String(support.port),
+        ...s.env,
+      }, s.flags)
+    ),
+  );
   const load = startLoad();
   const modes = [{ key: "readOnly", path: "/read" }, { key: "modify", path: "/modify" }] as const;
   const runs: { round: number; mode: string; system: SystemKey; result: LoadResult }[] = [];
@@ -447,7 +571,12 @@ async function main(): Promise<void> {
     log(`warm-up: ${WARMUP} s per system and mode`);
     for (const mode of modes) {
       for (const [i, s] of systems.entries()) {
-        await load.run({ url: `http://127.0.0.1:${children[i]!.port}${mode.path}`, cookies: s.cookies, connections: CONNECTIONS, seconds: WARMUP });
+        await load.run({
+          url: `http://127.0.0.1:${children[i]!.port}${mode.path}`,
+          cookies: s.cookies,
+          connections: CONNECTIONS,
+          seconds: WARMUP,
+        });
       }
     }
     for (let r = 0; r < ROUNDS; r++) {
@@ -456,8 +585,19 @@ async function main(): Promise<void> {
         const order = systems.map((_, i) => (i + r) % systems.length);
         for (const i of order) {
           const s = systems[i]!;
-          const result = await load.run({ url: `http://127.0.0.1:${children[i]!.port}${mode.path}`, cookies: s.cookies, connections: CONNECTIONS, seconds: SECONDS });
-          log(`round ${r + 1}/${ROUNDS} ${mode.key} ${s.key}: ${result.rps} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms${result.errors + result.non2xx ? `, ${result.errors} errors, ${result.non2xx} non-2xx` : ""}`);
+          const result = await load.run({
+            url: `http://127.0.0.1:${children[i]!.port}${mode.path}`,
+            cookies: s.cookies,
+            connections: CONNECTIONS,
+            seconds: SECONDS,
+          });
+          log(
+            `round ${
+              r + 1
+            }/${ROUNDS} ${mode.key} ${s.key}: ${result.rps} req/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms${
+              result.errors + result.non2xx ? `, ${result.errors} errors, ${result.non2xx} non-2xx` : ""
+            }`,
+          );
           runs.push({ round: r + 1, mode: mode.key, system: s.key, result });
         }
       }
@@ -466,7 +606,10 @@ async function main(): Promise<void> {
     await load.close();
     await Promise.all(children.map((c) => c.close()));
   }
-  const throughput: Record<string, Record<string, { rps: number; p50Ms: number; p99Ms: number; errors: number; non2xx: number; rpsPerRound: number[] }>> = {};
+  const throughput: Record<
+    string,
+    Record<string, { rps: number; p50Ms: number; p99Ms: number; errors: number; non2xx: number; rpsPerRound: number[] }>
+  > = {};
   for (const mode of modes) {
     throughput[mode.key] = {};
     for (const s of systems) {
@@ -486,7 +629,8 @@ async function main(): Promise<void> {
     // The median over rounds of each round's ratio: a round runs every system within seconds, so
     // load that comes and goes on a shared machine moves both sides of a ratio together.
     const perRound = (s: SystemKey): number[] => throughput[mode]![s]!.rpsPerRound;
-    const ratio = (a: SystemKey, b: SystemKey): number => round(median(perRound(a).map((x, i) => x / perRound(b)[i]!)), 2);
+    const ratio = (a: SystemKey, b: SystemKey): number =>
+      round(median(perRound(a).map((x, i) => x / perRound(b)[i]!)), 2);
     return {
       // Same adapter, same pool, same table size: only the session library differs.
       pgsessionPgOverPreparedLimit: ratio("pgsessionPg", "limitHonoPrepared"),
@@ -498,9 +642,14 @@ async function main(): Promise<void> {
       // What the adapter costs by itself, and what preparing saves the limit.
       honoLimitOverNodeLimit: ratio("limitHonoPrepared", "limitNodePrepared"),
       preparedLimitOverUnpreparedLimit: ratio("limitHonoPrepared", "limitHono"),
-      ...(has("pgsessionPgPrepared") ? { pgsessionPgPreparedOverPreparedLimit: ratio("pgsessionPgPrepared", "limitHonoPrepared") } : {}),
+      ...(has("pgsessionPgPrepared")
+        ? { pgsessionPgPreparedOverPreparedLimit: ratio("pgsessionPgPrepared", "limitHonoPrepared") }
+        : {}),
       ...(has("pgsessionPgBaseline")
-        ? { pgsessionPgOverBaseline: ratio("pgsessionPg", "pgsessionPgBaseline"), pgsessionHttpOverBaseline: ratio("pgsessionHttp", "pgsessionHttpBaseline") }
+        ? {
+          pgsessionPgOverBaseline: ratio("pgsessionPg", "pgsessionPgBaseline"),
+          pgsessionHttpOverBaseline: ratio("pgsessionHttp", "pgsessionHttpBaseline"),
+        }
         : {}),
     };
   };
@@ -512,7 +661,10 @@ async function main(): Promise<void> {
   const serveEdge = async (handler: FetchHandler): Promise<string> => {
     // In this process the global Request and Response stay Node's own: the clients use them.
     const server = await new Promise<http.Server>((resolve) => {
-      const s = serve({ fetch: handler, port: 0, hostname: "127.0.0.1", overrideGlobalObjects: false }, () => resolve(s as http.Server));
+      const s = serve(
+        { fetch: handler, port: 0, hostname: "127.0.0.1", overrideGlobalObjects: false },
+        () => resolve(s as http.Server),
+      );
     });
     cleanups.push(() => {
       server.closeAllConnections();
@@ -521,19 +673,45 @@ async function main(): Promise<void> {
     return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   };
   const httpRequests = async (): Promise<number> => (await support.stats()).http.requests;
-  edgeClients.push(["pgsession", fetchClient(await serveEdge(pgsessionHandler(new PostgresStore({ connectionString: DATABASE_URL, fetchEndpoint: `${support.url}/sql`, table: TABLE }))), httpRequests)]);
+  edgeClients.push([
+    "pgsession",
+    fetchClient(
+      await serveEdge(
+        pgsessionHandler(
+          new PostgresStore({ connectionString: DATABASE_URL, fetchEndpoint: `${support.url}/sql`, table: TABLE }),
+        ),
+      ),
+      httpRequests,
+    ),
+  ]);
   if (args.baseline) {
     const lib: typeof import("../mod.ts") = await import(pathToFileURL(path.resolve(args.baseline, "mod.ts")).href);
-    const store = new lib.PostgresStore({ connectionString: DATABASE_URL, fetchEndpoint: `${support.url}/sql`, table: TABLE } as ConstructorParameters<typeof lib.PostgresStore>[0]);
-    edgeClients.push(["baseline", fetchClient(await serveEdge(pgsessionHandler(store, true, lib.withSession)), httpRequests)]);
+    const store = new lib.PostgresStore(
+      { connectionString: DATABASE_URL, fetchEndpoint: `${support.url}/sql`, table: TABLE } as ConstructorParameters<
+        typeof lib.PostgresStore
+      >[0],
+    );
+    edgeClients.push([
+      "baseline",
+      fetchClient(await serveEdge(pgsessionHandler(store, true, lib.withSession)), httpRequests),
+    ]);
   }
-  const proxy = await startDelayProxy({ host: new URL(DATABASE_URL).hostname || "127.0.0.1", port: Number(new URL(DATABASE_URL).port || 5432) });
+  const proxy = await startDelayProxy({
+    host: new URL(DATABASE_URL).hostname || "127.0.0.1",
+    port: Number(new URL(DATABASE_URL).port || 5432),
+  });
   cleanups.push(() => proxy.close());
   const proxied = new URL(DATABASE_URL);
   proxied.hostname = "127.0.0.1";
   proxied.port = String(proxy.port);
   const edgeExCounted = countingPool(pool(proxied.href));
-  edgeClients.push(["express", fetchClient(await listen(expressApp(edgeExCounted.pool, `${SCHEMA}_x`) as unknown as http.RequestListener), () => Promise.resolve(edgeExCounted.count()))]);
+  edgeClients.push([
+    "express",
+    fetchClient(
+      await listen(expressApp(edgeExCounted.pool, `${SCHEMA}_x`) as unknown as http.RequestListener),
+      () => Promise.resolve(edgeExCounted.count()),
+    ),
+  ]);
   await setDelays(support, proxy, DELAY_MS);
   // Open the pools' connections before timing anything.
   for (const [, c] of edgeClients) await Promise.all(Array.from({ length: 4 }, () => c.request("/read", undefined)));
@@ -552,7 +730,11 @@ async function main(): Promise<void> {
         if (status !== 200) throw new Error(`edge ${name} ${s.path}: HTTP ${status}`);
       }
     }
-    edge[s.key] = Object.fromEntries(edgeClients.flatMap(([name]) => [[`${name}P50Ms`, round(median(samples[name]!), 1)], [`${name}RoundTrips`, trips[name]!]]));
+    edge[s.key] = Object.fromEntries(
+      edgeClients.flatMap((
+        [name],
+      ) => [[`${name}P50Ms`, round(median(samples[name]!), 1)], [`${name}RoundTrips`, trips[name]!]]),
+    );
   }
   await setDelays(support, proxy, 0);
 
@@ -577,9 +759,12 @@ async function main(): Promise<void> {
       edgeDelayMs: DELAY_MS,
       edgeSamples: SAMPLES,
       baseline: args.baseline ?? null,
-      express: "express-session (resave: false, saveUninitialized: false) + connect-pg-simple (pruneSessionInterval: false), express 5",
-      pgsession: "withSession, signed cookies, PostgresStore with default options (no prepare: true), default touchAfter (3600 s): read-only requests do not write; served by @hono/node-server",
-      limit: "pg.Pool, 1 primary-key SELECT (read) or SELECT + UPDATE (modify), the cookie holds the key; a fetch handler behind @hono/node-server, and a raw node:http handler",
+      express:
+        "express-session (resave: false, saveUninitialized: false) + connect-pg-simple (pruneSessionInterval: false), express 5",
+      pgsession:
+        "withSession, signed cookies, PostgresStore with default options (no prepare: true), default touchAfter (3600 s): read-only requests do not write; served by @hono/node-server",
+      limit:
+        "pg.Pool, 1 primary-key SELECT (read) or SELECT + UPDATE (modify), the cookie holds the key; a fetch handler behind @hono/node-server, and a raw node:http handler",
       systems: Object.fromEntries(systems.map((s) => [s.key, s.label])),
     },
     statements,
@@ -635,31 +820,38 @@ function chart(r: any): string {
   const limitHonoText = { label: "limit, unprepared, same adapter", color: "#d1d5db" };
   const limitNode = { label: "limit, prepared, bare node:http", color: "#111827" };
   const keys = SCENARIOS.map((s) => s.key);
-  return drawChart([
-    {
-      title: "Statements per request",
-      unit: "at the database client (pgsession: any transport)",
-      rows: keys.map((k) => SHORT[k]!),
-      series: [pg, ex],
-      values: keys.map((k) => [r.statements[k].pgsession, r.statements[k].express]),
-    },
-    {
-      title: "Throughput, Node, pool of 10",
-      unit: `requests per second, ${r.setup.loadConnections} connections (higher is better)`,
-      rows: ["read-only", "modify"],
-      series: [limitNode, limitHono, limitHonoText, pg, pgHttp, ex],
-      values: ["readOnly", "modify"].map((m) =>
-        ["limitNodePrepared", "limitHonoPrepared", "limitHono", "pgsessionPg", "pgsessionHttp", "express"].map((s) => r.throughput[m][s].rps)
-      ),
-    },
-    {
-      title: `Latency, ${r.setup.edgeDelayMs} ms per database round trip`,
-      unit: "p50 ms per request (lower is better)",
-      rows: keys.map((k) => SHORT[k]!),
-      series: [pgHttp, ex],
-      values: keys.map((k) => [r.edge[k].pgsessionP50Ms, r.edge[k].expressP50Ms]),
-    },
-  ], `${r.machine.cpus} cores (shared), Node ${r.machine.node}, PostgreSQL ${r.machine.postgres.split(" ")[0]}; fetch handlers on @hono/node-server; ${r.date.slice(0, 10)}; npm run bench`);
+  return drawChart(
+    [
+      {
+        title: "Statements per request",
+        unit: "at the database client (pgsession: any transport)",
+        rows: keys.map((k) => SHORT[k]!),
+        series: [pg, ex],
+        values: keys.map((k) => [r.statements[k].pgsession, r.statements[k].express]),
+      },
+      {
+        title: "Throughput, Node, pool of 10",
+        unit: `requests per second, ${r.setup.loadConnections} connections (higher is better)`,
+        rows: ["read-only", "modify"],
+        series: [limitNode, limitHono, limitHonoText, pg, pgHttp, ex],
+        values: ["readOnly", "modify"].map((m) =>
+          ["limitNodePrepared", "limitHonoPrepared", "limitHono", "pgsessionPg", "pgsessionHttp", "express"].map((s) =>
+            r.throughput[m][s].rps
+          )
+        ),
+      },
+      {
+        title: `Latency, ${r.setup.edgeDelayMs} ms per database round trip`,
+        unit: "p50 ms per request (lower is better)",
+        rows: keys.map((k) => SHORT[k]!),
+        series: [pgHttp, ex],
+        values: keys.map((k) => [r.edge[k].pgsessionP50Ms, r.edge[k].expressP50Ms]),
+      },
+    ],
+    `${r.machine.cpus} cores (shared), Node ${r.machine.node}, PostgreSQL ${
+      r.machine.postgres.split(" ")[0]
+    }; fetch handlers on @hono/node-server; ${r.date.slice(0, 10)}; npm run bench`,
+  );
 }
 
 // deno-lint-ignore no-explicit-any
@@ -671,24 +863,32 @@ function print(r: any): void {
   const ratio = (key: string): string => `| ${x(r.ratios.readOnly[key])} | ${x(r.ratios.modify[key])} |`;
   const baseline = r.setup.baseline !== null;
   const rows = SCENARIOS.map((s) =>
-    `| ${s.label} | ${r.statements[s.key].pgsession} | ${r.statements[s.key].express} | ${r.edge[s.key].pgsessionP50Ms} ms | ${r.edge[s.key].expressP50Ms} ms |${
-      baseline ? ` ${r.edge[s.key].baselineP50Ms} ms |` : ""
-    }`
+    `| ${s.label} | ${r.statements[s.key].pgsession} | ${r.statements[s.key].express} | ${
+      r.edge[s.key].pgsessionP50Ms
+    } ms | ${r.edge[s.key].expressP50Ms} ms |${baseline ? ` ${r.edge[s.key].baselineP50Ms} ms |` : ""}`
   );
   const codec = r.codec.map((c: Record<string, number | string>) =>
-    `| ${c.payload} | ${n(c.cborBytes as number)} B, ${c.cborMicros} µs | ${n(c.jsonBytes as number)} B, ${c.jsonMicros} µs |`
+    `| ${c.payload} | ${n(c.cborBytes as number)} B, ${c.cborMicros} µs | ${
+      n(c.jsonBytes as number)
+    } B, ${c.jsonMicros} µs |`
   );
   const b = r.bundle;
   const kb = (v: number): string => `${(v / 1024).toFixed(1)} KB`;
   const order = ["limitNodePrepared", "limitHonoPrepared", "limitHono", "pgsessionPg", "pgsessionHttp", "express"]
-    .concat(Object.keys(r.setup.systems).filter((k) => !["limitNodePrepared", "limitHonoPrepared", "limitHono", "pgsessionPg", "pgsessionHttp", "express"].includes(k)));
+    .concat(
+      Object.keys(r.setup.systems).filter((k) =>
+        !["limitNodePrepared", "limitHonoPrepared", "limitHono", "pgsessionPg", "pgsessionHttp", "express"].includes(k)
+      ),
+    );
   console.log(`
 ### Sessions: pgsession vs express-session + connect-pg-simple vs the bare query
 
 ${r.machine.cpus} cores (shared, load ${r.machine.loadAverage1m.atStart} → ${r.machine.loadAverage1m.atEnd}), Node ${r.machine.node}, PostgreSQL ${r.machine.postgres}, @hono/node-server ${r.machine.honoNodeServer}; ${r.date}.
 pgsession with default options (no \`prepare: true\`), signed cookies; fetch handlers served by \`@hono/node-server\`, express-session by express.
 
-| request | statements, pgsession | statements, express + cps | p50 with ${r.setup.edgeDelayMs} ms per round trip, pgsession (Neon HTTP) | same, express + cps (pg) |${baseline ? " same, baseline pgsession |" : ""}
+| request | statements, pgsession | statements, express + cps | p50 with ${r.setup.edgeDelayMs} ms per round trip, pgsession (Neon HTTP) | same, express + cps (pg) |${
+    baseline ? " same, baseline pgsession |" : ""
+  }
 |---|---|---|---|---|${baseline ? "---|" : ""}
 ${rows.join("\n")}
 
@@ -705,17 +905,31 @@ ${order.map((s) => `| ${r.setup.systems[s]} | ${cell("readOnly", s)} | ${cell("m
 | pgsession (pg) / express-session ${ratio("pgsessionPgOverExpress")}
 | pgsession (Neon HTTP) / express-session ${ratio("pgsessionHttpOverExpress")}
 | limit behind @hono/node-server / limit on bare node:http ${ratio("honoLimitOverNodeLimit")}
-${r.ratios.readOnly.pgsessionPgPreparedOverPreparedLimit === undefined ? "" : `| pgsession (pg, \`prepare: true\`) / limit, prepared ${ratio("pgsessionPgPreparedOverPreparedLimit")}\n`}${
-    baseline ? `| pgsession (pg) / baseline ${ratio("pgsessionPgOverBaseline")}\n| pgsession (Neon HTTP) / baseline ${ratio("pgsessionHttpOverBaseline")}\n` : ""
+${
+    r.ratios.readOnly.pgsessionPgPreparedOverPreparedLimit === undefined
+      ? ""
+      : `| pgsession (pg, \`prepare: true\`) / limit, prepared ${ratio("pgsessionPgPreparedOverPreparedLimit")}\n`
+  }${
+    baseline
+      ? `| pgsession (pg) / baseline ${ratio("pgsessionPgOverBaseline")}\n| pgsession (Neon HTTP) / baseline ${
+        ratio("pgsessionHttpOverBaseline")
+      }\n`
+      : ""
   }
 | codec | cbor-x (bytes, encode + decode) | JSON |
 |---|---|---|
 ${codec.join("\n")}
 
-Bundle (esbuild, minified / gzip): Worker with pgsession ${kb(b.worker.minifiedBytes)} / ${kb(b.worker.gzipBytes)}; with only the Neon driver ${kb(b.neonOnly.minifiedBytes)} / ${kb(b.neonOnly.gzipBytes)}; pgsession's own cost ${kb(b.pgsessionOwn.minifiedBytes)} / ${kb(b.pgsessionOwn.gzipBytes)}.
+Bundle (esbuild, minified / gzip): Worker with pgsession ${kb(b.worker.minifiedBytes)} / ${
+    kb(b.worker.gzipBytes)
+  }; with only the Neon driver ${kb(b.neonOnly.minifiedBytes)} / ${kb(b.neonOnly.gzipBytes)}; pgsession's own cost ${
+    kb(b.pgsessionOwn.minifiedBytes)
+  } / ${kb(b.pgsessionOwn.gzipBytes)}.
 `);
   const targets = Object.entries(r.targets as Record<string, { target: number; value: number; met: boolean }>)
-    .map(([k, v]) => `${k}: ${v.value} (target ≥ ${v.target}) ${v.met ? "met" : `missed by ${round((1 - v.value / v.target) * 100)}%`}`);
+    .map(([k, v]) =>
+      `${k}: ${v.value} (target ≥ ${v.target}) ${v.met ? "met" : `missed by ${round((1 - v.value / v.target) * 100)}%`}`
+    );
   process.stderr.write(`\nTargets (issue 13), not for the README:\n  ${targets.join("\n  ")}\n`);
 }
 

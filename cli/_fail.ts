@@ -63,7 +63,9 @@ export function explain(error: unknown, what: string, where: string, table: stri
   const tableFlag = table === "session" ? "" : ` --table ${table}`;
   switch (code) {
     case "ECONNREFUSED":
-      return new CliError(`Cannot connect to ${where}: connection refused; is PostgreSQL running there?`, EXIT.FAILED, { cause: error });
+      return new CliError(`Cannot connect to ${where}: connection refused; is PostgreSQL running there?`, EXIT.FAILED, {
+        cause: error,
+      });
     case "ENOTFOUND":
     case "EAI_AGAIN":
       return new CliError(`Cannot connect to ${where}: host not found`, EXIT.FAILED, { cause: error });
@@ -74,13 +76,21 @@ export function explain(error: unknown, what: string, where: string, table: stri
     case "42P01": // undefined_table
     case "3F000": // invalid_schema_name
       return new CliError(
-        `Cannot ${what}: table ${JSON.stringify(table)} does not exist; create it with \`pgsession migrate${tableFlag}\``,
+        `Cannot ${what}: table ${
+          JSON.stringify(table)
+        } does not exist; create it with \`pgsession migrate${tableFlag}\``,
         EXIT.FAILED,
         { cause: error },
       );
     case "42703": // undefined_column
-      return new CliError(`Cannot ${what}: table ${JSON.stringify(table)} is not a session table (${reason})`, EXIT.FAILED, { cause: error });
+      return new CliError(
+        `Cannot ${what}: table ${JSON.stringify(table)} is not a session table (${reason})`,
+        EXIT.FAILED,
+        { cause: error },
+      );
   }
-  if (/timeout/i.test(reason)) return new CliError(`Cannot connect to ${where}: ${reason}`, EXIT.FAILED, { cause: error });
+  if (/timeout/i.test(reason)) {
+    return new CliError(`Cannot connect to ${where}: ${reason}`, EXIT.FAILED, { cause: error });
+  }
   return new CliError(`Cannot ${what}: ${reason}`, EXIT.FAILED, { cause: error });
 }

@@ -40,12 +40,21 @@ export async function runGc(client: Client, command: GcCommand, out: Output): Pr
     longest = Math.max(longest, p.batchMs);
     if (!tty || p.elapsedMs - shown < PROGRESS_EVERY_MS) return;
     shown = p.elapsedMs;
-    out.write(`\r\x1b[2KCollecting: ${NUMBER.format(p.deleted)} deleted, ${rate(p)} rows/s, ${NUMBER.format(p.batches)} batches, ${seconds(p.elapsedMs)} s`);
+    out.write(
+      `\r\x1b[2KCollecting: ${NUMBER.format(p.deleted)} deleted, ${rate(p)} rows/s, ${
+        NUMBER.format(p.batches)
+      } batches, ${seconds(p.elapsedMs)} s`,
+    );
   };
   const started = performance.now();
   let result: GcResult;
   try {
-    result = await gc(store, { batchSize: command.batchSize, maxDurationMs: command.maxDurationMs, signal: command.signal, onBatch });
+    result = await gc(store, {
+      batchSize: command.batchSize,
+      maxDurationMs: command.maxDurationMs,
+      signal: command.signal,
+      onBatch,
+    });
   } finally {
     if (tty && shown > -Infinity) out.write("\r\x1b[2K");
   }
@@ -66,7 +75,9 @@ export async function runGc(client: Client, command: GcCommand, out: Output): Pr
     const stopped = result.done ? "" : interrupted ? " stopped=interrupted" : " stopped=budget";
     out.write(
       `pgsession gc: deleted=${result.deleted} batches=${result.batches} seconds=${seconds(elapsedMs)} ` +
-        `rate=${Math.round(perSecond(summary))} longest_batch_ms=${Math.round(longest)} done=${result.done}${stopped}\n`,
+        `rate=${Math.round(perSecond(summary))} longest_batch_ms=${
+          Math.round(longest)
+        } done=${result.done}${stopped}\n`,
     );
   }
   return result.done ? EXIT.OK : interrupted ? EXIT.INTERRUPTED : EXIT.MORE_LEFT;

@@ -49,9 +49,15 @@ export async function migrate(client: Client, table: string, out: Output): Promi
     out.write(before.table ? `Table ${quoted} already exists\n` : `Created table ${quoted}\n`);
     out.write(before.index ? `Index ${index} already exists\n` : `Created index ${index}\n`);
     if (before.table) {
-      out.write(before.users ? "User columns already exist\n" : "Added the user columns (session_user_id, session_label) and their index\n");
+      out.write(
+        before.users
+          ? "User columns already exist\n"
+          : "Added the user columns (session_user_id, session_label) and their index\n",
+      );
     }
-    if (before.schema && before.table && before.index && before.users) out.write("Nothing to do: the schema is up to date\n");
+    if (before.schema && before.table && before.index && before.users) {
+      out.write("Nothing to do: the schema is up to date\n");
+    }
     return EXIT.OK;
   } catch (error) {
     await client.query("ROLLBACK").catch(() => {});

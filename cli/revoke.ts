@@ -22,14 +22,22 @@ import { migrationHint, printable, storeOn } from "./sessions.ts";
  * @throws {CliError} When `except` names no live session of the user: a mistyped handle must not
  *   sign out the very session it was meant to keep, so nothing is revoked then.
  */
-export async function revokeSessions(client: Client, table: string, user: string, except: string | undefined, out: Output): Promise<number> {
+export async function revokeSessions(
+  client: Client,
+  table: string,
+  user: string,
+  except: string | undefined,
+  out: Output,
+): Promise<number> {
   const store = storeOn(client, table);
   const who = printable(JSON.stringify(user));
   let revoked: number;
   try {
     if (except !== undefined && !(await store.sessionsOf(user)).some((s) => s.handle === except)) {
       throw new CliError(
-        `Cannot revoke the sessions of user ${who}: none of them has handle ${printable(except)}; nothing was revoked (see \`pgsession sessions --user ${who}\`)`,
+        `Cannot revoke the sessions of user ${who}: none of them has handle ${
+          printable(except)
+        }; nothing was revoked (see \`pgsession sessions --user ${who}\`)`,
         EXIT.FAILED,
       );
     }

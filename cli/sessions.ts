@@ -36,10 +36,15 @@ export async function listSessions(client: Client, table: string, user: string, 
     out.write(`No live sessions of user ${who} in ${quoteTable(table)}\n`);
     return EXIT.OK;
   }
-  const rows = list.map((s) => [s.handle, printable(s.label ?? "-"), utc(s.created), utc(s.lastActive), utc(s.expires)]);
+  const rows = list.map((
+    s,
+  ) => [s.handle, printable(s.label ?? "-"), utc(s.created), utc(s.lastActive), utc(s.expires)]);
   const header = ["HANDLE", "LABEL", "CREATED", "LAST ACTIVE", "EXPIRES"];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => Math.min(r[i]!.length, i === 1 ? MAX_LABEL_COLUMN : Infinity))));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ") + "\n";
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...rows.map((r) => Math.min(r[i]!.length, i === 1 ? MAX_LABEL_COLUMN : Infinity)))
+  );
+  const line = (cells: string[]): string =>
+    cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ") + "\n";
   out.write(`${list.length} live session${list.length === 1 ? "" : "s"} of user ${who} in ${quoteTable(table)}\n`);
   out.write(line(header));
   for (const row of rows) out.write(line(row));
@@ -62,7 +67,9 @@ export function migrationHint(error: unknown, what: string, table: string): unkn
   if (error instanceof SessionError && error.code === "MIGRATION_REQUIRED") {
     const tableFlag = table === "session" ? "" : ` --table ${table}`;
     return new CliError(
-      `Cannot ${what}: table ${JSON.stringify(table)} has no user column yet; add it with \`pgsession migrate${tableFlag}\` (keeps every session)`,
+      `Cannot ${what}: table ${
+        JSON.stringify(table)
+      } has no user column yet; add it with \`pgsession migrate${tableFlag}\` (keeps every session)`,
       EXIT.FAILED,
       { cause: error },
     );

@@ -65,7 +65,9 @@ async function users(client: Client, quoted: string): Promise<string> {
   );
   const sessions = Number(row.sessions);
   const users = Number(row.users);
-  return `${NUMBER.format(sessions)} live session${sessions === 1 ? "" : "s"} of ${NUMBER.format(users)} user${users === 1 ? "" : "s"}`;
+  return `${NUMBER.format(sessions)} live session${sessions === 1 ? "" : "s"} of ${NUMBER.format(users)} user${
+    users === 1 ? "" : "s"
+  }`;
 }
 
 function age(seconds: number): string {

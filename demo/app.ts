@@ -47,7 +47,11 @@ export function createDemo(options: DemoOptions): (req: Request) => Promise<Resp
       // sets Secure (and the __Host- name) only when the request came over https.
       cookie: { secure: "auto" },
       onError: (error: SessionError, req: Request): Response => {
-        log(`demo: ${req.method} ${new URL(req.url).pathname} answered 503: ${error.code}: ${error.message}${causeOf(error)}`);
+        log(
+          `demo: ${req.method} ${new URL(req.url).pathname} answered 503: ${error.code}: ${error.message}${
+            causeOf(error)
+          }`,
+        );
         return page("Database unavailable", failure(error), options, 503);
       },
     },
@@ -57,7 +61,10 @@ export function createDemo(options: DemoOptions): (req: Request) => Promise<Resp
 async function route(req: Request, session: DemoSession, options: DemoOptions): Promise<Response> {
   const url = new URL(req.url);
   if (req.method === "POST" && !sameOrigin(req, url)) {
-    return new Response("Forbidden: this form must be posted from the demo's own pages\n", { status: 403, headers: { "content-type": "text/plain; charset=utf-8" } });
+    return new Response("Forbidden: this form must be posted from the demo's own pages\n", {
+      status: 403,
+      headers: { "content-type": "text/plain; charset=utf-8" },
+    });
   }
   switch (`${req.method} ${url.pathname}`) {
     case "GET /":
@@ -93,18 +100,30 @@ async function route(req: Request, session: DemoSession, options: DemoOptions): 
       if (!(await session.user())) return signInFirst(session);
       const handle = (await req.formData()).get("handle");
       // revoke() ends only a session of this session's user: a handle of anyone else's is 0.
-      const revoked = typeof handle === "string" && handle.length > 0 && handle.length <= MAX_HANDLE_LENGTH ? await session.revoke(handle) : 0;
-      session.flash(revoked ? "notice" : "error", revoked ? "That device is signed out. Its next request starts a new, anonymous session." : "That session had already ended.");
+      const revoked = typeof handle === "string" && handle.length > 0 && handle.length <= MAX_HANDLE_LENGTH
+        ? await session.revoke(handle)
+        : 0;
+      session.flash(
+        revoked ? "notice" : "error",
+        revoked
+          ? "That device is signed out. Its next request starts a new, anonymous session."
+          : "That session had already ended.",
+      );
       return seeOther("/sessions");
     }
     case "POST /sessions/revoke-others": {
       if (!(await session.user())) return signInFirst(session);
       const revoked = await session.revokeOthers();
-      session.flash("notice", `Signed out everywhere else: ${revoked} other session${revoked === 1 ? "" : "s"} ended. This one stays.`);
+      session.flash(
+        "notice",
+        `Signed out everywhere else: ${revoked} other session${revoked === 1 ? "" : "s"} ended. This one stays.`,
+      );
       return seeOther("/sessions");
     }
     default:
-      if (["GET", "HEAD", "POST"].includes(req.method)) return page("Not found", `<p>Nothing at ${escape(url.pathname)}.</p>`, options, 404);
+      if (["GET", "HEAD", "POST"].includes(req.method)) {
+        return page("Not found", `<p>Nothing at ${escape(url.pathname)}.</p>`, options, 404);
+      }
       return new Response("Method Not Allowed\n", { status: 405, headers: { allow: "GET, HEAD, POST" } });
   }
 }
@@ -140,7 +159,9 @@ async function home(req: Request, session: DemoSession, options: DemoOptions): P
 ${await flashes(session)}
 ${
     user
-      ? `<p class="who">Signed in as <strong id="user">${escape(user)}</strong>. <a href="/sessions">Your sessions</a></p>
+      ? `<p class="who">Signed in as <strong id="user">${
+        escape(user)
+      }</strong>. <a href="/sessions">Your sessions</a></p>
 <form method="post" action="/sign-out"><button type="submit">Sign out</button></form>`
       : `<form method="post" action="/sign-in" class="sign-in">
   <label for="name">Your name</label>
@@ -148,14 +169,16 @@ ${
   <button type="submit">Sign in</button>
 </form>`
   }
-<p class="visits">You have opened this page <strong id="visits">${visits}</strong> time${visits === 1 ? "" : "s"} in this session.</p>
+<p class="visits">You have opened this page <strong id="visits">${visits}</strong> time${
+    visits === 1 ? "" : "s"
+  } in this session.</p>
 <p><a href="/session">See what the session holds</a></p>
 <aside>
   <h2>About the cookie</h2>
   <p>${
     secure
       ? "This page came over https, so the cookie is <code>__Host-session</code> with <code>Secure; HttpOnly; SameSite=Lax; Path=/</code>."
-      : "This page came over plain http, so the cookie is <code>session</code> with <code>HttpOnly; SameSite=Lax; Path=/</code> and <em>without</em> <code>Secure</code> (<code>cookie: { secure: \"auto\" }</code>); over https it becomes <code>__Host-session</code> with <code>Secure</code>."
+      : 'This page came over plain http, so the cookie is <code>session</code> with <code>HttpOnly; SameSite=Lax; Path=/</code> and <em>without</em> <code>Secure</code> (<code>cookie: { secure: "auto" }</code>); over https it becomes <code>__Host-session</code> with <code>Secure</code>.'
   } It holds a random 256-bit token; the database stores only its SHA-256.</p>
 </aside>`;
   return page("pgsession demo", body, options);
@@ -164,12 +187,30 @@ ${
 async function contents(_req: Request, session: DemoSession, options: DemoOptions): Promise<Response> {
   const entries = await session.entries();
   const user = await session.user();
-  const rows = entries.map(([key, value]) => `<tr><th scope="row"><code>${escape(key)}</code></th><td>${escape(describe(value))}</td></tr>`).join("\n");
+  const rows = entries.map(([key, value]) =>
+    `<tr><th scope="row"><code>${escape(key)}</code></th><td>${escape(describe(value))}</td></tr>`
+  ).join("\n");
   const body = `
 <h2>What the session holds</h2>
-${entries.length ? `<table id="contents"><thead><tr><th>key</th><th>value</th></tr></thead><tbody>\n${rows}\n</tbody></table>` : `<p id="contents">Nothing yet: this is a new session.</p>`}
-<p>User: ${user ? `<strong id="bound-user">${escape(user)}</strong>, in the table's <code>session_user_id</code> column (not in the data, never in the cookie)` : "none (anonymous)"}.</p>
-<p>${session.isNew ? "No row is stored for this session yet." : `Stored in PostgreSQL; expires ${escape(session.expires?.toISOString() ?? "(unknown)")} (database clock, sliding).`}</p>
+${
+    entries.length
+      ? `<table id="contents"><thead><tr><th>key</th><th>value</th></tr></thead><tbody>\n${rows}\n</tbody></table>`
+      : `<p id="contents">Nothing yet: this is a new session.</p>`
+  }
+<p>User: ${
+    user
+      ? `<strong id="bound-user">${
+        escape(user)
+      }</strong>, in the table's <code>session_user_id</code> column (not in the data, never in the cookie)`
+      : "none (anonymous)"
+  }.</p>
+<p>${
+    session.isNew
+      ? "No row is stored for this session yet."
+      : `Stored in PostgreSQL; expires ${
+        escape(session.expires?.toISOString() ?? "(unknown)")
+      } (database clock, sliding).`
+  }</p>
 <p><a href="/">Back</a></p>`;
   return page("Session contents · pgsession demo", body, options);
 }
@@ -178,17 +219,27 @@ ${entries.length ? `<table id="contents"><thead><tr><th>key</th><th>value</th></
 async function devices(_req: Request, session: DemoSession, options: DemoOptions): Promise<Response> {
   const user = await session.user();
   if (!user) {
-    return page("Your sessions · pgsession demo", `${await flashes(session)}<p id="not-signed-in">Sign in on the <a href="/">home page</a> to see where you are signed in.</p>`, options);
+    return page(
+      "Your sessions · pgsession demo",
+      `${await flashes(
+        session,
+      )}<p id="not-signed-in">Sign in on the <a href="/">home page</a> to see where you are signed in.</p>`,
+      options,
+    );
   }
   // This device first, then the most recently active.
-  const list = (await session.sessions()).sort((a, b) => Number(b.current) - Number(a.current) || b.lastActive.getTime() - a.lastActive.getTime());
+  const list = (await session.sessions()).sort((a, b) =>
+    Number(b.current) - Number(a.current) || b.lastActive.getTime() - a.lastActive.getTime()
+  );
   const now = Date.now();
   const others = list.filter((s) => !s.current).length;
   const rows = list.map((s) => row(s, now)).join("\n");
   const body = `
 ${await flashes(session)}
 <h2>Your sessions</h2>
-<p>Where <strong id="user">${escape(user)}</strong> is signed in. Anyone who signs in with the same name is the same user here: the demo has no passwords.</p>
+<p>Where <strong id="user">${
+    escape(user)
+  }</strong> is signed in. Anyone who signs in with the same name is the same user here: the demo has no passwords.</p>
 <table id="sessions"><thead><tr><th>device</th><th>signed in</th><th>last active</th><th></th></tr></thead><tbody>
 ${rows}
 </tbody></table>
@@ -206,15 +257,23 @@ function row(s: UserSession, now: number): string {
   const label = escape(s.label ?? "Unknown device");
   const action = s.current
     ? `<form method="post" action="/sign-out"><button type="submit">Sign out</button></form>`
-    : `<form method="post" action="/sessions/revoke"><input type="hidden" name="handle" value="${escape(s.handle)}"><button type="submit">Sign out this device</button></form>`;
-  return `<tr class="${s.current ? "current" : "other"}"><td class="label">${label}${s.current ? ` <strong class="this-device">(this device)</strong>` : ""}</td>` +
-    `<td class="created">${time(s.created, now)}</td><td class="last-active">${time(s.lastActive, now)}</td><td>${action}</td></tr>`;
+    : `<form method="post" action="/sessions/revoke"><input type="hidden" name="handle" value="${
+      escape(s.handle)
+    }"><button type="submit">Sign out this device</button></form>`;
+  return `<tr class="${s.current ? "current" : "other"}"><td class="label">${label}${
+    s.current ? ` <strong class="this-device">(this device)</strong>` : ""
+  }</td>` +
+    `<td class="created">${time(s.created, now)}</td><td class="last-active">${
+      time(s.lastActive, now)
+    }</td><td>${action}</td></tr>`;
 }
 
 /** An instant in UTC to the minute, with how long ago it was. */
 function time(date: Date, now: number): string {
   const iso = date.toISOString();
-  return `<time datetime="${iso}">${iso.slice(0, 16).replace("T", " ")} UTC</time> <span class="ago">(${ago(now - date.getTime())})</span>`;
+  return `<time datetime="${iso}">${iso.slice(0, 16).replace("T", " ")} UTC</time> <span class="ago">(${
+    ago(now - date.getTime())
+  })</span>`;
 }
 
 function ago(ms: number): string {
@@ -264,7 +323,9 @@ export function deviceLabel(userAgent: string | null): string {
 function failure(error: SessionError): string {
   const code = (error.cause as { code?: string } | undefined)?.code;
   if (error.code === "MIGRATION_REQUIRED" || code === "42P01" || code === "42703") {
-    return `<p class="error">The session table is missing or out of date (${escape(error.code)}). Run <code>npx pgsession migrate</code> against this database, then reload.</p>`;
+    return `<p class="error">The session table is missing or out of date (${
+      escape(error.code)
+    }). Run <code>npx pgsession migrate</code> against this database, then reload.</p>`;
   }
   return `<p class="error">The session store failed: ${escape(error.code)}. Try again later.</p>`;
 }
@@ -325,7 +386,8 @@ function page(title: string, body: string, options: DemoOptions, status = 200): 
     headers: {
       "content-type": "text/html; charset=utf-8",
       // No scripts at all; forms may only post back here.
-      "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+      "content-security-policy":
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
       "x-content-type-options": "nosniff",
       "referrer-policy": "same-origin",
     },

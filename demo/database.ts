@@ -26,7 +26,8 @@ export interface DemoDatabase {
 }
 
 /** Every column the demo uses, the user columns of "Your sessions" included. */
-const CHECK_SQL = `SELECT session_key, session_data, session_expiry, session_user_id, session_label FROM "session" LIMIT 0`;
+const CHECK_SQL =
+  `SELECT session_key, session_data, session_expiry, session_user_id, session_label FROM "session" LIMIT 0`;
 
 /**
  * Opens the database the environment names and makes sure the session table is usable.
@@ -68,7 +69,11 @@ export async function openDatabase(
   const pool = new pg.Pool({ connectionString: url, max: 5 });
   // An idle connection the server drops must not crash the demo (an unhandled 'error' event):
   // the next request that needs the database gets an error page instead, and it is logged there.
-  pool.on("error", (error: Error & { code?: string }) => log(`demo: idle database connection lost: ${error.code ?? "error"}: ${error.message}`));
+  pool.on(
+    "error",
+    (error: Error & { code?: string }) =>
+      log(`demo: idle database connection lost: ${error.code ?? "error"}: ${error.message}`),
+  );
   try {
     await check((text) => pool.query(text), host);
   } catch (error) {
@@ -108,7 +113,10 @@ function explain(error: unknown, host: string): StartupError {
         { cause: error },
       );
     case "ECONNREFUSED":
-      return new StartupError(`Cannot connect to DATABASE_URL (${host}): connection refused; is PostgreSQL running there?`, { cause: error });
+      return new StartupError(
+        `Cannot connect to DATABASE_URL (${host}): connection refused; is PostgreSQL running there?`,
+        { cause: error },
+      );
   }
   return new StartupError(`Cannot use DATABASE_URL (${host}): ${reason}`, { cause: error });
 }

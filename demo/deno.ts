@@ -20,7 +20,9 @@ try {
   try {
     server = Deno.serve({ hostname, port, onListen: (address) => void (actual = address.port) }, (req) =>
       // Listening starts before the database opens; nobody knows the URL yet, but be polite.
-      app ? app(req) : new Response("Starting, try again in a moment\n", { status: 503, headers: { "retry-after": "1" } }));
+      app
+        ? app(req)
+        : new Response("Starting, try again in a moment\n", { status: 503, headers: { "retry-after": "1" } }));
   } catch (error) {
     throw listenFailure(error, hostname, port);
   }

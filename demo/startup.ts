@@ -18,7 +18,9 @@ export function listenFailure(error: unknown, host: string, port: number): Start
   const where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
   const kind = code ?? name;
   const reason = kind === "EADDRINUSE" || kind === "AddrInUse"
-    ? `the port is already in use; stop the other server or pick another port, e.g. PORT=${port === 8000 ? 8001 : 8000} (PORT=0: any free port)`
+    ? `the port is already in use; stop the other server or pick another port, e.g. PORT=${
+      port === 8000 ? 8001 : 8000
+    } (PORT=0: any free port)`
     : kind === "EACCES" || kind === "PermissionDenied"
     ? "permission denied; ports below 1024 need privileges, pick another with PORT"
     : kind === "EADDRNOTAVAIL" || kind === "AddrNotAvailable"

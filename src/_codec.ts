@@ -97,7 +97,9 @@ export function encodeData(data: ReadonlyMap<string, unknown>): Uint8Array {
     try {
       decoder.decode(out);
     } catch (error) {
-      const reason = error instanceof HostileData ? `it holds a "__proto__" key, which cannot round-trip` : (error as Error).message;
+      const reason = error instanceof HostileData
+        ? `it holds a "__proto__" key, which cannot round-trip`
+        : (error as Error).message;
       throw new TypeError(`Cannot encode session data: ${reason}`, { cause: error });
     }
   }
@@ -142,7 +144,9 @@ export function decodeData(bytes: Uint8Array, maxBytes: number): Map<string, unk
   try {
     root = codecs().decoder.decode(view);
   } catch (error) {
-    const reason = error instanceof HostileData ? error.message : `Session data is not valid CBOR: ${(error as Error).message}`;
+    const reason = error instanceof HostileData
+      ? error.message
+      : `Session data is not valid CBOR: ${(error as Error).message}`;
     throw new RangeError(reason, { cause: error });
   }
   if (root === null || typeof root !== "object" || Array.isArray(root)) {
@@ -176,9 +180,13 @@ function assertTree(root: object, budget: number): void {
   let values = 1;
   const visit = (child: unknown): void => {
     if (++values > budget) {
-      throw new RangeError(`Session data holds more values than its ${budget} bytes can encode: some are shared or cyclic`);
+      throw new RangeError(
+        `Session data holds more values than its ${budget} bytes can encode: some are shared or cyclic`,
+      );
     }
-    if (child !== null && typeof child === "object" && !ArrayBuffer.isView(child) && !(child instanceof Date)) pending.push(child);
+    if (child !== null && typeof child === "object" && !ArrayBuffer.isView(child) && !(child instanceof Date)) {
+      pending.push(child);
+    }
   };
   for (let value = pending.pop(); value !== undefined; value = pending.pop()) {
     if (Array.isArray(value)) {

@@ -55,7 +55,11 @@ export function readStored(stored: Uint8Array): StoredParts {
   let micros = new DataView(stored.buffer, stored.byteOffset, HEADER_BYTES).getBigInt64(0);
   if (micros < 0n) micros = 0n;
   if (micros > MAX_MICROS) micros = MAX_MICROS;
-  return { createdMs: Number(micros) / 1000, header: stored.subarray(0, HEADER_BYTES), payload: stored.subarray(HEADER_BYTES) };
+  return {
+    createdMs: Number(micros) / 1000,
+    header: stored.subarray(0, HEADER_BYTES),
+    payload: stored.subarray(HEADER_BYTES),
+  };
 }
 
 /**

@@ -34,7 +34,10 @@ const keys = new Map<string, Promise<CryptoKey>>();
 function keyFor(secret: string): Promise<CryptoKey> {
   let key = keys.get(secret);
   if (!key) {
-    key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
+    key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
+      "sign",
+      "verify",
+    ]);
     // A few secrets per deployment; the bound only stops a misuse from growing without limit.
     if (keys.size > 64) keys.clear();
     keys.set(secret, key);
@@ -65,7 +68,11 @@ export function checkSecrets(secrets: readonly string[]): void {
   if (secrets.length === 0) throw new RangeError("Cannot sign cookies: secrets is empty");
   for (const [i, s] of secrets.entries()) {
     if (typeof s !== "string" || s.length < MIN_SECRET_LENGTH) {
-      throw new RangeError(`Cannot sign cookies: secrets[${i}] is ${typeof s === "string" ? s.length : typeof s} characters, under ${MIN_SECRET_LENGTH}`);
+      throw new RangeError(
+        `Cannot sign cookies: secrets[${i}] is ${
+          typeof s === "string" ? s.length : typeof s
+        } characters, under ${MIN_SECRET_LENGTH}`,
+      );
     }
   }
 }

@@ -113,7 +113,9 @@ export function quoteTable(table: string): string {
   const parts = table.split(".");
   if (parts.length > 2 || !parts.every((p) => /^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(p))) {
     throw new TypeError(
-      `Cannot use table name ${JSON.stringify(table)}: expected "name" or "schema.name" of letters, digits and underscores`,
+      `Cannot use table name ${
+        JSON.stringify(table)
+      }: expected "name" or "schema.name" of letters, digits and underscores`,
     );
   }
   return parts.map((p) => `"${p}"`).join(".");
@@ -179,7 +181,9 @@ RETURNING ${returned}`,
     update: `WITH upd AS (
   UPDATE ${t} SET session_data = $2::bytea,
     session_expiry = CASE WHEN ${ideal("$4")} > session_expiry + ${touch} THEN ${ideal("$4")} ELSE session_expiry END
-  WHERE session_key = $1 AND session_data IS NOT DISTINCT FROM $3::bytea AND session_expiry > ${NOW} AND ${ideal("$4")} > ${NOW}
+  WHERE session_key = $1 AND session_data IS NOT DISTINCT FROM $3::bytea AND session_expiry > ${NOW} AND ${
+      ideal("$4")
+    } > ${NOW}
     AND ${lockTimeout("$5")}
   RETURNING ${ms("session_expiry")} AS expires
 )
@@ -208,7 +212,9 @@ RETURNING ${returned}`,
 
     moveChanged: `WITH old AS (
   DELETE FROM ${t}
-  WHERE session_key = $1 AND session_data IS NOT DISTINCT FROM $4::bytea AND session_expiry > ${NOW} AND ${ideal("$7")} > ${NOW}
+  WHERE session_key = $1 AND session_data IS NOT DISTINCT FROM $4::bytea AND session_expiry > ${NOW} AND ${
+      ideal("$7")
+    } > ${NOW}
     AND ${lockTimeout("$6")}
   RETURNING 1 AS one${userColumns}
 ), ins AS (

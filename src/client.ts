@@ -130,7 +130,10 @@ export function toDriver(connection: Connection, logger: DriverLogger): Driver {
     }
     return httpDriver(connection.sql);
   }
-  return httpDriver(neonFor(connection.connectionString!, connection.fetchEndpoint), connection.fetchEndpoint !== undefined);
+  return httpDriver(
+    neonFor(connection.connectionString!, connection.fetchEndpoint),
+    connection.fetchEndpoint !== undefined,
+  );
 }
 
 function neonFor(connectionString: string, fetchEndpoint: string | undefined): NeonSql {
@@ -144,7 +147,9 @@ function neonFor(connectionString: string, fetchEndpoint: string | undefined): N
     throw new TypeError("Cannot create a session store: connectionString is not a postgres:// URL");
   }
   if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") {
-    throw new TypeError(`Cannot create a session store: connectionString has protocol ${url.protocol}, expected postgres:`);
+    throw new TypeError(
+      `Cannot create a session store: connectionString has protocol ${url.protocol}, expected postgres:`,
+    );
   }
   const host = url.hostname.toLowerCase();
   if (fetchEndpoint !== undefined) {
@@ -226,7 +231,9 @@ function clientDriver(client: QueryClient, prepare: boolean | undefined, logger:
     typeof (client as { exec?: unknown }).exec !== "function";
   guardErrors(client, logger);
   if (!pgLike) {
-    if (prepare) throw new TypeError("Cannot use prepare: true: this client has no node-postgres query({ name, text }) form");
+    if (prepare) {
+      throw new TypeError("Cannot use prepare: true: this client has no node-postgres query({ name, text }) form");
+    }
     return {
       transport: "query",
       run: (text, params, options) => race(client.query(text, params).then((r) => r.rows), options),
@@ -261,10 +268,15 @@ function clientDriver(client: QueryClient, prepare: boolean | undefined, logger:
 function guardErrors(client: QueryClient, logger: DriverLogger): void {
   const emitter = client as { on?: unknown; listenerCount?: unknown };
   if (typeof emitter.on !== "function" || typeof emitter.listenerCount !== "function") return;
-  const events = client as unknown as { on(event: string, fn: (error: Error) => void): void; listenerCount(event: string): number };
+  const events = client as unknown as {
+    on(event: string, fn: (error: Error) => void): void;
+    listenerCount(event: string): number;
+  };
   if (events.listenerCount("error") > 0) return;
   events.on("error", (error: Error) => {
-    logger.warn("Database connection failed while idle; the pool replaces it", { reason: error?.message ?? String(error) });
+    logger.warn("Database connection failed while idle; the pool replaces it", {
+      reason: error?.message ?? String(error),
+    });
   });
 }
 

@@ -145,7 +145,9 @@ export function compileCookie(options: CookieOptions = {}): (secure: boolean) =>
     throw new TypeError(`Cannot use cookie name ${describe(name)}: it must be RFC 6265 token characters`);
   }
   if (typeof path !== "string" || !path.startsWith("/") || !ATTRIBUTE.test(path)) {
-    throw new TypeError(`Cannot use cookie path ${describe(path)}: it must start with "/" and hold no ";", "," or control character`);
+    throw new TypeError(
+      `Cannot use cookie path ${describe(path)}: it must start with "/" and hold no ";", "," or control character`,
+    );
   }
   if (domain !== undefined && (typeof domain !== "string" || !ATTRIBUTE.test(domain))) {
     throw new TypeError(`Cannot use cookie domain ${describe(domain)}: it must hold no ";", "," or control character`);
@@ -157,15 +159,35 @@ export function compileCookie(options: CookieOptions = {}): (secure: boolean) =>
     throw new TypeError(`Cannot use cookie secure ${describe(secure)}: it must be true, false or "auto"`);
   }
   for (const [field, value] of [["httpOnly", httpOnly], ["partitioned", partitioned]] as const) {
-    if (typeof value !== "boolean") throw new TypeError(`Cannot use cookie ${field} ${describe(value)}: it must be a boolean`);
+    if (typeof value !== "boolean") {
+      throw new TypeError(`Cannot use cookie ${field} ${describe(value)}: it must be a boolean`);
+    }
   }
   const insecure = secure === "auto" ? `secure is "auto", so it would lack Secure over HTTP` : "secure is false";
   if (name !== undefined && HOST_PREFIX.test(name)) {
-    if (secure !== true) throw new TypeError(`Cannot use cookie name ${describe(name)}: browsers require Secure for __Host- cookies and ${insecure}`);
-    if (path !== "/") throw new TypeError(`Cannot use cookie name ${describe(name)} with path ${describe(path)}: browsers require Path=/ for __Host- cookies`);
-    if (domain !== undefined) throw new TypeError(`Cannot use cookie name ${describe(name)} with domain ${describe(domain)}: browsers refuse a Domain on __Host- cookies`);
+    if (secure !== true) {
+      throw new TypeError(
+        `Cannot use cookie name ${describe(name)}: browsers require Secure for __Host- cookies and ${insecure}`,
+      );
+    }
+    if (path !== "/") {
+      throw new TypeError(
+        `Cannot use cookie name ${describe(name)} with path ${
+          describe(path)
+        }: browsers require Path=/ for __Host- cookies`,
+      );
+    }
+    if (domain !== undefined) {
+      throw new TypeError(
+        `Cannot use cookie name ${describe(name)} with domain ${
+          describe(domain)
+        }: browsers refuse a Domain on __Host- cookies`,
+      );
+    }
   } else if (name !== undefined && SECURE_PREFIX.test(name) && secure !== true) {
-    throw new TypeError(`Cannot use cookie name ${describe(name)}: browsers require Secure for __Secure- cookies and ${insecure}`);
+    throw new TypeError(
+      `Cannot use cookie name ${describe(name)}: browsers require Secure for __Secure- cookies and ${insecure}`,
+    );
   }
   if (sameSite === "None" && secure !== true) {
     throw new TypeError(`Cannot use cookie sameSite "None": browsers require Secure with it and ${insecure}`);
@@ -176,7 +198,8 @@ export function compileCookie(options: CookieOptions = {}): (secure: boolean) =>
 
   const resolve = (isSecure: boolean): ResolvedCookie =>
     Object.freeze({
-      name: name ?? (isSecure ? (path === "/" && domain === undefined ? "__Host-session" : "__Secure-session") : "session"),
+      name: name ??
+        (isSecure ? (path === "/" && domain === undefined ? "__Host-session" : "__Secure-session") : "session"),
       domain,
       path,
       sameSite,
@@ -227,7 +250,9 @@ export function compileCookie(options: CookieOptions = {}): (secure: boolean) =>
  * ```
  */
 export function readCookies(header: string | null, name: string, limit: number = 4): string[] {
-  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`Cannot read cookies: limit must be a positive integer, got ${limit}`);
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new RangeError(`Cannot read cookies: limit must be a positive integer, got ${limit}`);
+  }
   const values: string[] = [];
   if (!header || !name) return values;
   for (let start = 0; start <= header.length && values.length < limit;) {

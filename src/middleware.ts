@@ -100,7 +100,9 @@ export function withSession<
       try {
         sessions = createSessions(opts);
       } catch (error) {
-        throw new SessionError("CONFIG", `Cannot use the session options: ${(error as Error).message}`, { cause: error });
+        throw new SessionError("CONFIG", `Cannot use the session options: ${(error as Error).message}`, {
+          cause: error,
+        });
       }
       made.set(key, sessions);
     }
@@ -128,7 +130,9 @@ export function withSession<
         response = await handler(request, session, ...(rest as Rest));
       } catch (error) {
         // A sign-out is never lost, whatever happened after it; nothing else is written.
-        await session.discard().catch((e) => logger.warn("Cannot commit the sign-out of a failed request", { error: e }));
+        await session.discard().catch((e) =>
+          logger.warn("Cannot commit the sign-out of a failed request", { error: e })
+        );
         throw error;
       }
       const waitUntil = opts.waitUntil;

@@ -170,7 +170,12 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
     return null;
   }
 
-  async function decorate(response: Response, out: CookieValue | null, accessed: boolean, cookie: ResolvedCookie): Promise<Response> {
+  async function decorate(
+    response: Response,
+    out: CookieValue | null,
+    accessed: boolean,
+    cookie: ResolvedCookie,
+  ): Promise<Response> {
     if (!out && !accessed) return response;
     let res = response;
     const vary = header ? `Cookie, ${header}` : "Cookie";
@@ -206,7 +211,9 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
       };
       const settle = (result: SaveResult) => {
         outcome = result;
-        if (result === "gone") logger.warn("Session ended by another request while this one ran; its changes were dropped");
+        if (result === "gone") {
+          logger.warn("Session ended by another request while this one ran; its changes were dropped");
+        }
         return result;
       };
       Object.defineProperties(session, {
@@ -262,7 +269,9 @@ function pathMatches(requestPath: string, cookiePath: string): boolean {
  */
 function privateCacheControl(existing: string | null, setsCookie: boolean): string {
   if (!existing) return setsCookie ? "private, no-store" : "private";
-  const kept = existing.split(",").map((p) => p.trim()).filter((p) => p && !/^(public|s-maxage\s*=.*|proxy-revalidate)$/i.test(p));
+  const kept = existing.split(",").map((p) => p.trim()).filter((p) =>
+    p && !/^(public|s-maxage\s*=.*|proxy-revalidate)$/i.test(p)
+  );
   if (!kept.some((p) => /^(private|no-store)$/i.test(p))) kept.unshift("private");
   return kept.join(", ");
 }

@@ -12,7 +12,14 @@ import { SessionError } from "./errors.ts";
 import { headerFor, readStored, writeStored } from "./_format.ts";
 import { gc, type GcOptions, type GcResult } from "./gc.ts";
 import { buildStatements, type Statements, USER_COLUMNS, type UserStatements } from "./_sql.ts";
-import { Changes, type RegenerateOptions, Session, type SessionData, type SessionHost, type UserSession } from "./session.ts";
+import {
+  Changes,
+  type RegenerateOptions,
+  Session,
+  type SessionData,
+  type SessionHost,
+  type UserSession,
+} from "./session.ts";
 import { generateToken, hashToken, isToken } from "./token.ts";
 
 /** Where the store reports what it recovered from, such as corrupt stored data. */
@@ -233,7 +240,11 @@ class Stored implements SessionHost {
       checkUser(options.user);
       const label = options.label ?? null;
       if (label !== null && (typeof label !== "string" || label.length > MAX_LABEL)) {
-        throw new TypeError(`Cannot use a session label of ${typeof label === "string" ? `${label.length} characters` : typeof label}: expected a string of at most ${MAX_LABEL}`);
+        throw new TypeError(
+          `Cannot use a session label of ${
+            typeof label === "string" ? `${label.length} characters` : typeof label
+          }: expected a string of at most ${MAX_LABEL}`,
+        );
       }
       this.bind = { user: options.user, label };
     }
@@ -282,7 +293,11 @@ const MAX_LABEL = 200;
 
 function checkUser(user: unknown): asserts user is string {
   if (typeof user !== "string" || user.length === 0 || user.length > 1024) {
-    throw new TypeError(`Cannot use a user id of type ${typeof user}${typeof user === "string" ? ` and length ${user.length}` : ""}: expected a non-empty string`);
+    throw new TypeError(
+      `Cannot use a user id of type ${typeof user}${
+        typeof user === "string" ? ` and length ${user.length}` : ""
+      }: expected a non-empty string`,
+    );
   }
 }
 
@@ -349,7 +364,9 @@ export class PostgresStore<Data extends object = SessionData> {
       ? null
       : wholeNumber("absoluteTtl", options.absoluteTtl ?? STORE_DEFAULTS.absoluteTtl, 1);
     const touchAfter = wholeNumber("touchAfter", options.touchAfter ?? Math.min(3600, Math.floor(ttl / 10)), 0);
-    if (touchAfter >= ttl) throw new RangeError(`Cannot use touchAfter ${touchAfter}: it must be less than ttl (${ttl})`);
+    if (touchAfter >= ttl) {
+      throw new RangeError(`Cannot use touchAfter ${touchAfter}: it must be less than ttl (${ttl})`);
+    }
     this.options = Object.freeze({
       table: options.table ?? STORE_DEFAULTS.table,
       ttl,
@@ -427,7 +444,12 @@ export class PostgresStore<Data extends object = SessionData> {
   async destroy(id: string): Promise<boolean> {
     if (!isToken(id)) return false;
     const budget = this.#budget();
-    const rows = await this.#run("destroy session", this.#sql.plain.destroy, [await hashToken(id), lockMs(budget)], budget);
+    const rows = await this.#run(
+      "destroy session",
+      this.#sql.plain.destroy,
+      [await hashToken(id), lockMs(budget)],
+      budget,
+    );
     return rows.length > 0;
   }
 
@@ -503,10 +525,11 @@ export class PostgresStore<Data extends object = SessionData> {
     let kind: CommitPlan["kind"];
     if (record.stored !== null && record.token !== record.stored) kind = "move";
     else if (record.stored !== null && record.changes.modified) kind = "update";
-    else if (record.stored === null && (record.bind || (record.changes.modified && record.changes.apply(record.base).size > 0))) {
+    else if (
+      record.stored === null && (record.bind || (record.changes.modified && record.changes.apply(record.base).size > 0))
+    ) {
       kind = "insert";
-    }
-    else if (record.stored !== null && record.touchDue) kind = "touch";
+    } else if (record.stored !== null && record.touchDue) kind = "touch";
     else kind = record.toDelete.length ? "destroy" : "none";
     return this.#makePlan(record, kind);
   }
@@ -635,7 +658,9 @@ export class PostgresStore<Data extends object = SessionData> {
     }
     if (!Number.isFinite(expiresMs) || Math.abs(expiresMs) > MAX_DATE_MS) {
       // An expiry of `infinity` or past what a Date holds is corrupt: read as expired, once logged.
-      if (key) this.#logger.warn("Session expiry is out of range and was read as expired", { key: `${key.slice(0, 12)}…` });
+      if (key) {
+        this.#logger.warn("Session expiry is out of range and was read as expired", { key: `${key.slice(0, 12)}…` });
+      }
       return { live: false, raw, header, deadlineMs, expiresMs: 0, nowMs };
     }
     const live = expiresMs > nowMs && (deadlineMs === null || deadlineMs > nowMs);
@@ -675,11 +700,15 @@ export class PostgresStore<Data extends object = SessionData> {
       const rolls = kind === "touch" || ideal > (record.expiresMs ?? 0) + this.options.touchAfter * 1000;
       return rolls ? { token: record.token, maxAge: (ideal - nowMs) / 1000 } : null;
     }
-    const remaining = record.expiresMs !== null && record.nowMs !== null ? (record.expiresMs - record.nowMs) / 1000 : first;
+    const remaining = record.expiresMs !== null && record.nowMs !== null
+      ? (record.expiresMs - record.nowMs) / 1000
+      : first;
     if (record.stored !== null && (record.token !== record.origin || record.rolled)) {
       return { token: record.token, maxAge: remaining };
     }
-    if (record.stored === null && record.origin !== null && record.toDelete.length === 0 && record.outcome === "destroyed") {
+    if (
+      record.stored === null && record.origin !== null && record.toDelete.length === 0 && record.outcome === "destroyed"
+    ) {
       return { token: "", maxAge: 0 };
     }
     return null;
@@ -738,15 +767,31 @@ export class PostgresStore<Data extends object = SessionData> {
       return (await this.#touch(record, budget)) ? "touched" : "unchanged";
     }
     const key = await hashToken(record.token);
-    const result = await this.#writeWithMerge(record, key, budget, (data, expected) =>
-      this.#run("save session", this.#sql.plain.update, [key, data, expected, record.deadlineMs, lockMs(budget)], budget), { data, stored });
+    const result = await this.#writeWithMerge(
+      record,
+      key,
+      budget,
+      (data, expected) =>
+        this.#run(
+          "save session",
+          this.#sql.plain.update,
+          [key, data, expected, record.deadlineMs, lockMs(budget)],
+          budget,
+        ),
+      { data, stored },
+    );
     return result === "written" ? "updated" : "gone";
   }
 
   /** Moves the expiry forward; `false` when the row is gone. */
   async #touch(record: Stored, budget: Budget): Promise<boolean> {
     const key = await hashToken(record.stored!);
-    const [row] = await this.#run("touch session", this.#sql.plain.touch, [key, record.deadlineMs, lockMs(budget)], budget);
+    const [row] = await this.#run(
+      "touch session",
+      this.#sql.plain.touch,
+      [key, record.deadlineMs, lockMs(budget)],
+      budget,
+    );
     record.touchDue = false;
     // Not moved: gone, or moved already by another request. Either way the cookie stays as it is.
     if (!row) return false;
@@ -772,11 +817,24 @@ export class PostgresStore<Data extends object = SessionData> {
       record.rolled = true;
       return "regenerated";
     }
-    const moved = await this.#writeWithMerge(record, from, budget, (data, expected) =>
-      this.#flavored(record, "regenerate session", (sql, users) => [
-        sql.moveChanged,
-        [from, to, data, expected, record.restart, lockMs(budget), record.deadlineMs, ...this.#bindParams(record, users)],
-      ], budget)
+    const moved = await this.#writeWithMerge(
+      record,
+      from,
+      budget,
+      (data, expected) =>
+        this.#flavored(record, "regenerate session", (sql, users) => [
+          sql.moveChanged,
+          [
+            from,
+            to,
+            data,
+            expected,
+            record.restart,
+            lockMs(budget),
+            record.deadlineMs,
+            ...this.#bindParams(record, users),
+          ],
+        ], budget),
     );
     if (moved !== "written") return "gone";
     record.stored = record.token;
@@ -858,8 +916,12 @@ export class PostgresStore<Data extends object = SessionData> {
       }
       const expiresMs = Number(row.expires);
       const nowMs = Number(row.now);
-      const deadline = createdMs !== null && this.options.absoluteTtl !== null ? createdMs + this.options.absoluteTtl * 1000 : null;
-      if (!Number.isFinite(expiresMs) || Math.abs(expiresMs) > MAX_DATE_MS || (deadline !== null && deadline <= nowMs)) continue;
+      const deadline = createdMs !== null && this.options.absoluteTtl !== null
+        ? createdMs + this.options.absoluteTtl * 1000
+        : null;
+      if (
+        !Number.isFinite(expiresMs) || Math.abs(expiresMs) > MAX_DATE_MS || (deadline !== null && deadline <= nowMs)
+      ) continue;
       // The expiry was last set to "last use + ttl" (within touchAfter), unless capped by the deadline.
       const lastActive = Math.min(nowMs, Math.max(createdMs ?? 0, expiresMs - this.options.ttl * 1000));
       const key = String(row.key).trim();
@@ -888,7 +950,11 @@ export class PostgresStore<Data extends object = SessionData> {
     if (options.user !== undefined) checkUser(options.user);
     if (!/^[0-9a-f]{64}$/.test(handle)) return 0;
     const budget = this.#budget();
-    const rows = await this.#userStatement("end a session", (sql) => [sql.revoke, [handle, options.user ?? null, lockMs(budget)]], budget);
+    const rows = await this.#userStatement(
+      "end a session",
+      (sql) => [sql.revoke, [handle, options.user ?? null, lockMs(budget)]],
+      budget,
+    );
     return rows.length;
   }
 
@@ -910,12 +976,20 @@ export class PostgresStore<Data extends object = SessionData> {
     checkUser(user);
     const budget = this.#budget();
     const except = options.except && /^[0-9a-f]{64}$/.test(options.except) ? options.except : null;
-    const rows = await this.#userStatement("end a user's sessions", (sql) => [sql.revokeAll, [user, except, lockMs(budget)]], budget);
+    const rows = await this.#userStatement(
+      "end a user's sessions",
+      (sql) => [sql.revokeAll, [user, except, lockMs(budget)]],
+      budget,
+    );
     return rows.length;
   }
 
   /** Runs a statement that needs the user columns; `MIGRATION_REQUIRED` when the table lacks them. */
-  async #userStatement(what: string, pick: (sql: UserStatements) => [string, unknown[]], budget = this.#budget()): Promise<Row[]> {
+  async #userStatement(
+    what: string,
+    pick: (sql: UserStatements) => [string, unknown[]],
+    budget = this.#budget(),
+  ): Promise<Row[]> {
     const [text, params] = pick(this.#sql.users);
     try {
       const rows = await this.#run(what, text, params, budget);
@@ -1068,7 +1142,10 @@ export class PostgresStore<Data extends object = SessionData> {
     }
     const timeoutMs = budget.remaining();
     if (budget.bounded && timeoutMs <= 0) {
-      throw new SessionError("TIMEOUT", `Cannot ${what}: no answer from the database within ${Math.round(budget.elapsed())} ms`);
+      throw new SessionError(
+        "TIMEOUT",
+        `Cannot ${what}: no answer from the database within ${Math.round(budget.elapsed())} ms`,
+      );
     }
     try {
       return await this.#driver.run(text, params, { timeoutMs, signal: budget.signal });

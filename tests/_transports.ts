@@ -6,7 +6,15 @@
 import { Client, neon, Pool } from "@neondatabase/serverless";
 import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
-import { type NeonSql, PostgresStore, type PostgresStoreOptions, type QueryClient, type Row, schemaSql, type StoreOptions } from "../mod.ts";
+import {
+  type NeonSql,
+  PostgresStore,
+  type PostgresStoreOptions,
+  type QueryClient,
+  type Row,
+  schemaSql,
+  type StoreOptions,
+} from "../mod.ts";
 import { adminPool, databaseUrl, DB_TIME_ZONE, withTimeZone } from "./_db.ts";
 import { configureNeon, startSupportServer } from "./support/harness.ts";
 
@@ -243,7 +251,10 @@ function pgPoolTransport(name: string, prepare: boolean | undefined): Transport 
         brokenStore: async (options = {}) => {
           const closed = new pg.Pool({ connectionString: url });
           await closed.end();
-          return { store: makeStore({ client: closed as unknown as QueryClient, prepare, table, ...options }), close: () => Promise.resolve() };
+          return {
+            store: makeStore({ client: closed as unknown as QueryClient, prepare, table, ...options }),
+            close: () => Promise.resolve(),
+          };
         },
         close: async () => {
           try {
@@ -283,7 +294,10 @@ const pglite: Transport = {
         // A fresh instance runs initdb (seconds); one loaded from a dump of this one starts fast.
         const closed = new PGlite({ loadDataDir: await db.dumpDataDir("none") });
         await closed.close();
-        return { store: makeStore({ client: closed as unknown as QueryClient, table, ...options }), close: () => Promise.resolve() };
+        return {
+          store: makeStore({ client: closed as unknown as QueryClient, table, ...options }),
+          close: () => Promise.resolve(),
+        };
       },
       close: () => db.close(),
     };
@@ -293,7 +307,10 @@ const pglite: Transport = {
 /** Every transport, in the order the shared suite runs them. */
 export const transports: readonly Transport[] = [
   neonHttp("Neon HTTP neon() via /sql", (url) => ({ sql: neon(url) })),
-  neonHttp("Neon HTTP { connectionString, fetchEndpoint } via /sql", (url, endpoint) => ({ connectionString: url, fetchEndpoint: endpoint })),
+  neonHttp(
+    "Neon HTTP { connectionString, fetchEndpoint } via /sql",
+    (url, endpoint) => ({ connectionString: url, fetchEndpoint: endpoint }),
+  ),
   neonWs("Neon Pool via WebSocket proxy", "pool"),
   neonWs("Neon Client via WebSocket proxy", "client"),
   pgPool,

@@ -14,10 +14,17 @@ const env: Env = { DATABASE_URL: "", SESSION_SECRET: "" };
 const ctx: Ctx = { waitUntil() {} };
 
 // Workers: the handler ignores env/ctx; the options function reads them (the README's example).
-const workers = withSession(async (_req, session) => {
-  session.set("visits", 1);
-  return new Response("ok");
-}, (_req, e: Env, c: Ctx) => ({ store: { connectionString: e.DATABASE_URL }, secrets: [e.SESSION_SECRET], waitUntil: c.waitUntil.bind(c) }));
+const workers = withSession(
+  async (_req, session) => {
+    session.set("visits", 1);
+    return new Response("ok");
+  },
+  (_req, e: Env, c: Ctx) => ({
+    store: { connectionString: e.DATABASE_URL },
+    secrets: [e.SESSION_SECRET],
+    waitUntil: c.waitUntil.bind(c),
+  }),
+);
 export const a: Promise<Response> = workers(new Request("https://x/"), env, ctx);
 
 // The handler takes the platform's arguments; the options are a plain object.

@@ -70,11 +70,19 @@ function demoCommand(dataDir: string, overrides: Record<string, string> = {}, ru
   const [command, args] = runtime === "node"
     ? [process.execPath, ["--import", "tsx", "demo/main.ts"]]
     : [join(ROOT, "node_modules/.bin/deno"), ["run", "-A", "demo/deno.ts"]];
-  return { command, args, options: { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] as ["ignore", "pipe", "pipe"] } };
+  return {
+    command,
+    args,
+    options: { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] as ["ignore", "pipe", "pipe"] },
+  };
 }
 
 /** Runs the demo until it exits by itself (a start-up failure): its exit code and output. */
-function runDemoToExit(dataDir: string, overrides: Record<string, string>, runtime: "node" | "deno" = "node"): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runDemoToExit(
+  dataDir: string,
+  overrides: Record<string, string>,
+  runtime: "node" | "deno" = "node",
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const { command, args, options } = demoCommand(dataDir, overrides, runtime);
   const child = spawn(command, args, options);
   let stdout = "";
@@ -185,7 +193,10 @@ describe("demo in Chromium", { skip: IN_DENO && "runs under Node only (it drives
   });
 
   test("the startup line names the embedded database and a localhost URL", () => {
-    assert.match(demo.output(), /sessions in embedded PostgreSQL \(PGlite\) in .*pgsession-browser-.*\/data; open http:\/\/localhost:\d+\//);
+    assert.match(
+      demo.output(),
+      /sessions in embedded PostgreSQL \(PGlite\) in .*pgsession-browser-.*\/data; open http:\/\/localhost:\d+\//,
+    );
   });
 
   test("a first visit shows the sign-in form and counts one visit", async () => {
@@ -232,7 +243,7 @@ describe("demo in Chromium", { skip: IN_DENO && "runs under Node only (it drives
     assert.equal(cookie.httpOnly, true);
     assert.equal(cookie.sameSite, "Lax");
     assert.equal(cookie.path, "/");
-    assert.equal(cookie.secure, false, "secure: \"auto\" leaves Secure off over plain http");
+    assert.equal(cookie.secure, false, 'secure: "auto" leaves Secure off over plain http');
     assert.match(cookie.value, /^[A-Za-z0-9_-]{43}$/);
     const now = Date.now() / 1000;
     assert.ok(cookie.expires > now, `expires ${cookie.expires} is in the future`);
@@ -248,7 +259,10 @@ describe("demo in Chromium", { skip: IN_DENO && "runs under Node only (it drives
     assert.equal(await table.locator("tbody tr").count(), 2);
     assert.equal(await page.locator("#bound-user").textContent(), "Ada <Lovelace>");
     assert.equal(await table.locator("tr", { hasText: "visits" }).locator("td").textContent(), "5");
-    assert.match(await table.locator("tr", { hasText: "signedInAt" }).locator("td").textContent() ?? "", /^\d{4}-\d\d-\d\dT.*Z \(a Date/);
+    assert.match(
+      await table.locator("tr", { hasText: "signedInAt" }).locator("td").textContent() ?? "",
+      /^\d{4}-\d\d-\d\dT.*Z \(a Date/,
+    );
     await page.screenshot({ path: join(ARTIFACTS, "demo-session.png"), fullPage: true });
   });
 
@@ -294,7 +308,10 @@ describe("demo in Chromium", { skip: IN_DENO && "runs under Node only (it drives
 
     const fromOther = await openSessions(otherPage);
     assert.equal(await fromOther.count(), 2);
-    assert.equal(await otherPage.locator("#sessions tr.current .label").textContent(), "Firefox on Windows (this device)");
+    assert.equal(
+      await otherPage.locator("#sessions tr.current .label").textContent(),
+      "Firefox on Windows (this device)",
+    );
   });
 
   test("signing out the other device from Your sessions signs it out on its next load", async () => {
@@ -320,7 +337,10 @@ describe("demo in Chromium", { skip: IN_DENO && "runs under Node only (it drives
     await signIn(otherPage, "Grace");
     assert.equal(await (await openSessions(page)).count(), 2);
     await Promise.all([page.waitForURL(demo.url + "/sessions"), page.click("form.revoke-others button")]);
-    assert.equal(await page.locator(".flash.notice").textContent(), "Signed out everywhere else: 1 other session ended. This one stays.");
+    assert.equal(
+      await page.locator(".flash.notice").textContent(),
+      "Signed out everywhere else: 1 other session ended. This one stays.",
+    );
     assert.equal(await page.locator("#sessions tbody tr").count(), 1);
     assert.equal(await page.locator("#sessions tr.current .label").textContent(), "Chrome on Linux (this device)");
     await page.screenshot({ path: join(ARTIFACTS, "demo-signed-out-everywhere-else.png"), fullPage: true });
@@ -343,10 +363,15 @@ describe("demo in Chromium", { skip: IN_DENO && "runs under Node only (it drives
     const mallory = await browser.newContext({ viewport: VIEWPORT });
     try {
       await signIn(await mallory.newPage(), "Mallory");
-      const response = await mallory.request.post(demo.url + "/sessions/revoke", { form: { handle }, headers: { origin: demo.url } });
+      const response = await mallory.request.post(demo.url + "/sessions/revoke", {
+        form: { handle },
+        headers: { origin: demo.url },
+      });
       assert.equal(response.status(), 200);
       assert.match(await response.text(), /That session had already ended/);
-      const forged = await other.request.post(demo.url + "/sessions/revoke-others", { headers: { origin: "http://evil.example" } });
+      const forged = await other.request.post(demo.url + "/sessions/revoke-others", {
+        headers: { origin: "http://evil.example" },
+      });
       assert.equal(forged.status(), 403);
       malloryToken = (await sessionCookie(mallory))!.value;
     } finally {
@@ -396,7 +421,8 @@ async function startRelay(target: URL): Promise<Relay> {
     }
     client.pipe(upstream).pipe(client);
   });
-  const listen = (port: number) => new Promise<void>((resolve, reject) => server.once("error", reject).listen(port, "127.0.0.1", () => resolve()));
+  const listen = (port: number) =>
+    new Promise<void>((resolve, reject) => server.once("error", reject).listen(port, "127.0.0.1", () => resolve()));
   const cut = async () => {
     const closed = new Promise((resolve) => server.close(resolve));
     for (const s of sockets) s.destroy();
@@ -414,7 +440,9 @@ function cookieOf(response: Response): string {
   return cookie.split(";")[0]!;
 }
 
-describe("demo start-up and failures", { skip: IN_DENO ? "runs under Node only (it drives the demo as child processes)" : dbSkip }, () => {
+describe("demo start-up and failures", {
+  skip: IN_DENO ? "runs under Node only (it drives the demo as child processes)" : dbSkip,
+}, () => {
   let tmp: string;
   let admin: pg.Pool;
   let relay: Relay;
@@ -453,7 +481,12 @@ describe("demo start-up and failures", { skip: IN_DENO ? "runs under Node only (
         const result = await runDemoToExit(dataDir, { PORT: String(port) }, runtime);
         assert.equal(result.code, 1, result.stderr);
         assert.equal(result.stdout, "");
-        assert.match(result.stderr, new RegExp(`^pgsession demo: Cannot listen on 127\\.0\\.0\\.1:${port}: the port is already in use; .*PORT=0: any free port\\)\\n$`));
+        assert.match(
+          result.stderr,
+          new RegExp(
+            `^pgsession demo: Cannot listen on 127\\.0\\.0\\.1:${port}: the port is already in use; .*PORT=0: any free port\\)\\n$`,
+          ),
+        );
         assert.equal(existsSync(dataDir), false, "nothing touched the database folder");
       } finally {
         await new Promise((resolve) => blocker.close(resolve));
@@ -464,7 +497,10 @@ describe("demo start-up and failures", { skip: IN_DENO ? "runs under Node only (
   test("DATABASE_URL without the session table stops with one line saying to run npx pgsession migrate, and creates nothing", async () => {
     const result = await runDemoToExit(join(tmp, "unused"), { DATABASE_URL: url });
     assert.equal(result.code, 1, result.stderr);
-    assert.match(result.stderr, /^pgsession demo: The database in DATABASE_URL \(127\.0\.0\.1:\d+\) has no "session" table; create it with `npx pgsession migrate` .*\n$/);
+    assert.match(
+      result.stderr,
+      /^pgsession demo: The database in DATABASE_URL \(127\.0\.0\.1:\d+\) has no "session" table; create it with `npx pgsession migrate` .*\n$/,
+    );
     const { rows } = await admin.query(`SELECT to_regclass($1) AS t`, [`${schema}.session`]);
     assert.equal(rows[0].t, null, "the demo never changes the schema of a database it was given");
   });
@@ -473,19 +509,27 @@ describe("demo start-up and failures", { skip: IN_DENO ? "runs under Node only (
     const old = `${schema}_old`;
     await admin.query(`CREATE SCHEMA ${old}`);
     try {
-      await admin.query(`CREATE TABLE ${old}.session (session_key char(64) PRIMARY KEY, session_data bytea, session_expiry timestamp NOT NULL)`);
+      await admin.query(
+        `CREATE TABLE ${old}.session (session_key char(64) PRIMARY KEY, session_data bytea, session_expiry timestamp NOT NULL)`,
+      );
       const oldUrl = new URL(url);
       oldUrl.searchParams.set("options", `-c search_path=${old}`);
       const result = await runDemoToExit(join(tmp, "unused"), { DATABASE_URL: oldUrl.toString() });
       assert.equal(result.code, 1, result.stderr);
-      assert.match(result.stderr, /^pgsession demo: The "session" table in DATABASE_URL \(127\.0\.0\.1:\d+\) lacks a column the demo uses \(column "session_user_id" does not exist\); add it with `npx pgsession migrate`, which keeps every session\n$/);
+      assert.match(
+        result.stderr,
+        /^pgsession demo: The "session" table in DATABASE_URL \(127\.0\.0\.1:\d+\) lacks a column the demo uses \(column "session_user_id" does not exist\); add it with `npx pgsession migrate`, which keeps every session\n$/,
+      );
     } finally {
       await admin.query(`DROP SCHEMA ${old} CASCADE`);
     }
   });
 
   test("after pgsession migrate the demo runs on DATABASE_URL; a database outage is a logged 503, and it recovers", async () => {
-    const migrated = spawn(process.execPath, ["--import", "tsx", "cli/pgsession.ts", "migrate", "--url", url], { cwd: ROOT, stdio: "ignore" });
+    const migrated = spawn(process.execPath, ["--import", "tsx", "cli/pgsession.ts", "migrate", "--url", url], {
+      cwd: ROOT,
+      stdio: "ignore",
+    });
     assert.equal(await new Promise((resolve) => migrated.once("close", resolve)), 0);
 
     const demo = await startDemo(join(tmp, "unused"), { DATABASE_URL: url });

@@ -41,7 +41,10 @@ function rejectsFast(action: () => unknown, ms = 250): string {
     caught = error;
   }
   const elapsed = performance.now() - started;
-  assert.ok(caught instanceof RangeError, `expected a RangeError, got ${caught === undefined ? "a result" : String(caught)}`);
+  assert.ok(
+    caught instanceof RangeError,
+    `expected a RangeError, got ${caught === undefined ? "a result" : String(caught)}`,
+  );
   assert.ok(elapsed < ms, `took ${elapsed.toFixed(1)} ms`);
   return caught.message;
 }
@@ -50,7 +53,11 @@ function hasCycle(value: unknown, seen: Set<unknown> = new Set()): boolean {
   if (value === null || typeof value !== "object") return false;
   if (seen.has(value)) return true;
   seen.add(value);
-  const children = value instanceof Map ? [...value.keys(), ...value.values()] : value instanceof Set ? [...value] : Object.values(value);
+  const children = value instanceof Map
+    ? [...value.keys(), ...value.values()]
+    : value instanceof Set
+    ? [...value]
+    : Object.values(value);
   const cyclic = children.some((child) => hasCycle(child, seen));
   seen.delete(value);
   return cyclic;
@@ -97,7 +104,9 @@ describe("encodeData and decodeData", () => {
   });
 
   test("byte strings decode as plain Uint8Array copies, even from a Buffer", () => {
-    const encoded = encodeData(new Map<string, unknown>([["bytes", new Uint8Array([1, 2, 3])], ["deep", { list: [new Uint8Array([4])] }]]));
+    const encoded = encodeData(
+      new Map<string, unknown>([["bytes", new Uint8Array([1, 2, 3])], ["deep", { list: [new Uint8Array([4])] }]]),
+    );
     // Drivers hand bytea over as a Buffer.
     const input = Buffer.from(encoded);
     const back = decodeData(input, LIMIT);
@@ -113,7 +122,10 @@ describe("encodeData and decodeData", () => {
     // {"b": h'0102'}: no tag 64, whether or not a global Buffer exists (b9 0001: a 1-entry map).
     assert.equal(hex(encodeData(new Map([["b", new Uint8Array([1, 2])]]))), "b9 0001 6162 42 0102".replaceAll(" ", ""));
     // {"m": 259({1: 2})}
-    assert.equal(hex(encodeData(new Map([["m", new Map([[1, 2]])]]))), "b9 0001 616d d90103 a1 01 02".replaceAll(" ", ""));
+    assert.equal(
+      hex(encodeData(new Map([["m", new Map([[1, 2]])]]))),
+      "b9 0001 616d d90103 a1 01 02".replaceAll(" ", ""),
+    );
     // {"d": 1(0), "s": 258([1]), "n": 7n as a 64-bit integer}
     assert.equal(
       hex(encodeData(new Map<string, unknown>([["d", new Date(0)], ["s", new Set([1])], ["n", 7n]]))),
@@ -168,7 +180,10 @@ describe("encodeData and decodeData", () => {
       ["40,000 nested arrays", concat([0xa1, 0x61, 0x61], new Array<number>(40_000).fill(0x81), [0x00])],
       ["20,000 nested maps", concat(...new Array<number[]>(20_000).fill([0xa1, 0x61, 0x61]), [0x00])],
       ["40,000 nested indefinite arrays", concat([0xa1, 0x61, 0x61], new Array<number>(40_000).fill(0x9f))],
-      ["60,000 nested tags", concat([0xa1, 0x61, 0x61], new Array<number>(30_000).fill(0).flatMap(() => [0xd8, 0x1c]), [0x00])],
+      [
+        "60,000 nested tags",
+        concat([0xa1, 0x61, 0x61], new Array<number>(30_000).fill(0).flatMap(() => [0xd8, 0x1c]), [0x00]),
+      ],
       ["a reserved additional-info byte", fromHex("a1 61 61 1c")],
       ["a lone break byte", fromHex("a1 61 61 ff")],
     ];
@@ -196,7 +211,7 @@ describe("encodeData and decodeData", () => {
       assert.deepEqual(Object.getOwnPropertyNames(Object.prototype).sort(), objectPrototypeKeys);
       assert.equal(({} as Record<string, unknown>).polluted, undefined);
       // Refusing it (RangeError) is the safe outcome; a renamed key would be altered data.
-      if (back) assert.ok(!JSON.stringify([...back]).includes("__proto_\""), `renamed: ${JSON.stringify([...back])}`);
+      if (back) assert.ok(!JSON.stringify([...back]).includes('__proto_"'), `renamed: ${JSON.stringify([...back])}`);
     }
   });
 
@@ -258,7 +273,11 @@ describe("encodeData and decodeData", () => {
     for (const [name, value] of bad) {
       assert.throws(() => encodeData(new Map([["x", value]])), { name: "TypeError", message: /"__proto__" key/ }, name);
     }
-    assert.throws(() => encodeData(new Map([["__proto__", 1]])), { name: "TypeError", message: /"__proto__" key/ }, "a root key");
+    assert.throws(
+      () => encodeData(new Map([["__proto__", 1]])),
+      { name: "TypeError", message: /"__proto__" key/ },
+      "a root key",
+    );
     assert.deepEqual(Object.getOwnPropertyNames(Object.prototype).sort(), objectPrototypeKeys);
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
   });
@@ -267,7 +286,12 @@ describe("encodeData and decodeData", () => {
     class Custom extends Error {
       code = "E_CUSTOM";
     }
-    const errors = [new Error("plain"), new TypeError("typed", { cause: new Error("inner") }), new RangeError("range"), new Custom("custom")];
+    const errors = [
+      new Error("plain"),
+      new TypeError("typed", { cause: new Error("inner") }),
+      new RangeError("range"),
+      new Custom("custom"),
+    ];
     const back = roundTrip({ errors, regexp: /a+(b)?\//giu });
     const decoded = back.get("errors") as Error[];
     decoded.forEach((error, i) => {

@@ -36,9 +36,16 @@ function refusedFast(bytes: Uint8Array, name: string, ms = 2000): string {
     caught = error;
   }
   const elapsed = performance.now() - started;
-  assert.ok(caught instanceof RangeError, `${name}: expected a RangeError, got ${caught === undefined ? `a result ${String(result)}` : String(caught)}`);
+  assert.ok(
+    caught instanceof RangeError,
+    `${name}: expected a RangeError, got ${caught === undefined ? `a result ${String(result)}` : String(caught)}`,
+  );
   assert.ok(elapsed < ms, `${name}: took ${elapsed.toFixed(0)} ms`);
-  assert.deepEqual(Object.getOwnPropertyNames(Object.prototype).sort(), objectPrototypeKeys, `${name}: Object.prototype changed`);
+  assert.deepEqual(
+    Object.getOwnPropertyNames(Object.prototype).sort(),
+    objectPrototypeKeys,
+    `${name}: Object.prototype changed`,
+  );
   assert.equal(({} as Record<string, unknown>).polluted, undefined, `${name}: Object.prototype polluted`);
   return caught.message;
 }
@@ -100,7 +107,10 @@ describe("hostile stored rows", () => {
   test("packed-value tables cannot share one value between places either", () => {
     // On its own, the table decodes to shared values: a 2^30 walk for a few hundred bytes.
     refusedFast(packedValueDag(30), "30-level packed DAG");
-    refusedFast(Uint8Array.from([...tag(51), 0x84, 0x81, 0x01, 0x80, 0x80, 0xa1, ...text("a"), 0xe0]), "one packed value");
+    refusedFast(
+      Uint8Array.from([...tag(51), 0x84, 0x81, 0x01, 0x80, 0x80, 0xa1, ...text("a"), 0xe0]),
+      "one packed value",
+    );
   });
 
   test("a __proto__ key is refused however its length is written, and never renamed", () => {
@@ -130,7 +140,11 @@ describe("hostile stored rows", () => {
     // 57342 defines a record (a 3-item head, then the id, the keys and the rest of the data);
     // 57344([values]) then uses it.
     const defined = [...tag(0xdffe), 0x83, ...head(0, 0xe000), 0x81, ...key];
-    refusedFast(Uint8Array.from([...defined, 0xa1, ...text("a"), ...tag(0xe000), 0x81, 0x01]), "defined record (57342)", 250);
+    refusedFast(
+      Uint8Array.from([...defined, 0xa1, ...text("a"), ...tag(0xe000), 0x81, 0x01]),
+      "defined record (57342)",
+      250,
+    );
   });
 
   test("the decoder keeps working after refusing a row", () => {

@@ -5,9 +5,16 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { once } from "node:events";
 import { createServer } from "node:http";
-import { connect, type AddressInfo } from "node:net";
+import { type AddressInfo, connect } from "node:net";
 import { describe, test } from "node:test";
-import { compileCookie, type CookieOptions, MAX_COOKIE_BYTES, readCookies, requestIsSecure, serializeCookie } from "../src/cookie.ts";
+import {
+  compileCookie,
+  type CookieOptions,
+  MAX_COOKIE_BYTES,
+  readCookies,
+  requestIsSecure,
+  serializeCookie,
+} from "../src/cookie.ts";
 import { sign, unsign } from "../src/_signature.ts";
 import { generateToken } from "../src/token.ts";
 
@@ -22,7 +29,11 @@ describe("readCookies", () => {
       assert.deepEqual(readCookies(`${space}${NAME}=planted`, NAME), [], `${label} at the start`);
       assert.deepEqual(readCookies(`theme=dark; ${space}${NAME}=planted`, NAME), [], `${label} after "; "`);
       assert.deepEqual(readCookies(`${NAME}${space}=planted`, NAME), [], `${label} before "="`);
-      assert.deepEqual(readCookies(`${space}${NAME}=planted; ${NAME}=real`, NAME), ["real"], `${label}: the real cookie still wins`);
+      assert.deepEqual(
+        readCookies(`${space}${NAME}=planted; ${NAME}=real`, NAME),
+        ["real"],
+        `${label}: the real cookie still wins`,
+      );
     }
   });
 
@@ -33,7 +44,8 @@ describe("readCookies", () => {
   });
 
   test("names are compared exactly: no case folding, no prefix or suffix match", () => {
-    const header = `__host-session=1; __Host-Session=2; x__Host-session=3; __Host-session2=4; __Host-sessio=5; ${NAME}=6`;
+    const header =
+      `__host-session=1; __Host-Session=2; x__Host-session=3; __Host-session2=4; __Host-sessio=5; ${NAME}=6`;
     assert.deepEqual(readCookies(header, NAME), ["6"]);
   });
 
@@ -66,7 +78,9 @@ describe("readCookies", () => {
   });
 
   test("1,000 forged signed cookies cost at most 4 × 3 HMAC verifications with 3 secrets", async () => {
-    const header = (await Promise.all(Array.from({ length: 1000 }, async () => `${NAME}=${await sign(generateToken(), "x".repeat(32))}`)))
+    const header = (await Promise.all(
+      Array.from({ length: 1000 }, async () => `${NAME}=${await sign(generateToken(), "x".repeat(32))}`),
+    ))
       .join("; ");
     const real = crypto.subtle.verify;
     let calls = 0;
@@ -147,7 +161,15 @@ describe("readCookies", () => {
 describe("compileCookie", () => {
   test("the defaults: __Host-session, HttpOnly, Secure, SameSite=Lax, Path=/", () => {
     const cookie = compileCookie()(false);
-    assert.deepEqual({ ...cookie }, { name: NAME, domain: undefined, path: "/", sameSite: "Lax", secure: true, httpOnly: true, partitioned: false });
+    assert.deepEqual({ ...cookie }, {
+      name: NAME,
+      domain: undefined,
+      path: "/",
+      sameSite: "Lax",
+      secure: true,
+      httpOnly: true,
+      partitioned: false,
+    });
     assert.equal(serializeCookie(cookie, "v", 3600), `${NAME}=v; Max-Age=3600; Path=/; HttpOnly; Secure; SameSite=Lax`);
   });
 
@@ -156,7 +178,10 @@ describe("compileCookie", () => {
     assert.equal(serializeCookie(auto(true), "v", 60), `${NAME}=v; Max-Age=60; Path=/; HttpOnly; Secure; SameSite=Lax`);
     assert.equal(serializeCookie(auto(false), "v", 60), "session=v; Max-Age=60; Path=/; HttpOnly; SameSite=Lax");
     const scoped = compileCookie({ secure: "auto", path: "/app", sameSite: "Strict" });
-    assert.equal(serializeCookie(scoped(true), "v", 60), "__Secure-session=v; Max-Age=60; Path=/app; HttpOnly; Secure; SameSite=Strict");
+    assert.equal(
+      serializeCookie(scoped(true), "v", 60),
+      "__Secure-session=v; Max-Age=60; Path=/app; HttpOnly; Secure; SameSite=Strict",
+    );
     assert.equal(scoped(false).name, "session");
     assert.equal(compileCookie({ secure: "auto", domain: "example.com" })(true).name, "__Secure-session");
     assert.equal(compileCookie({ secure: false })(true).name, "session", "secure: false ignores the scheme");
@@ -179,8 +204,14 @@ describe("compileCookie", () => {
 
   test("__Host- needs Secure, Path=/ and no Domain, matched case-insensitively", () => {
     for (const name of ["__Host-sid", "__host-sid", "__HOST-sid"]) {
-      assert.throws(() => compileCookie({ name, secure: false }), { name: "TypeError", message: new RegExp(`"${name}".*Secure.*secure is false`) });
-      assert.throws(() => compileCookie({ name, path: "/app" }), { name: "TypeError", message: new RegExp(`"${name}" with path "/app".*Path=/`) });
+      assert.throws(() => compileCookie({ name, secure: false }), {
+        name: "TypeError",
+        message: new RegExp(`"${name}".*Secure.*secure is false`),
+      });
+      assert.throws(() => compileCookie({ name, path: "/app" }), {
+        name: "TypeError",
+        message: new RegExp(`"${name}" with path "/app".*Path=/`),
+      });
       assert.throws(() => compileCookie({ name, domain: "example.com" }), {
         name: "TypeError",
         message: new RegExp(`"${name}" with domain "example.com".*Domain`),
@@ -192,10 +223,16 @@ describe("compileCookie", () => {
 
   test("__Secure- needs Secure, matched case-insensitively", () => {
     for (const name of ["__Secure-sid", "__secure-sid"]) {
-      assert.throws(() => compileCookie({ name, secure: false }), { name: "TypeError", message: new RegExp(`"${name}".*__Secure-.*secure is false`) });
+      assert.throws(() => compileCookie({ name, secure: false }), {
+        name: "TypeError",
+        message: new RegExp(`"${name}".*__Secure-.*secure is false`),
+      });
     }
     const cookie = compileCookie({ name: "__Secure-sid", path: "/app", domain: "example.com" })(false);
-    assert.equal(serializeCookie(cookie, "v", 1), "__Secure-sid=v; Max-Age=1; Path=/app; Domain=example.com; HttpOnly; Secure; SameSite=Lax");
+    assert.equal(
+      serializeCookie(cookie, "v", 1),
+      "__Secure-sid=v; Max-Age=1; Path=/app; Domain=example.com; HttpOnly; Secure; SameSite=Lax",
+    );
   });
 
   test('an explicit __Host- or __Secure- name with secure "auto" is refused: it would break over HTTP', () => {
@@ -206,12 +243,21 @@ describe("compileCookie", () => {
 
   test('SameSite=None and Partitioned need secure: true (false and "auto" are refused)', () => {
     for (const secure of [false, "auto"] as const) {
-      assert.throws(() => compileCookie({ sameSite: "None", secure }), { name: "TypeError", message: /sameSite "None".*Secure/ });
-      assert.throws(() => compileCookie({ partitioned: true, secure }), { name: "TypeError", message: /partitioned true.*Secure/ });
+      assert.throws(() => compileCookie({ sameSite: "None", secure }), {
+        name: "TypeError",
+        message: /sameSite "None".*Secure/,
+      });
+      assert.throws(() => compileCookie({ partitioned: true, secure }), {
+        name: "TypeError",
+        message: /partitioned true.*Secure/,
+      });
       assert.throws(() => compileCookie({ partitioned: true, secure, sameSite: "Strict", path: "/app" }), TypeError);
     }
     const cookie = compileCookie({ sameSite: "None", partitioned: true })(false);
-    assert.equal(serializeCookie(cookie, "v", 1), `${NAME}=v; Max-Age=1; Path=/; HttpOnly; Secure; SameSite=None; Partitioned`);
+    assert.equal(
+      serializeCookie(cookie, "v", 1),
+      `${NAME}=v; Max-Age=1; Path=/; HttpOnly; Secure; SameSite=None; Partitioned`,
+    );
   });
 
   test("names and attributes that would corrupt the header, and wrong types, are TypeErrors with the value", () => {
@@ -232,15 +278,20 @@ describe("compileCookie", () => {
     for (const [options, message] of bad) {
       assert.throws(() => compileCookie(options), { name: "TypeError", message }, JSON.stringify(options));
     }
-    assert.throws(() => compileCookie(null as unknown as CookieOptions), { name: "TypeError", message: /expected an object, got null/ });
+    assert.throws(() => compileCookie(null as unknown as CookieOptions), {
+      name: "TypeError",
+      message: /expected an object, got null/,
+    });
   });
-
 });
 
 describe("serializeCookie", () => {
   test("Max-Age is floored and never negative; Domain only when set", () => {
     const cookie = compileCookie({ name: "sid", domain: "example.com", httpOnly: false })(true);
-    assert.equal(serializeCookie(cookie, "v", 59.9), "sid=v; Max-Age=59; Path=/; Domain=example.com; Secure; SameSite=Lax");
+    assert.equal(
+      serializeCookie(cookie, "v", 59.9),
+      "sid=v; Max-Age=59; Path=/; Domain=example.com; Secure; SameSite=Lax",
+    );
     assert.equal(serializeCookie(cookie, "", -5), "sid=; Max-Age=0; Path=/; Domain=example.com; Secure; SameSite=Lax");
   });
 });
@@ -270,13 +321,25 @@ describe("requestIsSecure", () => {
       ["wss", false],
     ];
     for (const [value, secure] of cases) {
-      assert.equal(requestIsSecure(request("http://10.0.0.5/", { "x-forwarded-proto": value }), true), secure, JSON.stringify(value));
+      assert.equal(
+        requestIsSecure(request("http://10.0.0.5/", { "x-forwarded-proto": value }), true),
+        secure,
+        JSON.stringify(value),
+      );
     }
-    assert.equal(requestIsSecure(request("https://10.0.0.5/", { "x-forwarded-proto": "http" }), true), false, "the proxy wins over the URL");
+    assert.equal(
+      requestIsSecure(request("https://10.0.0.5/", { "x-forwarded-proto": "http" }), true),
+      false,
+      "the proxy wins over the URL",
+    );
     const two = new Headers();
     two.append("x-forwarded-proto", "https");
     two.append("x-forwarded-proto", "http");
-    assert.equal(requestIsSecure(new Request("http://10.0.0.5/", { headers: two }), true), true, "first of two header lines");
+    assert.equal(
+      requestIsSecure(new Request("http://10.0.0.5/", { headers: two }), true),
+      true,
+      "first of two header lines",
+    );
   });
 
   test("with trustProxy, Forwarded: proto= of the first element, quoted or not, when X-Forwarded-Proto is absent", () => {
@@ -295,12 +358,27 @@ describe("requestIsSecure", () => {
     ];
     for (const [value, secure] of cases) {
       assert.equal(requestIsSecure(request("http://10.0.0.5/", { forwarded: value }), true), secure, value);
-      assert.equal(requestIsSecure(request("https://10.0.0.5/", { forwarded: value }), true), secure, `${value} over https`);
+      assert.equal(
+        requestIsSecure(request("https://10.0.0.5/", { forwarded: value }), true),
+        secure,
+        `${value} over https`,
+      );
     }
   });
 
   test("with trustProxy, a Forwarded header without a usable proto leaves the URL's scheme", () => {
-    for (const value of ["for=192.0.2.60", "for=a, for=b;proto=https", 'proto="https', "garbage", "", ";;;", "proto=", 'for="x\\'] as const) {
+    for (
+      const value of [
+        "for=192.0.2.60",
+        "for=a, for=b;proto=https",
+        'proto="https',
+        "garbage",
+        "",
+        ";;;",
+        "proto=",
+        'for="x\\',
+      ] as const
+    ) {
       assert.equal(requestIsSecure(request("http://10.0.0.5/", { forwarded: value }), true), false, value);
       assert.equal(requestIsSecure(request("https://10.0.0.5/", { forwarded: value }), true), true, value);
     }
@@ -308,15 +386,34 @@ describe("requestIsSecure", () => {
 
   test("with trustProxy, a 1 MB Forwarded header is read in linear time (does not hang)", () => {
     const started = performance.now();
-    assert.equal(requestIsSecure(request("http://a/", { forwarded: `${"a=b;".repeat(250_000)}proto=https` }), true), true);
-    assert.equal(requestIsSecure(request("http://a/", { forwarded: `${"a;".repeat(250_000)}proto=https` }), true), false);
+    assert.equal(
+      requestIsSecure(request("http://a/", { forwarded: `${"a=b;".repeat(250_000)}proto=https` }), true),
+      true,
+    );
+    assert.equal(
+      requestIsSecure(request("http://a/", { forwarded: `${"a;".repeat(250_000)}proto=https` }), true),
+      false,
+    );
     assert.ok(performance.now() - started < 5_000);
   });
 
   test("with trustProxy, X-Forwarded-Proto wins over Forwarded; an empty one is skipped", () => {
-    assert.equal(requestIsSecure(request("http://a/", { "x-forwarded-proto": "http", forwarded: "proto=https" }), true), false);
-    assert.equal(requestIsSecure(request("http://a/", { "x-forwarded-proto": "https", forwarded: "proto=http" }), true), true);
-    assert.equal(requestIsSecure(request("http://a/", { "x-forwarded-proto": "", forwarded: "proto=https" }), true), true);
-    assert.equal(requestIsSecure(request("https://a/", { "x-forwarded-proto": " , http" }), true), true, "an empty first value falls through");
+    assert.equal(
+      requestIsSecure(request("http://a/", { "x-forwarded-proto": "http", forwarded: "proto=https" }), true),
+      false,
+    );
+    assert.equal(
+      requestIsSecure(request("http://a/", { "x-forwarded-proto": "https", forwarded: "proto=http" }), true),
+      true,
+    );
+    assert.equal(
+      requestIsSecure(request("http://a/", { "x-forwarded-proto": "", forwarded: "proto=https" }), true),
+      true,
+    );
+    assert.equal(
+      requestIsSecure(request("https://a/", { "x-forwarded-proto": " , http" }), true),
+      true,
+      "an empty first value falls through",
+    );
   });
 });

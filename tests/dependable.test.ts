@@ -83,7 +83,7 @@ async function stallingProxy(target: URL): Promise<{ url: string; stall(on: bool
     url: url.href,
     stall(on) {
       stalled = on;
-      if (!on) for (const release of held.splice(0)) release();
+      if (!on) { for (const release of held.splice(0)) release(); }
     },
     close: async () => {
       for (const socket of sockets) socket.destroy();
@@ -256,12 +256,19 @@ describe("dependable in production (pg.Pool)", { skip: dbSkip }, () => {
       const cookie = cookieOf(first)!;
       const started = performance.now();
       const results = await Promise.allSettled(
-        Array.from({ length: writers }, (_, i) => handler(new Request(`https://app.test/?k=k${i}`, { headers: { cookie } }))),
+        Array.from(
+          { length: writers },
+          (_, i) => handler(new Request(`https://app.test/?k=k${i}`, { headers: { cookie } })),
+        ),
       );
       const failed = results.filter((r) => r.status === "rejected" || r.value.status !== 200).length;
       const session = (await store.read(tokenOf(cookie)))!;
       const keys = (await session.keys()).filter((k) => k.startsWith("k"));
-      console.log(`${writers} parallel writers: ${failed} failed, ${keys.length} keys, ${Math.round(performance.now() - started)} ms`);
+      console.log(
+        `${writers} parallel writers: ${failed} failed, ${keys.length} keys, ${
+          Math.round(performance.now() - started)
+        } ms`,
+      );
       assert.equal(failed, 0);
       assert.equal(keys.length, writers, "every key is there");
     }
@@ -353,7 +360,10 @@ describe("dependable in production (pg.Pool)", { skip: dbSkip }, () => {
     const store = new PostgresStore({ client: pool(2), table, logger: spy.logger, absoluteTtl: null });
     for (const expiry of ["infinity", "294000-01-01"]) {
       const id = await signedIn(store);
-      await admin.query(`update ${table} set session_expiry = $1::timestamp where session_key = $2`, [expiry, await hashToken(id)]);
+      await admin.query(`update ${table} set session_expiry = $1::timestamp where session_key = $2`, [
+        expiry,
+        await hashToken(id),
+      ]);
       const res = await withSession(async (_req, s) => Response.json((await s.get("n")) ?? null), { store })(
         new Request("https://app.test/", { headers: { cookie: `__Host-session=${id}` } }),
       );
@@ -387,20 +397,29 @@ describe("dependable in production (pg.Pool)", { skip: dbSkip }, () => {
     assert.equal(res.status, 200);
     await Promise.all(pending); // resolves: the failure was handled, not left unhandled
     await admin.query(`alter table ${schema}.session_moved rename to session`);
-    assert.ok(spy.warnings.some((w) => /Background session commit failed/.test(w.message)), JSON.stringify(spy.warnings));
+    assert.ok(
+      spy.warnings.some((w) => /Background session commit failed/.test(w.message)),
+      JSON.stringify(spy.warnings),
+    );
     assert.ok(spy.warnings.some((w) => /release\(\) failed/.test(w.message)));
   });
 
   test("a pool without an error listener gets one: a killed idle connection is logged, not fatal", async () => {
     const spy = spyLogger();
-    const p = new pg.Pool({ connectionString: withTimeZone(databaseUrl()), max: 1, application_name: "pgsession-idle-kill" });
+    const p = new pg.Pool({
+      connectionString: withTimeZone(databaseUrl()),
+      max: 1,
+      application_name: "pgsession-idle-kill",
+    });
     pools.push(p);
     assert.equal(p.listenerCount("error"), 0);
     const store = new PostgresStore({ client: p, table, logger: spy.logger });
     assert.equal(p.listenerCount("error"), 1);
     await signedIn(store);
     const logged = new Promise<void>((resolve) => p.once("error", () => resolve()));
-    await admin.query("select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'pgsession-idle-kill'");
+    await admin.query(
+      "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'pgsession-idle-kill'",
+    );
     await logged;
     assert.ok(spy.warnings.some((w) => /idle/.test(w.message)));
     assert.ok(await store.count() >= 1, "the pool replaced the connection");
@@ -428,7 +447,9 @@ describe("dependable in production (Neon HTTP)", { skip: dbSkip }, () => {
         req.on("data", (c) => chunks.push(c)).on("end", () => resolve(Buffer.concat(chunks)));
       });
       const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string" && k.startsWith("neon-")) headers[k] = v;
+      for (const [k, v] of Object.entries(req.headers)) {
+        if (typeof v === "string" && k.startsWith("neon-")) headers[k] = v;
+      }
       const upstream = await fetch(`${support.url}/sql`, { method: "POST", body: new Uint8Array(body), headers });
       res.writeHead(upstream.status, { "content-type": "application/json" });
       res.end(Buffer.from(await upstream.arrayBuffer()));
@@ -445,7 +466,12 @@ describe("dependable in production (Neon HTTP)", { skip: dbSkip }, () => {
 
   test("a /sql endpoint that never answers is TIMEOUT within timeoutMs; the next call succeeds", async () => {
     const endpoint = `http://127.0.0.1:${(stall.address() as AddressInfo).port}/sql`;
-    const store = new PostgresStore({ connectionString: withTimeZone(databaseUrl()), fetchEndpoint: endpoint, table, timeoutMs: BOUND });
+    const store = new PostgresStore({
+      connectionString: withTimeZone(databaseUrl()),
+      fetchEndpoint: endpoint,
+      table,
+      timeoutMs: BOUND,
+    });
     stalling = true;
     assertTimeout(await timed(() => store.count()), "Neon HTTP, no answer");
     stalling = false;
@@ -460,7 +486,13 @@ describe("dependable in production (Neon HTTP)", { skip: dbSkip }, () => {
     });
     await new Promise<void>((resolve) => trap.listen(0, "127.0.0.1", resolve));
     try {
-      for (const url of ["postgres://user:pw@127.0.0.1/db", "postgres://user:pw@localhost/db", "postgres://user:pw@db.example.com/db"]) {
+      for (
+        const url of [
+          "postgres://user:pw@127.0.0.1/db",
+          "postgres://user:pw@localhost/db",
+          "postgres://user:pw@db.example.com/db",
+        ]
+      ) {
         assert.throws(() => new PostgresStore({ connectionString: url }), (error: unknown) => {
           assert.ok(error instanceof TypeError);
           assert.match(error.message, /not a Neon host/);
@@ -473,7 +505,10 @@ describe("dependable in production (Neon HTTP)", { skip: dbSkip }, () => {
       assert.equal(requests, 0);
       // Neon hosts keep working as before (nothing is sent until the first statement).
       new PostgresStore({ connectionString: "postgres://u:p@ep-cool-1.us-east-2.aws.neon.tech/db" });
-      assert.throws(() => new PostgresStore({ connectionString: "postgres://u:p@x/db", fetchEndpoint: "ftp://x/sql" }), TypeError);
+      assert.throws(
+        () => new PostgresStore({ connectionString: "postgres://u:p@x/db", fetchEndpoint: "ftp://x/sql" }),
+        TypeError,
+      );
     } finally {
       await new Promise<void>((resolve) => trap.close(() => resolve()));
     }

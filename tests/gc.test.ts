@@ -260,10 +260,16 @@ describe("gc()", { skip: dbSkip }, (): void => {
   test("rejects a batchSize or maxDurationMs out of range before sending anything", async (): Promise<void> => {
     const { store, statements } = await fixture();
     for (const batchSize of [0, -1, 1.5, 100_001, Number.NaN]) {
-      await assert.rejects(gc(store, { batchSize }), (e: unknown): boolean => e instanceof RangeError && /batchSize/.test(e.message));
+      await assert.rejects(
+        gc(store, { batchSize }),
+        (e: unknown): boolean => e instanceof RangeError && /batchSize/.test(e.message),
+      );
     }
     for (const maxDurationMs of [-1, Number.NaN]) {
-      await assert.rejects(gc(store, { maxDurationMs }), (e: unknown): boolean => e instanceof RangeError && /maxDurationMs/.test(e.message));
+      await assert.rejects(
+        gc(store, { maxDurationMs }),
+        (e: unknown): boolean => e instanceof RangeError && /maxDurationMs/.test(e.message),
+      );
     }
     assert.equal(statements.length, 0);
   });
@@ -306,7 +312,9 @@ describe("gc()", { skip: dbSkip }, (): void => {
 for (const transport of transports) {
   describe(`gc() over ${transport.name}`, { skip: transport.needsServer ? dbSkip : undefined }, (): void => {
     let t: TransportFixture;
-    const sql: Sql = { query: async (text: string, params?: unknown[]) => ({ rows: await t.sql(text, params) }) } as Sql;
+    const sql: Sql = {
+      query: async (text: string, params?: unknown[]) => ({ rows: await t.sql(text, params) }),
+    } as Sql;
 
     before(async (): Promise<void> => {
       t = await transport.setup(randomSchema("gc_transport"));

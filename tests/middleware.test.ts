@@ -2,7 +2,7 @@
 // failure handling, and the races a session library must survive.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { hashToken, PostgresStore, SessionError, withSession, type Session, type WithSessionOptions } from "../mod.ts";
+import { hashToken, PostgresStore, type Session, SessionError, withSession, type WithSessionOptions } from "../mod.ts";
 import { dbSkip, randomSchema } from "./_db.ts";
 import { type Fixture, transports } from "./_transports.ts";
 
@@ -54,7 +54,11 @@ for (const transport of transports) {
   describe(`withSession over ${transport.name}`, { skip: transport.needsServer ? dbSkip : undefined }, () => {
     let h: Fixture;
     let store: PostgresStore;
-    let handle: (path: string, cookie?: string | null, options?: Partial<WithSessionOptions>) => Promise<{ res: Response; statements: number }>;
+    let handle: (
+      path: string,
+      cookie?: string | null,
+      options?: Partial<WithSessionOptions>,
+    ) => Promise<{ res: Response; statements: number }>;
 
     before(async () => {
       h = await transport.setup(randomSchema("mw"));
@@ -93,7 +97,10 @@ for (const transport of transports) {
       const { res, statements } = await handle("/set?v=5");
       assert.equal(statements, 1);
       const header = res.headers.getSetCookie()[0]!;
-      assert.match(header, /^__Host-session=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}; Max-Age=\d+; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
+      assert.match(
+        header,
+        /^__Host-session=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}; Max-Age=\d+; Path=\/; HttpOnly; Secure; SameSite=Lax$/,
+      );
       assert.equal(res.headers.get("cache-control"), "private, no-store");
       assert.match(res.headers.get("vary") ?? "", /Cookie/);
       assert.equal(await rows(tokenOf(cookieOf(res)!)), 1);
@@ -110,7 +117,12 @@ for (const transport of transports) {
       const cookie = await signedIn();
       const { res, statements } = await handle("/read", cookie);
       assert.equal(statements, 1);
-      assert.deepEqual(await (await withSession(app, { store, secrets: [SECRET] })(new Request("https://app.test/read", { headers: { cookie } }))).json(), { user: null, n: 1 });
+      assert.deepEqual(
+        await (await withSession(app, { store, secrets: [SECRET] })(
+          new Request("https://app.test/read", { headers: { cookie } }),
+        )).json(),
+        { user: null, n: 1 },
+      );
       assert.equal(res.headers.get("set-cookie"), null);
       assert.match(res.headers.get("vary") ?? "", /Cookie/);
     });
@@ -118,7 +130,9 @@ for (const transport of transports) {
     test("valid cookie, handler reads a stale session: 1 SELECT, then 1 UPDATE after the handler, cookie rolled", async () => {
       const cookie = await signedIn();
       // Age the stored expiry by two hours: past touchAfter (1 h by default).
-      await h.sql(`UPDATE ${h.table} SET session_expiry = session_expiry - interval '2 hours' WHERE session_key = $1`, [await hashToken(tokenOf(cookie))]);
+      await h.sql(`UPDATE ${h.table} SET session_expiry = session_expiry - interval '2 hours' WHERE session_key = $1`, [
+        await hashToken(tokenOf(cookie)),
+      ]);
       const { res, statements } = await handle("/read", cookie);
       assert.equal(statements, 2);
       const header = res.headers.getSetCookie()[0] ?? "";
@@ -132,7 +146,9 @@ for (const transport of transports) {
       const { res, statements } = await handle("/set?k=n&v=2", cookie);
       assert.equal(statements, 2);
       assert.equal(res.headers.get("set-cookie"), null);
-      const read = await withSession(app, { store, secrets: [SECRET] })(new Request("https://app.test/read", { headers: { cookie } }));
+      const read = await withSession(app, { store, secrets: [SECRET] })(
+        new Request("https://app.test/read", { headers: { cookie } }),
+      );
       assert.deepEqual(await read.json(), { user: null, n: 2 });
     });
 
@@ -154,7 +170,9 @@ for (const transport of transports) {
       assert.ok(next && next !== cookie);
       assert.equal(await rows(tokenOf(cookie)), 0);
       assert.equal(await rows(tokenOf(next)), 1);
-      const read = await withSession(app, { store, secrets: [SECRET] })(new Request("https://app.test/read", { headers: { cookie: next } }));
+      const read = await withSession(app, { store, secrets: [SECRET] })(
+        new Request("https://app.test/read", { headers: { cookie: next } }),
+      );
       assert.deepEqual(await read.json(), { user: null, n: 1 });
     });
 
@@ -169,11 +187,24 @@ for (const transport of transports) {
     test("malformed or badly signed cookies: 0 statements, a fresh session", async () => {
       const valid = await signedIn();
       const forged = `${valid.slice(0, -3)}AAA`;
-      for (const cookie of [forged, "__Host-session=%E0%A4%A", "__Host-session=" + "a".repeat(8000), `__Host-session=${tokenOf(valid)}`, "__Host-session=\u00e9"]) {
+      for (
+        const cookie of [
+          forged,
+          "__Host-session=%E0%A4%A",
+          "__Host-session=" + "a".repeat(8000),
+          `__Host-session=${tokenOf(valid)}`,
+          "__Host-session=\u00e9",
+        ]
+      ) {
         const { res, statements } = await handle("/read", cookie);
         assert.equal(statements, 0, cookie.slice(0, 40));
         assert.equal(res.status, 200);
-        assert.deepEqual(await (await withSession(app, { store, secrets: [SECRET] })(new Request("https://app.test/read", { headers: { cookie } }))).json(), { user: null, n: null });
+        assert.deepEqual(
+          await (await withSession(app, { store, secrets: [SECRET] })(
+            new Request("https://app.test/read", { headers: { cookie } }),
+          )).json(),
+          { user: null, n: null },
+        );
       }
       const write = await handle("/set", forged);
       assert.equal(write.statements, 1);
@@ -191,9 +222,13 @@ for (const transport of transports) {
 
     test("flash messages are read once", async () => {
       const cookie = cookieOf((await handle("/flash?m=welcome")).res)!;
-      const first = await withSession(app, { store, secrets: [SECRET] })(new Request("https://app.test/take", { headers: { cookie } }));
+      const first = await withSession(app, { store, secrets: [SECRET] })(
+        new Request("https://app.test/take", { headers: { cookie } }),
+      );
       assert.deepEqual(await first.json(), { notice: "welcome" });
-      const second = await withSession(app, { store, secrets: [SECRET] })(new Request("https://app.test/take", { headers: { cookie } }));
+      const second = await withSession(app, { store, secrets: [SECRET] })(
+        new Request("https://app.test/take", { headers: { cookie } }),
+      );
       assert.deepEqual(await second.json(), { notice: null });
     });
 
@@ -217,7 +252,11 @@ for (const transport of transports) {
 
     test("concurrent requests changing different keys lose neither", async () => {
       const cookie = await signedIn();
-      await Promise.all([handle("/set?k=a&v=1", cookie), handle("/set?k=b&v=2", cookie), handle("/set?k=c&v=3", cookie)]);
+      await Promise.all([
+        handle("/set?k=a&v=1", cookie),
+        handle("/set?k=b&v=2", cookie),
+        handle("/set?k=c&v=3", cookie),
+      ]);
       const session = await store.read(tokenOf(cookie));
       assert.deepEqual(Object.fromEntries((await session!.entries()).sort()), { a: 1, b: 2, c: 3, n: 1 });
     });
@@ -233,15 +272,22 @@ describe("withSession behaviour (pg.Pool)", { skip: dbSkip }, () => {
   });
   after(() => h?.close());
 
-  const run = (handler: Handler, init: RequestInit = {}, options: Partial<WithSessionOptions> = {}): Promise<Response> =>
+  const run = (
+    handler: Handler,
+    init: RequestInit = {},
+    options: Partial<WithSessionOptions> = {},
+  ): Promise<Response> =>
     withSession(handler, { store, secrets: [SECRET], ...options })(new Request("https://app.test/", init));
 
   test("a throwing handler persists nothing and its error propagates", async () => {
     await h.resetCount();
-    await assert.rejects(run((_req, s) => {
-      s.set("x", 1);
-      throw new Error("boom");
-    }), /boom/);
+    await assert.rejects(
+      run((_req, s) => {
+        s.set("x", 1);
+        throw new Error("boom");
+      }),
+      /boom/,
+    );
     assert.equal(await h.statements(), 0);
   });
 
@@ -250,7 +296,9 @@ describe("withSession behaviour (pg.Pool)", { skip: dbSkip }, () => {
     const res = await run((_req, s) => (s.set("x", 1), new Response("no", { status: 503 })));
     assert.equal(res.headers.get("set-cookie"), null);
     assert.equal(await h.statements(), 0);
-    const saved = await run((_req, s) => (s.set("x", 1), new Response("no", { status: 503 })), {}, { commitOnServerError: true });
+    const saved = await run((_req, s) => (s.set("x", 1), new Response("no", { status: 503 })), {}, {
+      commitOnServerError: true,
+    });
     assert.ok(saved.headers.get("set-cookie"));
   });
 
@@ -269,27 +317,45 @@ describe("withSession behaviour (pg.Pool)", { skip: dbSkip }, () => {
     });
     const streamed = await run((_req, s) => {
       s.set("x", 1);
-      const res = new Response(stream, { headers: { "set-cookie": "theme=dark; Path=/", "cache-control": "no-cache" } });
+      const res = new Response(stream, {
+        headers: { "set-cookie": "theme=dark; Path=/", "cache-control": "no-cache" },
+      });
       return res;
     });
     assert.equal(await streamed.text(), "chunk1,chunk2");
     assert.equal(streamed.headers.getSetCookie().length, 2);
     assert.ok(streamed.headers.getSetCookie().includes("theme=dark; Path=/"));
-    assert.equal(streamed.headers.get("cache-control"), "private, no-cache", "the handler's Cache-Control, made private");
+    assert.equal(
+      streamed.headers.get("cache-control"),
+      "private, no-cache",
+      "the handler's Cache-Control, made private",
+    );
   });
 
   test("rotated secrets: old signatures verify, new cookies use the first secret", async () => {
     const old = cookieOf(await run((_req, s) => (s.set("x", 1), new Response("")), {}, { secrets: [OLD_SECRET] }))!;
-    const read = await run(async (_req, s) => Response.json(await s.get("x")), { headers: { cookie: old } }, { secrets: [SECRET, OLD_SECRET] });
+    const read = await run(async (_req, s) => Response.json(await s.get("x")), { headers: { cookie: old } }, {
+      secrets: [SECRET, OLD_SECRET],
+    });
     assert.equal(await read.json(), 1);
-    const renewed = cookieOf(await run((_req, s) => (s.regenerate(), new Response("")), { headers: { cookie: old } }, { secrets: [SECRET, OLD_SECRET] }))!;
-    const withNewOnly = await run(async (_req, s) => Response.json(await s.get("x")), { headers: { cookie: renewed } }, { secrets: [SECRET] });
+    const renewed = cookieOf(
+      await run((_req, s) => (s.regenerate(), new Response("")), { headers: { cookie: old } }, {
+        secrets: [SECRET, OLD_SECRET],
+      }),
+    )!;
+    const withNewOnly = await run(
+      async (_req, s) => Response.json(await s.get("x")),
+      { headers: { cookie: renewed } },
+      { secrets: [SECRET] },
+    );
     assert.equal(await withNewOnly.json(), 1);
   });
 
   test("duplicate cookies: the first well-formed and well-signed one wins", async () => {
     const good = cookieOf(await run((_req, s) => (s.set("x", "good"), new Response(""))))!;
-    const res = await run(async (_req, s) => Response.json(await s.get("x")), { headers: { cookie: `__Host-session=junk; ${good}; __Host-session=other` } });
+    const res = await run(async (_req, s) => Response.json(await s.get("x")), {
+      headers: { cookie: `__Host-session=junk; ${good}; __Host-session=other` },
+    });
     assert.equal(await res.json(), "good");
   });
 
@@ -297,9 +363,16 @@ describe("withSession behaviour (pg.Pool)", { skip: dbSkip }, () => {
     const first = await run((_req, s) => (s.set("x", "h"), new Response("")), {}, { header: "x-session" });
     const value = first.headers.get("x-session");
     assert.ok(value);
-    const viaHeader = await run(async (_req, s) => Response.json(await s.get("x")), { headers: { "x-session": value } }, { header: "x-session" });
+    const viaHeader = await run(
+      async (_req, s) => Response.json(await s.get("x")),
+      { headers: { "x-session": value } },
+      { header: "x-session" },
+    );
     assert.equal(await viaHeader.json(), "h");
-    const viaUrl = await withSession(async (_req, s) => Response.json((await s.get("x")) ?? null), { store, secrets: [SECRET] })(
+    const viaUrl = await withSession(async (_req, s) => Response.json((await s.get("x")) ?? null), {
+      store,
+      secrets: [SECRET],
+    })(
       new Request(`https://app.test/?session=${value}&__Host-session=${value}`),
     );
     assert.equal(await viaUrl.json(), null);
@@ -320,7 +393,9 @@ describe("withSession behaviour (pg.Pool)", { skip: dbSkip }, () => {
     const cookie = cookieOf(first)!;
     const pending: Promise<unknown>[] = [];
     const events: string[] = [];
-    const res = await run(async (_req, s) => (s.set("x", (await s.get("x")) + ", later"), new Response("")), { headers: { cookie } }, {
+    const res = await run(async (_req, s) => (s.set("x", (await s.get("x")) + ", later"), new Response("")), {
+      headers: { cookie },
+    }, {
       waitUntil: (p) => pending.push(p),
       release: () => events.push("released"),
     });
@@ -354,8 +429,11 @@ describe("withSession behaviour (pg.Pool)", { skip: dbSkip }, () => {
     const broken = new PostgresStore({ client: { query: () => Promise.reject(new Error("connection refused")) } });
     const cookie = cookieOf(await run((_req, s) => (s.set("x", 1), new Response(""))))!;
     await assert.rejects(
-      withSession(async (_req, s) => Response.json(await s.get("x")), { store: broken, secrets: [SECRET] })(new Request("https://app.test/", { headers: { cookie } })),
-      (e: unknown) => e instanceof SessionError && e.code === "DATABASE_ERROR" && (e.cause as Error).message === "connection refused",
+      withSession(async (_req, s) => Response.json(await s.get("x")), { store: broken, secrets: [SECRET] })(
+        new Request("https://app.test/", { headers: { cookie } }),
+      ),
+      (e: unknown) =>
+        e instanceof SessionError && e.code === "DATABASE_ERROR" && (e.cause as Error).message === "connection refused",
     );
     const handled = await withSession((_req, s) => (s.set("x", 2), new Response("")), {
       store: broken,
@@ -382,13 +460,20 @@ describe("withSession behaviour (pg.Pool)", { skip: dbSkip }, () => {
       },
     });
     await assert.rejects(
-      withSession(async (_req, s) => (s.set("x", (await s.get("x") as number) + 1), new Response("")), { store: flaky, secrets: [SECRET] })(
+      withSession(async (_req, s) => (s.set("x", (await s.get("x") as number) + 1), new Response("")), {
+        store: flaky,
+        secrets: [SECRET],
+      })(
         new Request("https://app.test/", { headers: { cookie } }),
       ),
-      (e: unknown) => e instanceof SessionError && e.code === "DATABASE_ERROR" && (e.cause as { code?: string }).code === "57P01",
+      (e: unknown) =>
+        e instanceof SessionError && e.code === "DATABASE_ERROR" && (e.cause as { code?: string }).code === "57P01",
     );
     assert.equal(await (await real.read(tokenOf(cookie)))?.get("x"), 1, "no partial write");
-    const next = await withSession(async (_req, s) => (s.set("x", (await s.get("x") as number) + 1), new Response("")), { store: real, secrets: [SECRET] })(
+    const next = await withSession(
+      async (_req, s) => (s.set("x", (await s.get("x") as number) + 1), new Response("")),
+      { store: real, secrets: [SECRET] },
+    )(
       new Request("https://app.test/", { headers: { cookie } }),
     );
     assert.equal(next.headers.get("set-cookie"), null);
@@ -400,7 +485,10 @@ describe("withSession behaviour (pg.Pool)", { skip: dbSkip }, () => {
       store,
       cookie: { secure: "auto", sameSite: "Strict", path: "/app" },
     })(new Request("http://app.test/app"));
-    assert.match(res.headers.get("set-cookie")!, /^session=[A-Za-z0-9_-]{43}; Max-Age=\d+; Path=\/app; HttpOnly; SameSite=Strict$/);
+    assert.match(
+      res.headers.get("set-cookie")!,
+      /^session=[A-Za-z0-9_-]{43}; Max-Age=\d+; Path=\/app; HttpOnly; SameSite=Strict$/,
+    );
   });
 
   test("cookie options a browser would refuse fail when withSession is called, not per request", () => {

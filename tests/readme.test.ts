@@ -29,7 +29,15 @@ test("every value export of mod.ts is named in the README's API section", () => 
 });
 
 test("the adapters' entry points are documented", () => {
-  for (const name of ["sessionMiddleware", "SessionEnv", "createPostgresSessionStorage", "pgsession/hono", "pgsession/react-router"]) {
+  for (
+    const name of [
+      "sessionMiddleware",
+      "SessionEnv",
+      "createPostgresSessionStorage",
+      "pgsession/hono",
+      "pgsession/react-router",
+    ]
+  ) {
     assert.ok(readme.includes(name), name);
   }
 });
@@ -47,7 +55,10 @@ test("the defaults the README states are the defaults in force", () => {
   assert.equal(store.options.maxDataBytes, 65_536);
   // touchAfter: a tenth of ttl, at most an hour.
   assert.equal(store.options.touchAfter, 3600);
-  assert.equal(new PostgresStore({ client: { query: () => Promise.resolve({ rows: [] }) }, ttl: 1800 }).options.touchAfter, 180);
+  assert.equal(
+    new PostgresStore({ client: { query: () => Promise.resolve({ rows: [] }) }, ttl: 1800 }).options.touchAfter,
+    180,
+  );
   assert.match(readme, /with `ttl: 1800`, a session idle for 27 to 30\s+minutes expires/);
   assert.match(readme, /`gc\(store, \{ batchSize = 1000, maxDurationMs = 25_000/);
   assert.deepEqual(GC_DEFAULTS, { batchSize: 1000, maxDurationMs: 25_000 });

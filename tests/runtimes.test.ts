@@ -20,7 +20,7 @@ import { Pool } from "@neondatabase/serverless";
 import { configureNeon, databaseUrl, startSupportServer, type SupportServer } from "./support/harness.ts";
 import { PostgresStore, schemaSql } from "../mod.ts";
 import { type AppData, type AppOptions, createApp } from "./runtimes/app.ts";
-import { serveNode, type NodeServer } from "./runtimes/node_server.ts";
+import { type NodeServer, serveNode } from "./runtimes/node_server.ts";
 import { eventually, keyOf, type Rows, runScenario, type ScenarioTarget, tokenOf } from "./runtimes/scenario.ts";
 import { type ChildServer, spawnServer } from "./runtimes/spawn.ts";
 import { bundle } from "./runtimes/bundle.ts";
@@ -41,7 +41,11 @@ let db: pg.Client;
 
 const query = async (text: string, params?: unknown[]): Promise<Rows> => (await db.query(text, params)).rows;
 
-function target(base: string, tableName: string, extra: Partial<ScenarioTarget> & Pick<ScenarioTarget, "signed" | "transport" | "background">): ScenarioTarget {
+function target(
+  base: string,
+  tableName: string,
+  extra: Partial<ScenarioTarget> & Pick<ScenarioTarget, "signed" | "transport" | "background">,
+): ScenarioTarget {
   return {
     base,
     table: table(tableName),
@@ -77,10 +81,15 @@ async function lockRow(qualified: string, key: string): Promise<() => Promise<vo
 async function seedForGc(tableName: string, expired: number): Promise<string> {
   const key = (): string => createHash("sha256").update(randomBytes(16)).digest("hex");
   for (let i = 0; i < expired; i++) {
-    await query(`INSERT INTO ${table(tableName)} VALUES ($1, '\\x00', (now() AT TIME ZONE 'UTC') - interval '1 hour')`, [key()]);
+    await query(
+      `INSERT INTO ${table(tableName)} VALUES ($1, '\\x00', (now() AT TIME ZONE 'UTC') - interval '1 hour')`,
+      [key()],
+    );
   }
   const live: string = key();
-  await query(`INSERT INTO ${table(tableName)} VALUES ($1, '\\x00', (now() AT TIME ZONE 'UTC') + interval '1 hour')`, [live]);
+  await query(`INSERT INTO ${table(tableName)} VALUES ($1, '\\x00', (now() AT TIME ZONE 'UTC') + interval '1 hour')`, [
+    live,
+  ]);
   return live;
 }
 
@@ -92,7 +101,17 @@ describe("runtimes", { skip: IN_DENO && "runs under Node only; it starts Deno it
     db = new pg.Client({ connectionString: databaseUrl() });
     await db.connect();
     await query(`CREATE SCHEMA ${SCHEMA}`);
-    for (const name of ["node_session", "deno_session", "worker_http_session", "worker_pool_session", "worker_pool_bg_session", "worker_compat_session", "edge_session"]) {
+    for (
+      const name of [
+        "node_session",
+        "deno_session",
+        "worker_http_session",
+        "worker_pool_session",
+        "worker_pool_bg_session",
+        "worker_compat_session",
+        "edge_session",
+      ]
+    ) {
       await db.query(schemaSql(table(name)));
     }
   });
@@ -132,9 +151,19 @@ describe("runtimes", { skip: IN_DENO && "runs under Node only; it starts Deno it
     let server: ChildServer;
 
     before(async () => {
-      server = await spawnServer(fileURLToPath(new URL("../node_modules/.bin/deno", import.meta.url)), ["run", "-A", "tests/runtimes/deno_server.ts"], {
+      server = await spawnServer(fileURLToPath(new URL("../node_modules/.bin/deno", import.meta.url)), [
+        "run",
+        "-A",
+        "tests/runtimes/deno_server.ts",
+      ], {
         cwd: ROOT,
-        env: { SUPPORT_PORT: String(support.port), DATABASE_URL: databaseUrl(), SESSION_TABLE: table("deno_session"), NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+        env: {
+          SUPPORT_PORT: String(support.port),
+          DATABASE_URL: databaseUrl(),
+          SESSION_TABLE: table("deno_session"),
+          NO_COLOR: "1",
+          DENO_NO_UPDATE_CHECK: "1",
+        },
       });
     });
 
@@ -146,7 +175,9 @@ describe("runtimes", { skip: IN_DENO && "runs under Node only; it starts Deno it
       try {
         await runScenario(target(server.url, "deno_session", { signed: false, transport: "http", background: false }));
       } catch (error) {
-        throw Object.assign(error as Error, { message: `${(error as Error).message}\ndeno stderr: ${server.stderr()}` });
+        throw Object.assign(error as Error, {
+          message: `${(error as Error).message}\ndeno stderr: ${server.stderr()}`,
+        });
       }
     });
   });
@@ -162,7 +193,10 @@ describe("runtimes", { skip: IN_DENO && "runs under Node only; it starts Deno it
 
     before(async () => {
       const { Miniflare } = await import("miniflare");
-      const script: string = await bundle("./worker_entry.ts", { format: "esm", conditions: ["workerd", "worker", "browser"] });
+      const script: string = await bundle("./worker_entry.ts", {
+        format: "esm",
+        conditions: ["workerd", "worker", "browser"],
+      });
       const poolUrl: URL = new URL(databaseUrl());
       poolUrl.searchParams.set("application_name", poolApplicationName);
       const bindings: Record<string, string> = {
@@ -199,7 +233,14 @@ describe("runtimes", { skip: IN_DENO && "runs under Node only; it starts Deno it
     });
 
     test("HTTP transport, commit in ctx.waitUntil: signs in, reads, modifies, regenerates and signs out", async () => {
-      await runScenario(target("http://localhost/http", "worker_http_session", { fetch: dispatch, signed: true, transport: "http", background: true }));
+      await runScenario(
+        target("http://localhost/http", "worker_http_session", {
+          fetch: dispatch,
+          signed: true,
+          transport: "http",
+          background: true,
+        }),
+      );
     });
 
     test("HTTP transport under nodejs_compat (a global Buffer): the same scenario passes", async () => {
@@ -215,14 +256,27 @@ describe("runtimes", { skip: IN_DENO && "runs under Node only; it starts Deno it
     });
 
     const backends = async (): Promise<number> =>
-      Number((await query("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1", [poolApplicationName]))[0]!.n);
+      Number(
+        (await query("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1", [poolApplicationName]))[
+          0
+        ]!.n,
+      );
 
-    for (const [prefix, tableName, background, how] of [
-      ["pool", "worker_pool_session", false, "commit, then release: ctx.waitUntil(pool.end())"],
-      ["pool-bg", "worker_pool_bg_session", true, "commit in ctx.waitUntil, then release: pool.end()"],
-    ] as const) {
+    for (
+      const [prefix, tableName, background, how] of [
+        ["pool", "worker_pool_session", false, "commit, then release: ctx.waitUntil(pool.end())"],
+        ["pool-bg", "worker_pool_bg_session", true, "commit in ctx.waitUntil, then release: pool.end()"],
+      ] as const
+    ) {
       test(`per-request Pool over WebSocket (${how}): signs in, reads, modifies, regenerates and signs out`, async () => {
-        await runScenario(target(`http://localhost/${prefix}`, tableName, { fetch: dispatch, signed: true, transport: "ws", background }));
+        await runScenario(
+          target(`http://localhost/${prefix}`, tableName, {
+            fetch: dispatch,
+            signed: true,
+            transport: "ws",
+            background,
+          }),
+        );
         await eventually(async () => assert.equal(await backends(), 0, "every request's pool was ended"));
       });
 
@@ -242,9 +296,13 @@ describe("runtimes", { skip: IN_DENO && "runs under Node only; it starts Deno it
         const cookie: string = res.headers.getSetCookie().find((c) => c.startsWith("session="))!.split(";")[0]!;
         await eventually(async () => assert.equal(await backends(), 0, "pool.end() ran after the commit"));
         const key: string = keyOf(tokenOf(cookie.slice("session=".length)));
-        const stored = async (): Promise<number> => (await query(`SELECT 1 FROM ${table(tableName)} WHERE session_key = $1`, [key])).length;
+        const stored = async (): Promise<number> =>
+          (await query(`SELECT 1 FROM ${table(tableName)} WHERE session_key = $1`, [key])).length;
         await eventually(async () => assert.equal(await stored(), 1));
-        const out: Response = await dispatch(`http://localhost/${prefix}/logout`, { method: "POST", headers: { cookie } });
+        const out: Response = await dispatch(`http://localhost/${prefix}/logout`, {
+          method: "POST",
+          headers: { cookie },
+        });
         assert.equal(out.status, 204);
         await eventually(async () => assert.equal(await stored(), 0));
         await eventually(async () => assert.equal(await backends(), 0));
@@ -253,11 +311,16 @@ describe("runtimes", { skip: IN_DENO && "runs under Node only; it starts Deno it
 
     test("the scheduled handler collects expired sessions with gc() in ctx.waitUntil", async () => {
       const live: string = await seedForGc("worker_http_session", 5);
-      const worker = (await mf.getWorker()) as unknown as { scheduled(o: { cron: string }): Promise<{ outcome: string }> };
+      const worker = (await mf.getWorker()) as unknown as {
+        scheduled(o: { cron: string }): Promise<{ outcome: string }>;
+      };
       const result: { outcome: string } = await worker.scheduled({ cron: "*/5 * * * *" });
       assert.equal(result.outcome, "ok");
       // The event lasts until its waitUntil promises settle, so gc() has finished.
-      assert.deepEqual((await query(`SELECT session_key FROM ${table("worker_http_session")}`)).map((r) => r.session_key), [live]);
+      assert.deepEqual(
+        (await query(`SELECT session_key FROM ${table("worker_http_session")}`)).map((r) => r.session_key),
+        [live],
+      );
       await query(`DELETE FROM ${table("worker_http_session")}`);
     });
   });
@@ -276,8 +339,14 @@ describe("runtimes", { skip: IN_DENO && "runs under Node only; it starts Deno it
         CRON_SECRET,
       };
       // The VM has no `process`: env is compiled in.
-      const define: Record<string, string> = Object.fromEntries(Object.entries(env).map(([k, v]) => [`process.env.${k}`, JSON.stringify(v)]));
-      const code: string = await bundle("./edge_entry.ts", { format: "iife", conditions: ["edge-light", "worker", "browser"], define });
+      const define: Record<string, string> = Object.fromEntries(
+        Object.entries(env).map(([k, v]) => [`process.env.${k}`, JSON.stringify(v)]),
+      );
+      const code: string = await bundle("./edge_entry.ts", {
+        format: "iife",
+        conditions: ["edge-light", "worker", "browser"],
+        define,
+      });
       // No code generation, as on Vercel: cbor-x must be the no-eval build.
       runtime = new EdgeRuntime({ initialCode: code });
       server = await runServer({ runtime, host: "127.0.0.1", port: 0 });
@@ -289,11 +358,11 @@ describe("runtimes", { skip: IN_DENO && "runs under Node only; it starts Deno it
 
     const base = (): string => server.url.replace(/\/$/, "");
 
-    test("HTTP transport, commit in the event's waitUntil, secure: \"auto\" over http: signs in, reads, modifies, regenerates and signs out", async () => {
+    test('HTTP transport, commit in the event\'s waitUntil, secure: "auto" over http: signs in, reads, modifies, regenerates and signs out', async () => {
       await runScenario(target(base(), "edge_session", { signed: true, transport: "http", background: true }));
     });
 
-    test("secure: \"auto\" over https gives a Secure __Host- cookie", async () => {
+    test('secure: "auto" over https gives a Secure __Host- cookie', async () => {
       // Straight into the VM, as if behind Vercel's TLS front end.
       const login = await runtime.dispatchFetch("https://app.example/login?user=tls", { method: "POST" });
       assert.equal(login.status, 200);
@@ -314,7 +383,11 @@ describe("runtimes", { skip: IN_DENO && "runs under Node only; it starts Deno it
 
     test("the cron route refuses requests without Bearer CRON_SECRET", async () => {
       await support.reset();
-      for (const headers of [{}, { authorization: "Bearer wrong" }, { authorization: CRON_SECRET }, { authorization: `Basic ${CRON_SECRET}` }] as Record<string, string>[]) {
+      for (
+        const headers of [{}, { authorization: "Bearer wrong" }, { authorization: CRON_SECRET }, {
+          authorization: `Basic ${CRON_SECRET}`,
+        }] as Record<string, string>[]
+      ) {
         const res: Response = await fetch(`${base()}/api/cron/gc`, { headers });
         assert.equal(res.status, 401, JSON.stringify(headers));
         await res.body?.cancel();
@@ -324,10 +397,14 @@ describe("runtimes", { skip: IN_DENO && "runs under Node only; it starts Deno it
 
     test("the cron route collects expired sessions with gc() in batches", async () => {
       const live: string = await seedForGc("edge_session", 5);
-      const res: Response = await fetch(`${base()}/api/cron/gc`, { headers: { authorization: `Bearer ${CRON_SECRET}` } });
+      const res: Response = await fetch(`${base()}/api/cron/gc`, {
+        headers: { authorization: `Bearer ${CRON_SECRET}` },
+      });
       assert.equal(res.status, 200);
       assert.deepEqual(await res.json(), { deleted: 5, batches: 3, done: true });
-      assert.deepEqual((await query(`SELECT session_key FROM ${table("edge_session")}`)).map((r) => r.session_key), [live]);
+      assert.deepEqual((await query(`SELECT session_key FROM ${table("edge_session")}`)).map((r) => r.session_key), [
+        live,
+      ]);
       await query(`DELETE FROM ${table("edge_session")}`);
     });
   });

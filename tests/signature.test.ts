@@ -95,7 +95,11 @@ describe("unsign", () => {
     assert.equal(last & 3, 0, "sign() writes the canonical ending");
     for (const pad of [1, 2, 3]) {
       const alias = `${signature.slice(0, 42)}${ALPHABET[last | pad]}`;
-      assert.deepEqual(Buffer.from(alias, "base64url"), Buffer.from(signature, "base64url"), "a lenient decoder reads the same bytes");
+      assert.deepEqual(
+        Buffer.from(alias, "base64url"),
+        Buffer.from(signature, "base64url"),
+        "a lenient decoder reads the same bytes",
+      );
       assert.equal(await unsign(`${token}.${alias}`, [SECRET]), null, alias.slice(-1));
     }
   });
@@ -144,8 +148,14 @@ describe("unsign", () => {
 describe("checkSecrets", () => {
   test(`refuses an empty list and any secret under ${MIN_SECRET_LENGTH} characters, naming its index and length`, () => {
     assert.throws(() => checkSecrets([]), { name: "RangeError", message: "Cannot sign cookies: secrets is empty" });
-    assert.throws(() => checkSecrets([SECRET, "x".repeat(31)]), { name: "RangeError", message: /secrets\[1\] is 31 characters, under 32/ });
-    assert.throws(() => checkSecrets([42 as unknown as string]), { name: "RangeError", message: /secrets\[0\] is number/ });
+    assert.throws(() => checkSecrets([SECRET, "x".repeat(31)]), {
+      name: "RangeError",
+      message: /secrets\[1\] is 31 characters, under 32/,
+    });
+    assert.throws(() => checkSecrets([42 as unknown as string]), {
+      name: "RangeError",
+      message: /secrets\[0\] is number/,
+    });
     checkSecrets([SECRET, "x".repeat(MIN_SECRET_LENGTH)]);
   });
 });

@@ -47,7 +47,9 @@ describe("soak over pg.Pool", { skip: dbSkip }, () => {
         for (let j = 0; j < PARALLEL_PER_SESSION; j++) {
           const i = wave * PARALLEL_PER_SESSION + j;
           jobs.push((async () => {
-            const res = await handler(new Request(`https://app.test/touch?i=${i}`, { headers: { cookie: cookies[s]! } }));
+            const res = await handler(
+              new Request(`https://app.test/touch?i=${i}`, { headers: { cookie: cookies[s]! } }),
+            );
             assert.equal(res.status, 200);
             assert.deepEqual(await res.json(), { user: `u${s}` }, "a response shows only its own session");
             assert.equal(res.headers.get("set-cookie"), null, "no cookie churn");

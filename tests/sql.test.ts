@@ -66,7 +66,11 @@ describe("SQL builder", () => {
     assert.match(ddl, /CREATE INDEX IF NOT EXISTS "sess_expiry_idx"/);
     assert.match(ddl, /ADD COLUMN IF NOT EXISTS session_user_id text/);
     assert.match(ddl, /CREATE INDEX IF NOT EXISTS "sess_user_idx" .* WHERE session_user_id IS NOT NULL/);
-    assert.deepEqual(indexNames("app.sess"), { primaryKey: "sess_key", expiry: "sess_expiry_idx", user: "sess_user_idx" });
+    assert.deepEqual(indexNames("app.sess"), {
+      primaryKey: "sess_key",
+      expiry: "sess_expiry_idx",
+      user: "sess_user_idx",
+    });
   });
 
   test("a GC batch deletes only expired rows, skipping locked ones, bounded by $1", () => {

@@ -138,19 +138,47 @@ const CORRUPT: { name: string; keepHeader: boolean; payload: Uint8Array | null |
   { name: "root is a number", keepHeader: true, payload: Uint8Array.from([0x18, 0x2a]) },
   { name: "root is a string", keepHeader: true, payload: concat([0x62], ascii("hi")) },
   { name: "root is null", keepHeader: true, payload: Uint8Array.from([0xf6]) },
-  { name: "root is a tagged Map (259)", keepHeader: true, payload: Uint8Array.from([0xd9, 0x01, 0x03, 0xa1, 0x61, 0x61, 0x01]) },
+  {
+    name: "root is a tagged Map (259)",
+    keepHeader: true,
+    payload: Uint8Array.from([0xd9, 0x01, 0x03, 0xa1, 0x61, 0x61, 0x01]),
+  },
   // {"__proto__": {"polluted": true}}
-  { name: "a __proto__ key", keepHeader: true, payload: concat([0xa1, 0x69], ascii("__proto__"), [0xa1, 0x68], ascii("polluted"), [0xf5]) },
+  {
+    name: "a __proto__ key",
+    keepHeader: true,
+    payload: concat([0xa1, 0x69], ascii("__proto__"), [0xa1, 0x68], ascii("polluted"), [0xf5]),
+  },
   // {"a": <array claiming 100,000,000 elements>}
-  { name: "a huge array length claim", keepHeader: true, payload: Uint8Array.from([0xa1, 0x61, 0x61, 0x9b, 0, 0, 0, 0, 0x05, 0xf5, 0xe1, 0x00]) },
+  {
+    name: "a huge array length claim",
+    keepHeader: true,
+    payload: Uint8Array.from([0xa1, 0x61, 0x61, 0x9b, 0, 0, 0, 0, 0x05, 0xf5, 0xe1, 0x00]),
+  },
   // <map claiming 100,000,000 entries>
-  { name: "a huge map length claim", keepHeader: true, payload: Uint8Array.from([0xbb, 0, 0, 0, 0, 0x05, 0xf5, 0xe1, 0x00]) },
+  {
+    name: "a huge map length claim",
+    keepHeader: true,
+    payload: Uint8Array.from([0xbb, 0, 0, 0, 0, 0x05, 0xf5, 0xe1, 0x00]),
+  },
   // {"a": <byte string claiming 2^32 bytes>}
-  { name: "a huge byte string claim", keepHeader: true, payload: Uint8Array.from([0xa1, 0x61, 0x61, 0x5b, 0, 0, 0, 0x01, 0, 0, 0, 0]) },
+  {
+    name: "a huge byte string claim",
+    keepHeader: true,
+    payload: Uint8Array.from([0xa1, 0x61, 0x61, 0x5b, 0, 0, 0, 0x01, 0, 0, 0, 0]),
+  },
   // {"a": [[[[… 40,000 levels …]]]]}, under maxDataBytes so it reaches the decoder
-  { name: "40,000 levels of nesting", keepHeader: true, payload: concat([0xa1, 0x61, 0x61], new Array<number>(40_000).fill(0x81), [0x00]) },
+  {
+    name: "40,000 levels of nesting",
+    keepHeader: true,
+    payload: concat([0xa1, 0x61, 0x61], new Array<number>(40_000).fill(0x81), [0x00]),
+  },
   // {"a": shareable({"b": shared-ref(0)})}: a reference cycle
-  { name: "a reference cycle", keepHeader: true, payload: Uint8Array.from([0xa1, 0x61, 0x61, 0xd8, 0x1c, 0xa1, 0x61, 0x62, 0xd8, 0x1d, 0x00]) },
+  {
+    name: "a reference cycle",
+    keepHeader: true,
+    payload: Uint8Array.from([0xa1, 0x61, 0x61, 0xd8, 0x1c, 0xa1, 0x61, 0x62, 0xd8, 0x1d, 0x00]),
+  },
 ];
 
 for (const transport of transports) {
@@ -189,11 +217,18 @@ for (const transport of transports) {
       );
       const row = rows[0];
       if (!row) return undefined;
-      return { key: String(row.key), data: toBytes(row.data), expiryText: String(row.expiry_text), expiryMs: Number(row.expiry_ms) };
+      return {
+        key: String(row.key),
+        data: toBytes(row.data),
+        expiryText: String(row.expiry_text),
+        expiryMs: Number(row.expiry_ms),
+      };
     }
 
     async function keys(): Promise<string[]> {
-      return (await f.sql(`select session_key as key from ${f.table} order by session_key collate "C"`)).map((r) => String(r.key));
+      return (await f.sql(`select session_key as key from ${f.table} order by session_key collate "C"`)).map((r) =>
+        String(r.key)
+      );
     }
 
     /** The database clock, ms since the epoch. */
@@ -201,7 +236,10 @@ for (const transport of transports) {
       return Number((await f.sql("select (extract(epoch from now()) * 1000)::float8 as ms"))[0]!.ms);
     }
 
-    async function saved(data: Record<string, unknown> = { user: "ada" }, options?: FixtureStoreOptions): Promise<string> {
+    async function saved(
+      data: Record<string, unknown> = { user: "ada" },
+      options?: FixtureStoreOptions,
+    ): Promise<string> {
       const store = f.store(options);
       const session = store.create();
       for (const [k, v] of Object.entries(data)) session.set(k, v);
@@ -253,7 +291,10 @@ for (const transport of transports) {
       await store.save(session);
       const afterSave = await dbNow();
       const expires = session.expires!.getTime();
-      assert.ok(expires >= before + HOUR * 1000 - 1 && expires <= afterSave + HOUR * 1000 + 1, `${expires - before} ms after the db clock`);
+      assert.ok(
+        expires >= before + HOUR * 1000 - 1 && expires <= afterSave + HOUR * 1000 + 1,
+        `${expires - before} ms after the db clock`,
+      );
     });
 
     test("the stored session_expiry is UTC wall time, whatever TimeZone and TZ say", async () => {
@@ -264,7 +305,10 @@ for (const transport of transports) {
       const row = (await rowOf(session.id))!;
       // "2026-01-02 03:04:05.678901" read as UTC is the instant the store reported.
       const asUtc = Date.parse(`${row.expiryText.replace(" ", "T")}Z`);
-      assert.ok(Math.abs(asUtc - session.expires!.getTime()) < 1, `${row.expiryText} vs ${session.expires!.toISOString()}`);
+      assert.ok(
+        Math.abs(asUtc - session.expires!.getTime()) < 1,
+        `${row.expiryText} vs ${session.expires!.toISOString()}`,
+      );
       assert.ok(Math.abs(row.expiryMs - session.expires!.getTime()) < 1);
       const [lag] = await f.sql(
         `select extract(epoch from (session_expiry - (now() at time zone 'UTC')))::float8 as s from ${f.table} where session_key = $1`,
@@ -297,10 +341,13 @@ for (const transport of transports) {
       const row = (await rowOf(id))!;
       assert.equal(row.key, key);
       assert.ok(!hex(row.data!).includes(hex(new TextEncoder().encode(id))), "the token is not in session_data");
-      const [found] = await f.sql(`select count(*)::int as n from ${f.table} where session_key = $1 or position($2::bytea in session_data) > 0`, [
-        id.padEnd(64),
-        new TextEncoder().encode(id),
-      ]);
+      const [found] = await f.sql(
+        `select count(*)::int as n from ${f.table} where session_key = $1 or position($2::bytea in session_data) > 0`,
+        [
+          id.padEnd(64),
+          new TextEncoder().encode(id),
+        ],
+      );
       assert.equal(Number(found!.n), 0);
     });
 
@@ -487,7 +534,16 @@ for (const transport of transports) {
       );
       assert.equal(statements, 0);
       assert.deepEqual((await rowOf(id))!.data, before.data);
-      for (const value of [{ deep: [Symbol("s")] }, (() => { const o: Record<string, unknown> = {}; o.self = o; return o; })()]) {
+      for (
+        const value of [
+          { deep: [Symbol("s")] },
+          (() => {
+            const o: Record<string, unknown> = {};
+            o.self = o;
+            return o;
+          })(),
+        ]
+      ) {
         const fresh = store.create();
         fresh.set("bad", value);
         await assert.rejects(store.save(fresh), isSessionError("UNENCODABLE_DATA"));
@@ -511,7 +567,12 @@ for (const transport of transports) {
         const store = f.store({ ...options, logger: spy.logger });
         let session: Session | null = null;
         const started = performance.now();
-        assert.equal(await sent(async () => { session = await store.read(id); }), 1);
+        assert.equal(
+          await sent(async () => {
+            session = await store.read(id);
+          }),
+          1,
+        );
         assert.ok(performance.now() - started < 5_000, "fails fast");
         assert.ok(session, "the row is live: a session, not null");
         const s = session as Session;
@@ -681,7 +742,12 @@ for (const transport of transports) {
       const stale = (await rowOf(id))!;
       const before = await dbNow();
       let session: Session | null = null;
-      assert.equal(await sent(async () => { session = await store.read(id); }), 2);
+      assert.equal(
+        await sent(async () => {
+          session = await store.read(id);
+        }),
+        2,
+      );
       const afterRead = await dbNow();
       const rolled = (await rowOf(id))!;
       assert.ok(rolled.expiryMs > stale.expiryMs + 600_000, "expiry moved forward");
@@ -709,7 +775,12 @@ for (const transport of transports) {
       await setCreated(id, 1000);
       let next: Session | null = null;
       const before = await dbNow();
-      assert.equal(await sent(async () => { next = await store.regenerate(id); }), 1);
+      assert.equal(
+        await sent(async () => {
+          next = await store.regenerate(id);
+        }),
+        1,
+      );
       const moved = next as Session | null;
       assert.ok(moved);
       assert.notEqual(moved.id, id);
@@ -816,7 +887,12 @@ for (const transport of transports) {
       await setExpiry(idle, -1);
       await setCreated(old, 3 * HOUR);
       let n = -1;
-      assert.equal(await sent(async () => { n = await store.count(); }), 1);
+      assert.equal(
+        await sent(async () => {
+          n = await store.count();
+        }),
+        1,
+      );
       assert.equal(n, 2);
     });
 
@@ -826,7 +902,12 @@ for (const transport of transports) {
       const expired = [await saved({ n: 3 }), await saved({ n: 4 })];
       for (const id of expired) await setExpiry(id, -1);
       let deleted = -1;
-      assert.equal(await sent(async () => { deleted = (await store.gc()).deleted; }), 1);
+      assert.equal(
+        await sent(async () => {
+          deleted = (await store.gc()).deleted;
+        }),
+        1,
+      );
       assert.equal(deleted, 2);
       assert.deepEqual(await keys(), live.map(sha256Hex).sort());
       assert.equal((await store.gc()).deleted, 0);
@@ -848,7 +929,9 @@ for (const transport of transports) {
       const id = s.id;
       await measure("save() unchanged", () => store.save(s));
       let r: Session | null = null;
-      await measure("read()", async () => { r = await store.read(id); });
+      await measure("read()", async () => {
+        r = await store.read(id);
+      });
       await measure("get() after read()", () => (r as Session | null)!.get("user"));
       await setExpiry(id, HOUR - 700);
       await measure("read() rolling the expiry", () => store.read(id));
@@ -863,7 +946,9 @@ for (const transport of transports) {
       await measure("exists()", () => store.exists(id));
       await measure("count()", () => store.count());
       let moved: Session | null = null;
-      await measure("regenerate()", async () => { moved = await store.regenerate(id); });
+      await measure("regenerate()", async () => {
+        moved = await store.regenerate(id);
+      });
       const m = (moved as Session | null)!;
       m.regenerate();
       await measure("session.regenerate() + save()", () => store.save(m));

@@ -2,8 +2,14 @@
 // PostgreSQL over both transports, and that the round-trip counters are exact.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { Client, neon, NeonDbError, Pool, type NeonQueryFunction } from "@neondatabase/serverless";
-import { configureNeon, databaseUrl, startSupportServer, type SupportServer, type SupportStats } from "./support/harness.ts";
+import { Client, neon, NeonDbError, type NeonQueryFunction, Pool } from "@neondatabase/serverless";
+import {
+  configureNeon,
+  databaseUrl,
+  startSupportServer,
+  type SupportServer,
+  type SupportStats,
+} from "./support/harness.ts";
 import { FrontendStatementCounter } from "./support/ws_proxy.ts";
 
 // Own schema per run: parallel test files and reruns never collide.
@@ -44,7 +50,9 @@ describe("HTTP /sql endpoint via neon()", (): void => {
 
   test("bytea round trip", async (): Promise<void> => {
     await sql`insert into ${sql.unsafe(SCHEMA)}.blobs (id, data) values (1, ${BYTES}), (2, ${null})`;
-    const rows: Record<string, unknown>[] = await sql`select id, data from ${sql.unsafe(SCHEMA)}.blobs where id in (1, 2) order by id`;
+    const rows: Record<string, unknown>[] = await sql`select id, data from ${
+      sql.unsafe(SCHEMA)
+    }.blobs where id in (1, 2) order by id`;
     assert.deepEqual(new Uint8Array(rows[0].data as Uint8Array), BYTES);
     assert.equal(rows[1].data, null);
   });
@@ -73,13 +81,18 @@ describe("HTTP /sql endpoint via neon()", (): void => {
     assert.deepEqual(shown, [{ iso: "serializable", ro: "off" }]);
     assert.deepEqual((await server.stats()).http, { requests: 1, statements: 2 });
 
-    await assert.rejects(sql.transaction([
-      sql`insert into ${sql.unsafe(SCHEMA)}.blobs (id) values (11)`,
-      sql`select 1/0`,
-    ]), NeonDbError);
+    await assert.rejects(
+      sql.transaction([
+        sql`insert into ${sql.unsafe(SCHEMA)}.blobs (id) values (11)`,
+        sql`select 1/0`,
+      ]),
+      NeonDbError,
+    );
     const [readOnly] = await sql.transaction([sql`show transaction_read_only`], { readOnly: true });
     assert.deepEqual(readOnly, [{ transaction_read_only: "on" }]);
-    assert.deepEqual(await sql`select count(*)::int as n from ${sql.unsafe(SCHEMA)}.blobs where id in (10, 11)`, [{ n: 1 }]);
+    assert.deepEqual(await sql`select count(*)::int as n from ${sql.unsafe(SCHEMA)}.blobs where id in (10, 11)`, [{
+      n: 1,
+    }]);
   });
 });
 
@@ -133,9 +146,14 @@ describe("support server internals", (): void => {
     startup.writeInt32BE(196608, 4);
     // Bodies full of 'Q' and 'P' bytes must not be counted: only message types are.
     const rest: Buffer = Buffer.concat([
-      startup, startupBody,
-      message("Q", "select 'QQQQ PPPP'\0"), message("P", "\0select $1\0\0\0"), message("B", "PQPQPQ"),
-      message("E", "\0\0\0\0\0"), message("S", ""), message("X", ""),
+      startup,
+      startupBody,
+      message("Q", "select 'QQQQ PPPP'\0"),
+      message("P", "\0select $1\0\0\0"),
+      message("B", "PQPQPQ"),
+      message("E", "\0\0\0\0\0"),
+      message("S", ""),
+      message("X", ""),
     ]);
     for (const size of [1, 2, 3, 5, 7, rest.length]) {
       const counter: FrontendStatementCounter = new FrontendStatementCounter();
@@ -155,7 +173,10 @@ describe("support server internals", (): void => {
     const res: Response = await fetch(`${server.url}/sql`, {
       method: "POST",
       headers: { "Neon-Connection-String": databaseUrl() },
-      body: JSON.stringify({ query: "select $1::int as i, $2::jsonb as j, $3::text[] as a, true as b", params: [7, { k: [1] }, ["x,y", null]] }),
+      body: JSON.stringify({
+        query: "select $1::int as i, $2::jsonb as j, $3::text[] as a, true as b",
+        params: [7, { k: [1] }, ["x,y", null]],
+      }),
     });
     const body: { rows: unknown[]; rowAsArray: boolean } = await res.json() as { rows: unknown[]; rowAsArray: boolean };
     assert.equal(res.status, 200);

@@ -33,7 +33,9 @@ describe("generateToken", () => {
     const seen = new Set<string>();
     for (let i = 0; i < 1_000_000; i++) {
       const token = generateToken();
-      if (!SHAPE.test(token) || !isToken(token)) assert.fail(`token ${i} has the wrong shape: ${JSON.stringify(token)}`);
+      if (!SHAPE.test(token) || !isToken(token)) {
+        assert.fail(`token ${i} has the wrong shape: ${JSON.stringify(token)}`);
+      }
       seen.add(token);
     }
     assert.equal(seen.size, 1_000_000, "no duplicate");
@@ -87,7 +89,21 @@ describe("isToken", () => {
 
   test("refuses anything that is not a token string", () => {
     const token = generateToken();
-    for (const value of [undefined, null, 42, {}, [token], { toString: () => token }, "", token + "=", token.slice(1), token + " ", token.replace(/^./, "+")]) {
+    for (
+      const value of [
+        undefined,
+        null,
+        42,
+        {},
+        [token],
+        { toString: () => token },
+        "",
+        token + "=",
+        token.slice(1),
+        token + " ",
+        token.replace(/^./, "+"),
+      ]
+    ) {
       assert.equal(isToken(value), false, String(value));
     }
   });

@@ -6,7 +6,8 @@ import { hashToken, isToken, type PostgresStore, SessionError, withSession } fro
 import { dbSkip, randomSchema } from "./_db.ts";
 import { type Fixture, transports } from "./_transports.ts";
 
-const OLD_TABLE_DDL = (table: string) => `CREATE TABLE ${table} (
+const OLD_TABLE_DDL = (table: string) =>
+  `CREATE TABLE ${table} (
   session_key char(64) NOT NULL PRIMARY KEY,
   session_data bytea,
   session_expiry timestamp NOT NULL
@@ -50,7 +51,13 @@ for (const transport of transports) {
       assert.equal(await lazy.user(), "u-1");
       const read = store.open(lazy.id);
       let user: string | null = null;
-      assert.equal(await sent(async () => { user = await read.user(); await read.get("cart"); }), 1);
+      assert.equal(
+        await sent(async () => {
+          user = await read.user();
+          await read.get("cart");
+        }),
+        1,
+      );
       assert.equal(user, "u-1");
       assert.deepEqual(await read.get("cart"), ["book"], "data kept");
       // A new session that signs in on its first request is one INSERT.
@@ -71,10 +78,18 @@ for (const transport of transports) {
       const a = await signIn("u-2", "Chrome on macOS");
       const b = await signIn("u-2", "Safari on iOS");
       const expired = await signIn("u-2");
-      await f.sql(`update ${f.table} set session_expiry = session_expiry - interval '400 days' where session_key = $1`, [await hashToken(expired)]);
+      await f.sql(
+        `update ${f.table} set session_expiry = session_expiry - interval '400 days' where session_key = $1`,
+        [await hashToken(expired)],
+      );
       await signIn("someone-else");
       let list: Awaited<ReturnType<PostgresStore["sessionsOf"]>> = [];
-      assert.equal(await sent(async () => { list = await store.sessionsOf("u-2", { current: a }); }), 1);
+      assert.equal(
+        await sent(async () => {
+          list = await store.sessionsOf("u-2", { current: a });
+        }),
+        1,
+      );
       assert.equal(list.length, 2);
       const mine = list.find((s) => s.current)!;
       assert.equal(mine.label, "Chrome on macOS");
@@ -93,7 +108,12 @@ for (const transport of transports) {
       const handle = await hashToken(a);
       assert.equal(await store.revoke(handle, { user: "not-u-3" }), 0, "another user's handle ends nothing");
       let n = -1;
-      assert.equal(await sent(async () => { n = await store.revoke(handle, { user: "u-3" }); }), 1);
+      assert.equal(
+        await sent(async () => {
+          n = await store.revoke(handle, { user: "u-3" });
+        }),
+        1,
+      );
       assert.equal(n, 1);
       assert.equal(await store.read(a), null, "revocation is immediate");
       assert.equal(await store.revoke("not a handle"), 0);
@@ -105,7 +125,12 @@ for (const transport of transports) {
       await signIn("u-4");
       const other = await signIn("u-5");
       let n = -1;
-      assert.equal(await sent(async () => { n = await store.revokeAll("u-4", { except: await hashToken(keep) }); }), 1);
+      assert.equal(
+        await sent(async () => {
+          n = await store.revokeAll("u-4", { except: await hashToken(keep) });
+        }),
+        1,
+      );
       assert.equal(n, 2);
       assert.ok(await store.read(keep));
       assert.ok(await store.read(other), "other users keep theirs");
@@ -147,11 +172,16 @@ for (const transport of transports) {
         const set = res.headers.getSetCookie()[0]!;
         return set.slice(0, set.indexOf(";"));
       };
-      const get = (path: string, cookie: string) => handler(new Request(`https://app.test${path}`, { headers: { cookie } }));
+      const get = (path: string, cookie: string) =>
+        handler(new Request(`https://app.test${path}`, { headers: { cookie } }));
       const laptop = await login("laptop");
       const phone = await login("phone");
       const tablet = await login("tablet");
-      const devices = await (await get("/devices", laptop)).json() as { handle: string; label: string; current: boolean }[];
+      const devices = await (await get("/devices", laptop)).json() as {
+        handle: string;
+        label: string;
+        current: boolean;
+      }[];
       assert.equal(devices.length, 3);
       assert.equal(devices.find((d) => d.current)!.label, "laptop");
       const phoneHandle = devices.find((d) => d.label === "phone")!.handle;
@@ -181,7 +211,8 @@ for (const transport of transports) {
       assert.equal(await old.count(), 1);
       // Once the table is known to lack the columns, the counts are the plain ones.
       assert.equal(await sent(() => old.read(moved.id)), 1);
-      const isMigration = (error: unknown) => error instanceof SessionError && error.code === "MIGRATION_REQUIRED" && /migrate/.test(error.message);
+      const isMigration = (error: unknown) =>
+        error instanceof SessionError && error.code === "MIGRATION_REQUIRED" && /migrate/.test(error.message);
       await assert.rejects(old.sessionsOf("u"), isMigration);
       await assert.rejects(old.revokeAll("u"), isMigration);
       const bind = (await old.read(moved.id))!;
@@ -211,7 +242,8 @@ describe("migrating a table with rows", { skip: dbSkip }, () => {
       await admin.query(schemaSql(`${schema}.session`));
       const ms = performance.now() - started;
       console.log(`migration of 100k rows: ${Math.round(ms)} ms`);
-      const [{ n, users }] = (await admin.query(`select count(*)::int as n, count(session_user_id)::int as users from ${table}`)).rows;
+      const [{ n, users }] =
+        (await admin.query(`select count(*)::int as n, count(session_user_id)::int as users from ${table}`)).rows;
       assert.equal(n, 100_000);
       assert.equal(users, 0);
       await admin.query(schemaSql(`${schema}.session`)); // safe to run twice
@@ -221,4 +253,3 @@ describe("migrating a table with rows", { skip: dbSkip }, () => {
     }
   });
 });
-

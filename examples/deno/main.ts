@@ -13,7 +13,11 @@ interface Data {
 const connectionString = Deno.env.get("DATABASE_URL")!;
 const table = Deno.env.get("SESSION_TABLE");
 // Neon's HTTP transport: no pool to manage, one store for the whole process.
-const store = new PostgresStore<Data>({ connectionString, fetchEndpoint: Deno.env.get("DATABASE_HTTP_ENDPOINT"), table });
+const store = new PostgresStore<Data>({
+  connectionString,
+  fetchEndpoint: Deno.env.get("DATABASE_HTTP_ENDPOINT"),
+  table,
+});
 
 Deno.serve(
   {

@@ -31,17 +31,19 @@ function serve(fetch: (req: Request) => Promise<Response>, port: number): http.S
       const headers = new Headers();
       for (let i = 0; i < req.rawHeaders.length; i += 2) headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
       const hasBody = req.method !== "GET" && req.method !== "HEAD";
-      const response = await fetch(new Request(`http://${req.headers.host}${req.url}`, {
-        method: req.method,
-        headers,
-        body: hasBody ? (Readable.toWeb(req) as ReadableStream<Uint8Array>) : null,
-        duplex: "half",
-      } as RequestInit));
+      const response = await fetch(
+        new Request(`http://${req.headers.host}${req.url}`, {
+          method: req.method,
+          headers,
+          body: hasBody ? (Readable.toWeb(req) as ReadableStream<Uint8Array>) : null,
+          duplex: "half",
+        } as RequestInit),
+      );
       res.statusCode = response.status;
       for (const [name, value] of response.headers) if (name !== "set-cookie") res.setHeader(name, value);
       // Each Set-Cookie on its own line: joined with ", " they would break.
       res.setHeader("set-cookie", response.headers.getSetCookie());
-      if (response.body) for await (const chunk of response.body) res.write(chunk);
+      if (response.body) { for await (const chunk of response.body) res.write(chunk); }
       res.end();
     } catch (error) {
       console.error(error);

@@ -27,7 +27,8 @@ const connectionString: string = required("DATABASE_URL");
 const table: string = required("SESSION_TABLE");
 
 // Test wiring for the local stand-in of Neon; a real deployment sets none of this.
-neonConfig.wsProxy = (host: string, port: number | string): string => `127.0.0.1:${supportPort}/v1?address=${host}:${port}`;
+neonConfig.wsProxy = (host: string, port: number | string): string =>
+  `127.0.0.1:${supportPort}/v1?address=${host}:${port}`;
 neonConfig.useSecureWebSocket = false;
 neonConfig.pipelineConnect = false;
 

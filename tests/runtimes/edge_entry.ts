@@ -23,7 +23,8 @@ declare function addEventListener(type: "fetch", listener: (event: FetchEvent) =
 
 // Test wiring for the local stand-in of Neon; a real deployment sets none of this.
 const fetchEndpoint: string = `http://127.0.0.1:${process.env.SUPPORT_PORT}/sql`;
-neonConfig.wsProxy = (host: string, port: number | string): string => `127.0.0.1:${process.env.SUPPORT_PORT}/v1?address=${host}:${port}`;
+neonConfig.wsProxy = (host: string, port: number | string): string =>
+  `127.0.0.1:${process.env.SUPPORT_PORT}/v1?address=${host}:${port}`;
 neonConfig.useSecureWebSocket = false;
 neonConfig.pipelineConnect = false;
 
@@ -42,7 +43,11 @@ async function cronGc(req: Request): Promise<Response> {
   if (!secret || req.headers.get("authorization") !== `Bearer ${secret}`) {
     return new Response("Unauthorized", { status: 401 });
   }
-  const store: PostgresStore = new PostgresStore({ connectionString: process.env.DATABASE_URL, fetchEndpoint, table: process.env.SESSION_TABLE });
+  const store: PostgresStore = new PostgresStore({
+    connectionString: process.env.DATABASE_URL,
+    fetchEndpoint,
+    table: process.env.SESSION_TABLE,
+  });
   const result: GcResult = await gc(store, { batchSize: 2, maxDurationMs: 10_000, signal: req.signal });
   return Response.json(result);
 }

@@ -107,7 +107,9 @@ export async function serveNode(handler: FetchHandler): Promise<NodeServer> {
     url: `http://127.0.0.1:${port}`,
     close: (): Promise<void> => {
       server.closeAllConnections();
-      return new Promise<void>((resolve: () => void): void => { server.close((): void => resolve()); });
+      return new Promise<void>((resolve: () => void): void => {
+        server.close((): void => resolve());
+      });
     },
   };
 }

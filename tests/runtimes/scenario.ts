@@ -59,9 +59,12 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve: () => void): 
 async function settledWithin<T>(promise: Promise<T>, ms: number): Promise<T | "waiting"> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    return await Promise.race([promise, new Promise<"waiting">((resolve: (v: "waiting") => void): void => {
-      timer = setTimeout(() => resolve("waiting"), ms);
-    })]);
+    return await Promise.race([
+      promise,
+      new Promise<"waiting">((resolve: (v: "waiting") => void): void => {
+        timer = setTimeout(() => resolve("waiting"), ms);
+      }),
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -121,7 +124,11 @@ class Jar {
 export async function runScenario(t: ScenarioTarget): Promise<void> {
   const send = t.fetch ?? ((url: string, init?: RequestInit): Promise<Response> => fetch(url, init));
   const jar: Jar = new Jar();
-  const request = async (method: string, path: string, headers: Record<string, string> = jar.header()): Promise<Response> => {
+  const request = async (
+    method: string,
+    path: string,
+    headers: Record<string, string> = jar.header(),
+  ): Promise<Response> => {
     const res: Response = await send(`${t.base}${path}`, { method, headers, redirect: "manual" });
     if (res.status >= 500) assert.fail(`${method} ${path}: HTTP ${res.status} ${await res.text()}`);
     return res;
@@ -145,14 +152,18 @@ export async function runScenario(t: ScenarioTarget): Promise<void> {
 
   // A route that never touches the session costs nothing and sets nothing.
   let res!: Response;
-  let counters: SupportCounters = await cost(async () => { res = await request("GET", "/health"); });
+  let counters: SupportCounters = await cost(async () => {
+    res = await request("GET", "/health");
+  });
   assert.equal(await res.text(), "ok");
   assert.deepEqual(res.headers.getSetCookie(), []);
   assert.equal(res.headers.get("vary"), null);
   assert.deepEqual(counters, { http: { requests: 0, statements: 0 }, ws: { connections: 0, statements: 0 } });
 
   // Anonymous read: no cookie means no SQL, no row and no cookie.
-  counters = await cost(async () => { res = await request("GET", "/me"); });
+  counters = await cost(async () => {
+    res = await request("GET", "/me");
+  });
   assert.deepEqual(await res.json(), { user: null, visits: 0, flash: null, types: null } satisfies Me);
   assert.deepEqual(res.headers.getSetCookie(), []);
   assert.equal(statements(counters), 0);
@@ -183,21 +194,29 @@ export async function runScenario(t: ScenarioTarget): Promise<void> {
   assert.equal(statements(counters), 1, "sign-in on a fresh session is one INSERT");
   const stored: Record<string, unknown> | null = await dataOf(ada);
   assert.equal(stored?.user, "ada");
-  assert.ok(stored?.since instanceof Date && stored.since.getTime() === SINCE.getTime(), "a Date written by the runtime reads back in Node");
+  assert.ok(
+    stored?.since instanceof Date && stored.since.getTime() === SINCE.getTime(),
+    "a Date written by the runtime reads back in Node",
+  );
 
   // Read: the flash shows once, CBOR-only types come back as themselves. No new cookie.
   res = await request("GET", "/me");
-  assert.deepEqual(await res.json(), {
-    user: "ada",
-    visits: 0,
-    flash: "Welcome, ada",
-    types: { since: SINCE.toISOString(), roles: ["admin", "dev"], big: String(BIG), bytes: [...BYTES] },
-  } satisfies Me);
+  assert.deepEqual(
+    await res.json(),
+    {
+      user: "ada",
+      visits: 0,
+      flash: "Welcome, ada",
+      types: { since: SINCE.toISOString(), roles: ["admin", "dev"], big: String(BIG), bytes: [...BYTES] },
+    } satisfies Me,
+  );
   assert.deepEqual(res.headers.getSetCookie(), []);
   assert.match(res.headers.get("vary") ?? "", /\bCookie\b/i);
   await eventually(async () => assert.equal((await dataOf(ada))?.__flash, undefined, "the flash was taken"));
   // A read-only request is exactly one statement.
-  counters = await cost(async () => { res = await request("GET", "/me"); });
+  counters = await cost(async () => {
+    res = await request("GET", "/me");
+  });
   assert.equal(((await res.json()) as Me).flash, null);
   assert.equal(statements(counters), 1, `a read-only request is one statement: ${JSON.stringify(counters)}`);
   if (t.transport === "http") assert.deepEqual(counters.ws, { connections: 0, statements: 0 });
@@ -241,7 +260,12 @@ export async function runScenario(t: ScenarioTarget): Promise<void> {
   assert.equal(regenerated?.user, "grace");
   assert.equal(regenerated?.visits, 3, "regenerate keeps the data");
   res = await request("GET", "/me");
-  assert.deepEqual({ ...((await res.json()) as Me), types: null }, { user: "grace", visits: 3, flash: "Welcome, grace", types: null });
+  assert.deepEqual({ ...((await res.json()) as Me), types: null }, {
+    user: "grace",
+    visits: 3,
+    flash: "Welcome, grace",
+    types: null,
+  });
   await eventually(async () => assert.equal((await dataOf(grace))?.__flash, undefined));
 
   // Replaying the pre-regenerate cookie: anonymous, and nothing is created for it.
@@ -252,7 +276,9 @@ export async function runScenario(t: ScenarioTarget): Promise<void> {
   };
   await replay(first.value);
   // A forged value: with signing it is rejected before any SQL; a bare random token is looked up.
-  const forged: string = t.signed ? `${tokenOf(second.value)}.${"A".repeat(42)}A` : randomBytes(32).toString("base64url");
+  const forged: string = t.signed
+    ? `${tokenOf(second.value)}.${"A".repeat(42)}A`
+    : randomBytes(32).toString("base64url");
   counters = await cost(() => replay(forged));
   assert.equal(statements(counters), t.signed ? 0 : 1, `forged cookie: ${JSON.stringify(counters)}`);
   assert.deepEqual((await rows()).map((r) => r.session_key), [keyOf(grace)], "replays and forgeries create no rows");
@@ -273,7 +299,10 @@ export async function runScenario(t: ScenarioTarget): Promise<void> {
   const body: Uint8Array<ArrayBuffer> = Uint8Array.from(randomBytes(1 << 20));
   res = await send(`${t.base}/echo`, { method: "POST", body });
   assert.equal(res.status, 200);
-  assert.equal(createHash("sha256").update(new Uint8Array(await res.arrayBuffer())).digest("hex"), createHash("sha256").update(body).digest("hex"));
+  assert.equal(
+    createHash("sha256").update(new Uint8Array(await res.arrayBuffer())).digest("hex"),
+    createHash("sha256").update(body).digest("hex"),
+  );
   const started: number = performance.now();
   // identity: workerd gzips text for clients that accept it, and its gzip stream holds small
   // chunks back until the end.
@@ -285,5 +314,8 @@ export async function runScenario(t: ScenarioTarget): Promise<void> {
   for (let r = await reader.read(); !r.done; r = await reader.read()) text += decoder.decode(r.value, { stream: true });
   const doneAt: number = performance.now() - started;
   assert.equal(text, "first\nsecond\n");
-  assert.ok(doneAt - firstChunkAt > STREAM_GAP_MS / 2, `the first chunk came ${Math.round(firstChunkAt)} ms in, the end ${Math.round(doneAt)} ms in: not streamed`);
+  assert.ok(
+    doneAt - firstChunkAt > STREAM_GAP_MS / 2,
+    `the first chunk came ${Math.round(firstChunkAt)} ms in, the end ${Math.round(doneAt)} ms in: not streamed`,
+  );
 }

@@ -1,6 +1,6 @@
 // Starts a server as a child process and waits for its `READY <port>` line. Stopping closes its
 // stdin first (the servers exit on EOF), then SIGKILLs it if it is still running.
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 
 export interface ChildServer {
   url: string;
@@ -12,7 +12,11 @@ export interface ChildServer {
 const START_TIMEOUT_MS: number = 30_000;
 const STOP_TIMEOUT_MS: number = 5_000;
 
-export function spawnServer(command: string, args: string[], options: { cwd: string; env: Record<string, string> }): Promise<ChildServer> {
+export function spawnServer(
+  command: string,
+  args: string[],
+  options: { cwd: string; env: Record<string, string> },
+): Promise<ChildServer> {
   const child: ChildProcess = spawn(command, args, {
     cwd: options.cwd,
     env: { ...process.env, ...options.env },
@@ -24,7 +28,9 @@ export function spawnServer(command: string, args: string[], options: { cwd: str
   let stdout: string = "";
   let stderr: string = "";
   child.stderr?.setEncoding("utf8");
-  child.stderr?.on("data", (chunk: string): void => { stderr += chunk; });
+  child.stderr?.on("data", (chunk: string): void => {
+    stderr += chunk;
+  });
 
   return new Promise<ChildServer>((resolve: (s: ChildServer) => void, reject: (e: Error) => void): void => {
     const fail = (message: string): void => {
@@ -32,7 +38,10 @@ export function spawnServer(command: string, args: string[], options: { cwd: str
       child.kill("SIGKILL");
       reject(new Error(`${command} ${args.join(" ")}: ${message}\nstdout: ${stdout}\nstderr: ${stderr}`));
     };
-    const timer: ReturnType<typeof setTimeout> = setTimeout((): void => fail("no READY line in time"), START_TIMEOUT_MS);
+    const timer: ReturnType<typeof setTimeout> = setTimeout(
+      (): void => fail("no READY line in time"),
+      START_TIMEOUT_MS,
+    );
     child.once("error", (error: Error): void => fail(error.message));
     child.once("exit", (code: number | null): void => fail(`exited early with ${code}`));
     child.stdout?.setEncoding("utf8");
@@ -50,7 +59,9 @@ export function spawnServer(command: string, args: string[], options: { cwd: str
         stderr: (): string => stderr,
         close: async (): Promise<void> => {
           child.stdin?.end();
-          const killer: ReturnType<typeof setTimeout> = setTimeout((): void => { child.kill("SIGKILL"); }, STOP_TIMEOUT_MS);
+          const killer: ReturnType<typeof setTimeout> = setTimeout((): void => {
+            child.kill("SIGKILL");
+          }, STOP_TIMEOUT_MS);
           await exited;
           clearTimeout(killer);
         },

@@ -35,7 +35,8 @@ interface ScheduledController {
 // Test wiring for the local stand-in of Neon; a real deployment sets none of this. Global
 // settings, so setting them again on every event is harmless.
 function configureNeon(env: Env): void {
-  neonConfig.wsProxy = (host: string, port: number | string): string => `127.0.0.1:${env.SUPPORT_PORT}/v1?address=${host}:${port}`;
+  neonConfig.wsProxy = (host: string, port: number | string): string =>
+    `127.0.0.1:${env.SUPPORT_PORT}/v1?address=${host}:${port}`;
   neonConfig.useSecureWebSocket = false;
   neonConfig.pipelineConnect = false;
 }
@@ -45,7 +46,11 @@ type Transport = "http" | "pool" | "pool-bg";
 const app = createApp((_req: Request, env: Env, ctx: ExecutionContext, transport: Transport): AppOptions => {
   if (transport === "http") {
     return {
-      store: { connectionString: env.DATABASE_URL, fetchEndpoint: `http://127.0.0.1:${env.SUPPORT_PORT}/sql`, table: env.HTTP_TABLE },
+      store: {
+        connectionString: env.DATABASE_URL,
+        fetchEndpoint: `http://127.0.0.1:${env.SUPPORT_PORT}/sql`,
+        table: env.HTTP_TABLE,
+      },
       secrets: [env.SESSION_SECRET],
       cookie: { secure: false },
       waitUntil: (p: Promise<unknown>): void => ctx.waitUntil(p),
@@ -76,7 +81,9 @@ export default {
     configureNeon(env);
     const url: URL = new URL(request.url);
     // Lets the test check which globals this worker's compatibility flags gave it.
-    if (url.pathname === "/__globals") return Response.json({ Buffer: typeof (globalThis as { Buffer?: unknown }).Buffer });
+    if (url.pathname === "/__globals") {
+      return Response.json({ Buffer: typeof (globalThis as { Buffer?: unknown }).Buffer });
+    }
     const match: RegExpExecArray | null = /^\/(http|pool|pool-bg)(\/.*)$/.exec(url.pathname);
     if (match === null) return new Response("expected /http/..., /pool/... or /pool-bg/...", { status: 404 });
     url.pathname = match[2]!;
@@ -86,10 +93,16 @@ export default {
   scheduled(controller: ScheduledController, env: Env, ctx: ExecutionContext): void {
     configureNeon(env);
     if (controller.cron !== "*/5 * * * *") throw new Error(`unexpected cron ${controller.cron}`);
-    const store: PostgresStore = new PostgresStore({ connectionString: env.DATABASE_URL, fetchEndpoint: `http://127.0.0.1:${env.SUPPORT_PORT}/sql`, table: env.HTTP_TABLE });
+    const store: PostgresStore = new PostgresStore({
+      connectionString: env.DATABASE_URL,
+      fetchEndpoint: `http://127.0.0.1:${env.SUPPORT_PORT}/sql`,
+      table: env.HTTP_TABLE,
+    });
     // Batched, within the cron trigger's time budget; the event lasts until this settles.
-    ctx.waitUntil(gc(store, { batchSize: 2, maxDurationMs: 10_000 }).then((result: GcResult): void => {
-      console.log(`gc ${JSON.stringify(result)}`);
-    }));
+    ctx.waitUntil(
+      gc(store, { batchSize: 2, maxDurationMs: 10_000 }).then((result: GcResult): void => {
+        console.log(`gc ${JSON.stringify(result)}`);
+      }),
+    );
   },
 };
