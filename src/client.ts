@@ -255,7 +255,16 @@ function clientDriver(client: QueryClient, prepare: boolean | undefined, logger:
         values: params,
         ...(bounded ? { query_timeout: Math.ceil(options.timeoutMs) } : {}),
       };
-      return race(query.call(client, config).then((r) => r.rows), options);
+      const rows = query.call(client, config).then(
+        (r) => r.rows,
+        (error: unknown) => {
+          // node-postgres' query_timeout; the pool discards that connection.
+          throw bounded && (error as Error)?.message === "Query read timeout" ? new TimeoutReached(options.timeoutMs) : error;
+        },
+      );
+      // Our own bound too: query_timeout starts only once a connection is checked out, and
+      // connecting through a stalled network has no bound of its own.
+      return race(rows, options);
     },
   };
 }
@@ -311,7 +320,7 @@ function deadline(options: RunOptions): { signal?: AbortSignal; cleanup: () => v
  */
 function race<T>(work: Promise<T>, options: RunOptions, expired?: () => boolean, cleanup?: () => void): Promise<T> {
   const bounded = options.timeoutMs > 0 && Number.isFinite(options.timeoutMs);
-  if (!bounded && !options.signal) return work.finally(cleanup);
+  if (!bounded && !options.signal) return cleanup ? work.finally(cleanup) : work;
   return new Promise<T>((resolve, reject) => {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const done = () => {

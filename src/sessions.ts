@@ -178,21 +178,38 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
   ): Promise<Response> {
     if (!out && !accessed) return response;
     let res = response;
-    const vary = header ? `Cookie, ${header}` : "Cookie";
-    try {
-      res.headers.append("Vary", vary);
-    } catch {
-      // fetch() responses and Response.redirect() have immutable headers; the body stream moves over.
-      res = new Response(response.body, response);
-      res.headers.append("Vary", vary);
+    // Few Headers calls: each is costly on some runtimes.
+    const before = res.headers.get("Vary");
+    const vary = mergeVary(before, header ? ["Cookie", header] : ["Cookie"]);
+    if (vary !== before) {
+      try {
+        res.headers.set("Vary", vary);
+      } catch {
+        // fetch() responses and Response.redirect() have immutable headers; the body stream moves over.
+        res = new Response(response.body, response);
+        res.headers.set("Vary", vary);
+      }
     }
-    dedupeVary(res.headers);
     if (out) {
       const value = out.token && secrets ? await sign(out.token, secrets[0]!) : out.token;
-      res.headers.append("Set-Cookie", serializeCookie(cookie, value, out.maxAge));
+      try {
+        res.headers.append("Set-Cookie", serializeCookie(cookie, value, out.maxAge));
+      } catch {
+        res = new Response(res.body, res);
+        res.headers.append("Set-Cookie", serializeCookie(cookie, value, out.maxAge));
+      }
       if (header) res.headers.set(header, value);
     }
-    res.headers.set("Cache-Control", privateCacheControl(res.headers.get("Cache-Control"), out !== null));
+    const cacheControl = res.headers.get("Cache-Control");
+    const privateOne = privateCacheControl(cacheControl, out !== null);
+    if (privateOne !== cacheControl) {
+      try {
+        res.headers.set("Cache-Control", privateOne);
+      } catch {
+        res = new Response(res.body, res);
+        res.headers.set("Cache-Control", privateOne);
+      }
+    }
     return res;
   }
 
@@ -200,56 +217,51 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
     store,
     async open(request: Request): Promise<RequestSession<Data>> {
       const cookie = cookieFor(requestIsSecure(request, trustProxy));
-      const inPath = pathMatches(new URL(request.url).pathname, cookie.path);
+      const inPath = cookie.path === "/" || pathMatches(new URL(request.url).pathname, cookie.path);
       const token = inPath || header ? await readToken(request, cookie) : null;
       const session = store.open(token, { signal: request.signal }) as RequestSession<Data>;
       let done = false;
-      let outcome: SaveResult | null = null;
       const once = (what: string) => {
         if (done) throw new TypeError(`Cannot ${what}: this session was committed already`);
         done = true;
       };
       const settle = (result: SaveResult) => {
-        outcome = result;
+        (session as Mutable<RequestSession<Data>>).outcome = result;
         if (result === "gone") {
           logger.warn("Session ended by another request while this one ran; its changes were dropped");
         }
         return result;
       };
-      Object.defineProperties(session, {
-        outcome: { get: () => outcome },
-        discard: {
-          value: async (): Promise<void> => {
-            once("discard");
-            const plan = await store.plan(session, { onlyDestroy: true });
-            settle(await plan.run());
-          },
-        },
-        commit: {
-          value: async (response: Response, commitOptions: CommitOptions = {}): Promise<Response> => {
-            once("commit");
-            // The client went away: abandon the session work.
-            if (request.signal?.aborted) return response;
-            if (response.status === 101) return response; // an upgraded socket carries no cookies
-            const failed = response.status >= 500 && !commitOnServerError;
-            // Outside the cookie's path the browser would never send the cookie back: store nothing.
-            const plan = await store.plan(session, { onlyDestroy: failed || !inPath });
-            const { waitUntil } = commitOptions;
-            if (waitUntil && !plan.critical && plan.kind !== "none") {
-              const out = plan.cookie();
-              waitUntil(
-                plan.run().then(settle, async (error) => {
-                  if (commitOptions.onBackgroundError) await commitOptions.onBackgroundError(error);
-                  else logger.warn("Background session commit failed", { error });
-                }),
-              );
-              return await decorate(response, out, plan.accessed, cookie);
-            }
-            settle(await plan.run({ signal: request.signal }));
-            return await decorate(response, plan.cookie(), plan.accessed, cookie);
-          },
-        },
-      });
+      // Plain properties, not defineProperties: cheap per request, and the object keeps its shape.
+      const bound = session as Mutable<RequestSession<Data>>;
+      bound.outcome = null;
+      bound.discard = async (): Promise<void> => {
+        once("discard");
+        const plan = await store.plan(session, { onlyDestroy: true });
+        settle(await plan.run());
+      };
+      bound.commit = async (response: Response, commitOptions: CommitOptions = {}): Promise<Response> => {
+        once("commit");
+        // The client went away: abandon the session work.
+        if (request.signal?.aborted) return response;
+        if (response.status === 101) return response; // an upgraded socket carries no cookies
+        const failed = response.status >= 500 && !commitOnServerError;
+        // Outside the cookie's path the browser would never send the cookie back: store nothing.
+        const plan = await store.plan(session, { onlyDestroy: failed || !inPath });
+        const { waitUntil } = commitOptions;
+        if (waitUntil && !plan.critical && plan.kind !== "none") {
+          const out = plan.cookie();
+          waitUntil(
+            plan.run().then(settle, async (error) => {
+              if (commitOptions.onBackgroundError) await commitOptions.onBackgroundError(error);
+              else logger.warn("Background session commit failed", { error });
+            }),
+          );
+          return await decorate(response, out, plan.accessed, cookie);
+        }
+        settle(await plan.run({ signal: request.signal }));
+        return await decorate(response, plan.cookie(), plan.accessed, cookie);
+      };
       return session;
     },
   };
@@ -276,9 +288,14 @@ function privateCacheControl(existing: string | null, setsCookie: boolean): stri
   return kept.join(", ");
 }
 
-function dedupeVary(headers: Headers): void {
-  const parts = (headers.get("Vary") ?? "").split(",").map((p) => p.trim()).filter(Boolean);
-  const seen = new Set<string>();
-  const kept = parts.filter((p) => !seen.has(p.toLowerCase()) && seen.add(p.toLowerCase()));
-  headers.set("Vary", kept.join(", "));
+/** A Vary value with `names` added once each, case-insensitively. */
+function mergeVary(existing: string | null, names: string[]): string {
+  if (!existing) return names.join(", ");
+  const parts = existing.split(",").map((p) => p.trim()).filter(Boolean);
+  const seen = new Set(parts.map((p) => p.toLowerCase()));
+  if (seen.has("*")) return existing;
+  for (const name of names) if (!seen.has(name.toLowerCase())) parts.push(name);
+  return parts.join(", ");
 }
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };

@@ -350,6 +350,23 @@ export class PostgresStore<Data extends object = SessionData> {
   #driver: Driver;
   #sql: { plain: Statements; users: UserStatements };
   #logger: Logger;
+  // Shared by every session of this store: no closures per request.
+  #loader = (record: Stored): Promise<void> => this.#load(record);
+  #hooks: Stored["hooks"] = {
+    sessions: async (r) => {
+      const user = await r.currentUser();
+      return user === null ? [] : this.sessionsOf(user, { current: r.stored ?? r.token });
+    },
+    revoke: async (r, handle) => {
+      const user = await r.currentUser();
+      return user === null ? 0 : this.revoke(handle, { user });
+    },
+    revokeOthers: async (r) => {
+      const user = await r.currentUser();
+      if (user === null) return 0;
+      return this.revokeAll(user, { except: r.stored === null ? null : await hashToken(r.stored) });
+    },
+  };
 
   /**
    * Makes a store. Nothing connects until the first statement.
@@ -564,22 +581,8 @@ export class PostgresStore<Data extends object = SessionData> {
 
   #record(token: string, stored: string | null, signal?: AbortSignal): Stored {
     const record = new Stored(this.options.table, token, stored, signal);
-    record.loader = (r) => this.#load(r);
-    record.hooks = {
-      sessions: async (r) => {
-        const user = await r.currentUser();
-        return user === null ? [] : this.sessionsOf(user, { current: r.stored ?? r.token });
-      },
-      revoke: async (r, handle) => {
-        const user = await r.currentUser();
-        return user === null ? 0 : this.revoke(handle, { user });
-      },
-      revokeOthers: async (r) => {
-        const user = await r.currentUser();
-        if (user === null) return 0;
-        return this.revokeAll(user, { except: r.stored === null ? null : await hashToken(r.stored) });
-      },
-    };
+    record.loader = this.#loader;
+    record.hooks = this.#hooks;
     return record;
   }
 
