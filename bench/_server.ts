@@ -8,13 +8,14 @@
 // fetch handlers use; express by express; limit-node is a raw node:http handler.
 // Env: DATABASE_URL, BENCH_SCHEMA, SUPPORT_PORT (pgsession-http), BENCH_PREPARE=1 (named prepared
 // statements: the limit's, or pgsession's `prepare: true`), BENCH_NO_SECRETS=1 (profiling),
-// BENCH_PGSESSION=<dir> (load pgsession from another checkout's mod.ts: a baseline build).
+// BENCH_PGSESSION=<dir> (load pgsession from another checkout: its dist/mod.js, else its mod.ts).
 import { serve } from "@hono/node-server";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
+import { existsSync } from "node:fs";
 import process from "node:process";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import pg from "pg";
 import { configureNeon } from "../tests/support/harness.ts";
 import {
@@ -35,6 +36,15 @@ function listen(server: http.Server): Promise<number> {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port)));
 }
 
+/**
+ * The JavaScript users run: the checkout's `dist/mod.js` (`npm run build`, done by `npm run
+ * bench`), or its TypeScript sources when it has no build.
+ */
+function builtOrSource(dir: string): string {
+  const built = path.resolve(dir, "dist/mod.js");
+  return existsSync(built) ? built : path.resolve(dir, "mod.ts");
+}
+
 /** @hono/node-server's `serve`, as its README shows it, on a free port. */
 function serveFetch(fetch: FetchHandler): Promise<{ port: number; server: http.Server }> {
   return new Promise((resolve) => {
@@ -50,7 +60,8 @@ let server: http.Server;
 let pool: pg.Pool | undefined;
 if (system === "pgsession-pg" || system === "pgsession-http") {
   const lib: typeof import("../mod.ts") = await import(
-    process.env.BENCH_PGSESSION ? pathToFileURL(path.resolve(process.env.BENCH_PGSESSION, "mod.ts")).href : "../mod.ts"
+    pathToFileURL(builtOrSource(process.env.BENCH_PGSESSION ?? fileURLToPath(new URL("..", import.meta.url))))
+      .href
   );
   let store: InstanceType<typeof lib.PostgresStore>;
   if (system === "pgsession-pg") {
