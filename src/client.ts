@@ -259,7 +259,9 @@ function clientDriver(client: QueryClient, prepare: boolean | undefined, logger:
         (r) => r.rows,
         (error: unknown) => {
           // node-postgres' query_timeout; the pool discards that connection.
-          throw bounded && (error as Error)?.message === "Query read timeout" ? new TimeoutReached(options.timeoutMs) : error;
+          throw bounded && (error as Error)?.message === "Query read timeout"
+            ? new TimeoutReached(options.timeoutMs)
+            : error;
         },
       );
       // Our own bound too: query_timeout starts only once a connection is checked out, and
