@@ -6,4 +6,4 @@
  */
 
 /** The package version. */
-export const VERSION: string = "0.1.0";
+export const VERSION: string = "0.2.0";
