@@ -16,7 +16,7 @@ export type Row = Record<string, unknown>;
  */
 export interface QueryClient {
   /** Runs one parameterized statement. */
-  query(text: string, params?: unknown[]): Promise<{ rows: Row[] }>;
+  query(text: string, params?: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
 }
 
 /**

@@ -18,6 +18,8 @@
  * - `CONFIG`: the options are unusable (a short secret, a cookie a browser would refuse), reported
  *   when they are read.
  * - `MIGRATION_REQUIRED`: the table lacks a column this feature needs; run `npx pgsession migrate`.
+ * - `TABLE_MISSING`: the session table does not exist; create it with `npx pgsession migrate --table <name>`
+ *   (or the statements of `schema.sql`).
  */
 export type SessionErrorCode =
   | "DATABASE_ERROR"
@@ -27,7 +29,14 @@ export type SessionErrorCode =
   | "ABORTED"
   | "CONFLICT"
   | "CONFIG"
-  | "MIGRATION_REQUIRED";
+  | "MIGRATION_REQUIRED"
+  | "TABLE_MISSING";
+
+/** Where pgsession reports what it recovered from; `console` fits. */
+export interface Logger {
+  /** Called with a message and details; never with a raw token. */
+  warn(message: string, details?: Record<string, unknown>): void;
+}
 
 /**
  * A server-side session failure. Bad client input (a malformed, forged or expired cookie) is never

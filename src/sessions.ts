@@ -5,6 +5,7 @@
  * @module
  */
 
+import { cookieAfter, planFor, runCommit } from "./_commit.ts";
 import {
   compileCookie,
   type CookieOptions,
@@ -13,17 +14,22 @@ import {
   type ResolvedCookie,
   serializeCookie,
 } from "./cookie.ts";
-import type { Session, SessionData } from "./session.ts";
+import type { Connection } from "./client.ts";
+import type { Logger } from "./errors.ts";
+import { addSessionHeaders } from "./_headers.ts";
+import { SessionRecord } from "./_record.ts";
+import { SessionImpl } from "./_session.ts";
+import type { SaveResult, Session, SessionData } from "./session.ts";
 import { checkSecrets, sign, unsign } from "./_signature.ts";
-import { type CookieValue, type Logger, PostgresStore, type PostgresStoreOptions, type SaveResult } from "./store.ts";
-import { isToken } from "./token.ts";
+import { internalsOf, PostgresStore, type StoreInternals, type StoreOptions } from "./store.ts";
+import { generateToken, isToken } from "./token.ts";
 
 /** How sessions travel with requests; validated once, by {@linkcode createSessions}. */
 export interface SessionsOptions<Data extends object = SessionData> {
   /**
    * The store, or the options to make one (`{ client, ttl, … }` or `{ connectionString, … }`).
    */
-  store: PostgresStore<Data> | PostgresStoreOptions;
+  store: PostgresStore<Data> | (Connection & StoreOptions);
   /**
    * HMAC-SHA256 secrets (at least 32 characters each) to sign the cookie value with. The first
    * signs, all verify: prepend a new secret to rotate. Without secrets the bare 256-bit token is
@@ -31,33 +37,33 @@ export interface SessionsOptions<Data extends object = SessionData> {
    * also rejects forged values without a database round trip.
    * @default {undefined}
    */
-  secrets?: readonly string[];
+  secrets?: readonly string[] | undefined;
   /** The cookie's attributes; see {@linkcode CookieOptions} for the defaults. */
-  cookie?: CookieOptions;
+  cookie?: CookieOptions | undefined;
   /**
    * Also read the session id from this request header (it wins over the cookie) and send it back
    * in the same response header, for clients without cookies. Ids are never taken from the URL.
    * @default {undefined}
    */
-  header?: string;
+  header?: string | undefined;
   /**
    * Take the request's scheme from `X-Forwarded-Proto` or `Forwarded` (for `cookie.secure:
    * "auto"`), when a TLS-terminating proxy you control sets them. Never enable it where clients
    * reach the server directly: they could then choose the cookie's attributes.
    * @default {false}
    */
-  trustProxy?: boolean;
+  trustProxy?: boolean | undefined;
   /**
    * Commit changes even when the handler answered with a 5xx status. A `destroy()` is committed
    * either way.
    * @default {false}
    */
-  commitOnServerError?: boolean;
+  commitOnServerError?: boolean | undefined;
   /**
    * Receives warnings: a session that vanished while a request ran, a failed background commit.
    * @default {console}
    */
-  logger?: Logger;
+  logger?: Logger | undefined;
 }
 
 /** How {@linkcode RequestSession.commit} writes. */
@@ -65,23 +71,27 @@ export interface CommitOptions {
   /**
    * Runs plain updates (data changes and expiry touches of a stored session) after the response,
    * e.g. `ctx.waitUntil.bind(ctx)` on Workers. Inserts, regenerates and destroys are committed
-   * before the response either way, since the client's cookie depends on them.
+   * before the response either way, since the client's cookie depends on them; plain updates and
+   * touches never send a cookie.
    * @default {undefined} (everything is committed before responding)
    */
-  waitUntil?: (promise: Promise<unknown>) => void;
+  waitUntil?: ((promise: Promise<unknown>) => void) | undefined;
   /**
    * A failed background commit: gets the error instead of the logger.
    * @default {undefined}
    */
-  onBackgroundError?: (error: unknown) => unknown;
+  onBackgroundError?: ((error: unknown) => unknown) | undefined;
 }
 
 /** A session bound to one request. */
 export interface RequestSession<Data extends object = SessionData> extends Session<Data> {
   /**
    * Writes what changed and returns the response with `Set-Cookie`, `Vary` and `Cache-Control`
-   * added (a copy when its headers are immutable). Nothing but a `destroy()` is written for a 5xx
-   * response (unless `commitOnServerError`), and nothing at all once the request was aborted.
+   * added (a copy when its headers are immutable). `Set-Cookie` only when the token changes: a new
+   * session stored, a regenerate, a destroy. Nothing but a `destroy()` is written for a 5xx
+   * response (unless `commitOnServerError`), and nothing at all once the request was aborted
+   * (`request.signal`, read only when there is a write to abandon, and never on Deno, where
+   * reading it prints a notice and it aborts on every successful response).
    *
    * @param response The handler's response.
    * @param options `waitUntil` for background updates.
@@ -121,6 +131,98 @@ export interface Sessions<Data extends object = SessionData> {
 /** At most this many cookies with the session's name are tried, so forged ones cost little. */
 const MAX_CANDIDATES = 4;
 
+/** What `createSessions` validated once, shared by every request session it opens. */
+interface Settings {
+  readonly store: StoreInternals;
+  readonly secrets: readonly string[] | undefined;
+  readonly header: string | undefined;
+  readonly commitOnServerError: boolean;
+  readonly logger: Logger;
+}
+
+/** Deno prints a notice whenever a `Deno.serve` request's `signal` is read, and aborts it on success. */
+const readsSignal = typeof (globalThis as { Deno?: unknown }).Deno === "undefined";
+
+/** The session of one request: a {@linkcode Session} that commits itself onto the response. */
+class RequestSessionImpl<Data extends object> extends SessionImpl<Data> implements RequestSession<Data> {
+  readonly #record: SessionRecord;
+  readonly #settings: Settings;
+  readonly #request: Request;
+  readonly #cookie: ResolvedCookie;
+  readonly #inPath: boolean;
+  #done = false;
+
+  constructor(record: SessionRecord, settings: Settings, request: Request, cookie: ResolvedCookie, inPath: boolean) {
+    super(record, settings.store.users);
+    this.#record = record;
+    this.#settings = settings;
+    this.#request = request;
+    this.#cookie = cookie;
+    this.#inPath = inPath;
+  }
+
+  get outcome(): SaveResult | null {
+    return this.#record.outcome;
+  }
+
+  async commit(response: Response, options: CommitOptions = {}): Promise<Response> {
+    this.#once("commit");
+    if (response.status === 101) return response; // an upgraded socket carries no cookies
+    const failed = response.status >= 500 && !this.#settings.commitOnServerError;
+    // Outside the cookie's path the browser would never send the cookie back: store nothing.
+    const plan = await planFor(this.#record, failed || !this.#inPath);
+    if (plan.kind !== "none") {
+      const signal = readsSignal ? this.#request.signal : undefined;
+      // The client went away: abandon the session work.
+      if (signal?.aborted) return response;
+      const { waitUntil } = options;
+      if (waitUntil && !plan.critical) {
+        waitUntil(
+          runCommit(this.#record, plan, this.#record.budget()).then((result) => this.#settle(result), async (error) => {
+            if (options.onBackgroundError) await options.onBackgroundError(error);
+            else this.#settings.logger.warn("Background session commit failed", { error });
+          }),
+        );
+      } else {
+        this.#settle(await runCommit(this.#record, plan, this.#record.budget(signal)));
+      }
+    } else this.#record.outcome = "unchanged";
+    return await this.#decorate(response, plan.accessed);
+  }
+
+  async discard(): Promise<void> {
+    this.#once("discard");
+    const plan = await planFor(this.#record, true);
+    this.#settle(await runCommit(this.#record, plan, this.#record.budget()));
+  }
+
+  #once(what: string): void {
+    if (this.#done) throw new TypeError(`Cannot ${what}: this session was committed already`);
+    this.#done = true;
+  }
+
+  #settle(result: SaveResult): void {
+    if (result === "gone") {
+      this.#settings.logger.warn("Session ended by another request while this one ran; its changes were dropped");
+    }
+  }
+
+  async #decorate(response: Response, accessed: boolean): Promise<Response> {
+    const record = this.#record;
+    const out = record.outcome === null
+      ? null
+      : cookieAfter(record.outcome, record.requestToken !== null, record.token, record.deadlineMs, record.nowMs);
+    const { secrets, header } = this.#settings;
+    const value = out === null ? null : out.token && secrets ? await sign(out.token, secrets[0]!) : out.token;
+    return addSessionHeaders(response, {
+      setCookie: out === null ? null : serializeCookie(this.#cookie, value!, out.maxAge),
+      idHeader: header && value !== null ? [header, value] : null,
+      vary: header ? [header] : [],
+      accessed,
+    });
+  }
+}
+
 /**
  * Validates options once and returns what opens and commits sessions per request. Throws at
  * start-up for options that could never work, instead of failing every request.
@@ -156,8 +258,13 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
     throw new TypeError(`Cannot use header ${JSON.stringify(header)}: not an HTTP header name`);
   }
   const trustProxy = options.trustProxy ?? false;
-  const commitOnServerError = options.commitOnServerError ?? false;
-  const logger = options.logger ?? console;
+  const settings: Settings = {
+    store: internalsOf(store),
+    secrets,
+    header,
+    commitOnServerError: options.commitOnServerError ?? false,
+    logger: options.logger ?? console,
+  };
 
   async function readToken(request: Request, cookie: ResolvedCookie): Promise<string | null> {
     const candidates = readCookies(request.headers.get("cookie"), cookie.name, MAX_CANDIDATES);
@@ -170,99 +277,14 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
     return null;
   }
 
-  async function decorate(
-    response: Response,
-    out: CookieValue | null,
-    accessed: boolean,
-    cookie: ResolvedCookie,
-  ): Promise<Response> {
-    if (!out && !accessed) return response;
-    let res = response;
-    // Few Headers calls: each is costly on some runtimes.
-    const before = res.headers.get("Vary");
-    const vary = mergeVary(before, header ? ["Cookie", header] : ["Cookie"]);
-    if (vary !== before) {
-      try {
-        res.headers.set("Vary", vary);
-      } catch {
-        // fetch() responses and Response.redirect() have immutable headers; the body stream moves over.
-        res = new Response(response.body, response);
-        res.headers.set("Vary", vary);
-      }
-    }
-    if (out) {
-      const value = out.token && secrets ? await sign(out.token, secrets[0]!) : out.token;
-      try {
-        res.headers.append("Set-Cookie", serializeCookie(cookie, value, out.maxAge));
-      } catch {
-        res = new Response(res.body, res);
-        res.headers.append("Set-Cookie", serializeCookie(cookie, value, out.maxAge));
-      }
-      if (header) res.headers.set(header, value);
-    }
-    const cacheControl = res.headers.get("Cache-Control");
-    const privateOne = privateCacheControl(cacheControl, out !== null);
-    if (privateOne !== cacheControl) {
-      try {
-        res.headers.set("Cache-Control", privateOne);
-      } catch {
-        res = new Response(res.body, res);
-        res.headers.set("Cache-Control", privateOne);
-      }
-    }
-    return res;
-  }
-
   return {
     store,
     async open(request: Request): Promise<RequestSession<Data>> {
       const cookie = cookieFor(requestIsSecure(request, trustProxy));
       const inPath = cookie.path === "/" || pathMatches(new URL(request.url).pathname, cookie.path);
       const token = inPath || header ? await readToken(request, cookie) : null;
-      const session = store.open(token, { signal: request.signal }) as RequestSession<Data>;
-      let done = false;
-      const once = (what: string) => {
-        if (done) throw new TypeError(`Cannot ${what}: this session was committed already`);
-        done = true;
-      };
-      const settle = (result: SaveResult) => {
-        (session as Mutable<RequestSession<Data>>).outcome = result;
-        if (result === "gone") {
-          logger.warn("Session ended by another request while this one ran; its changes were dropped");
-        }
-        return result;
-      };
-      // Plain properties, not defineProperties: cheap per request, and the object keeps its shape.
-      const bound = session as Mutable<RequestSession<Data>>;
-      bound.outcome = null;
-      bound.discard = async (): Promise<void> => {
-        once("discard");
-        const plan = await store.plan(session, { onlyDestroy: true });
-        settle(await plan.run());
-      };
-      bound.commit = async (response: Response, commitOptions: CommitOptions = {}): Promise<Response> => {
-        once("commit");
-        // The client went away: abandon the session work.
-        if (request.signal?.aborted) return response;
-        if (response.status === 101) return response; // an upgraded socket carries no cookies
-        const failed = response.status >= 500 && !commitOnServerError;
-        // Outside the cookie's path the browser would never send the cookie back: store nothing.
-        const plan = await store.plan(session, { onlyDestroy: failed || !inPath });
-        const { waitUntil } = commitOptions;
-        if (waitUntil && !plan.critical && plan.kind !== "none") {
-          const out = plan.cookie();
-          waitUntil(
-            plan.run().then(settle, async (error) => {
-              if (commitOptions.onBackgroundError) await commitOptions.onBackgroundError(error);
-              else logger.warn("Background session commit failed", { error });
-            }),
-          );
-          return await decorate(response, out, plan.accessed, cookie);
-        }
-        settle(await plan.run({ signal: request.signal }));
-        return await decorate(response, plan.cookie(), plan.accessed, cookie);
-      };
-      return session;
+      const record = new SessionRecord(settings.store.policy, token ?? generateToken(), token !== null);
+      return new RequestSessionImpl<Data>(record, settings, request, cookie, inPath);
     },
   };
 }
@@ -273,29 +295,3 @@ function pathMatches(requestPath: string, cookiePath: string): boolean {
   if (!requestPath.startsWith(cookiePath)) return false;
   return cookiePath.endsWith("/") || requestPath[cookiePath.length] === "/";
 }
-
-/**
- * A Cache-Control value no shared cache may store: `public` and `s-maxage` go, `private` comes in
- * unless the response is `private` or `no-store` already; a response that sets the cookie and
- * said nothing gets `private, no-store`.
- */
-function privateCacheControl(existing: string | null, setsCookie: boolean): string {
-  if (!existing) return setsCookie ? "private, no-store" : "private";
-  const kept = existing.split(",").map((p) => p.trim()).filter((p) =>
-    p && !/^(public|s-maxage\s*=.*|proxy-revalidate)$/i.test(p)
-  );
-  if (!kept.some((p) => /^(private|no-store)$/i.test(p))) kept.unshift("private");
-  return kept.join(", ");
-}
-
-/** A Vary value with `names` added once each, case-insensitively. */
-function mergeVary(existing: string | null, names: string[]): string {
-  if (!existing) return names.join(", ");
-  const parts = existing.split(",").map((p) => p.trim()).filter(Boolean);
-  const seen = new Set(parts.map((p) => p.toLowerCase()));
-  if (seen.has("*")) return existing;
-  for (const name of names) if (!seen.has(name.toLowerCase())) parts.push(name);
-  return parts.join(", ");
-}
-
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };

@@ -7,14 +7,14 @@ import { Client, neon, Pool } from "@neondatabase/serverless";
 import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
 import {
+  type Connection,
   type NeonSql,
   PostgresStore,
-  type PostgresStoreOptions,
   type QueryClient,
-  type Row,
   schemaSql,
   type StoreOptions,
 } from "../mod.ts";
+import { type Row } from "../src/client.ts";
 import { adminPool, databaseUrl, DB_TIME_ZONE, withTimeZone } from "./_db.ts";
 import { configureNeon, startSupportServer } from "./support/harness.ts";
 
@@ -142,7 +142,7 @@ function neonHttp(
   };
 }
 
-function makeStore(options: PostgresStoreOptions): PostgresStore {
+function makeStore(options: Connection & StoreOptions): PostgresStore {
   return new PostgresStore(options);
 }
 

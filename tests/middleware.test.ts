@@ -2,7 +2,8 @@
 // failure handling, and the races a session library must survive.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { hashToken, PostgresStore, type Session, SessionError, withSession, type WithSessionOptions } from "../mod.ts";
+import { PostgresStore, type Session, SessionError, withSession, type WithSessionOptions } from "../mod.ts";
+import { hashToken } from "../src/token.ts";
 import { dbSkip, randomSchema } from "./_db.ts";
 import { type Fixture, transports } from "./_transports.ts";
 

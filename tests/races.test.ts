@@ -46,6 +46,12 @@ for (const transport of transports) {
     let f: Fixture;
     let store: PostgresStore;
     let schema: string;
+    // A row lock can only be raced from a second connection; one Client serializes its statements.
+    const lockSkip = !transport.needsServer
+      ? "needs a second connection"
+      : transport.name.includes("Client")
+      ? "one connection: its statements cannot race each other"
+      : undefined;
 
     before(async () => {
       schema = randomSchema("races");
@@ -98,31 +104,33 @@ for (const transport of transports) {
       }
     }
 
-    test("revokeAll racing a regenerate held on a row lock ends the moved session too", {
-      skip: transport.needsServer ? undefined : "needs a second connection",
-    }, async () => {
-      const { moved, revoked } = await heldLockRace("race-all", () => store.revokeAll("race-all"));
-      assert.equal(await store.read(moved), null, "the moved session is not live");
-      assert.deepEqual(await store.sessionsOf("race-all"), []);
-      assert.equal(await liveRows("race-all"), 0);
-      assert.equal(revoked, 1, "the one live session counted once");
-    });
+    test(
+      "revokeAll racing a regenerate held on a row lock ends the moved session too",
+      { skip: lockSkip },
+      async () => {
+        const { moved, revoked } = await heldLockRace("race-all", () => store.revokeAll("race-all"));
+        assert.equal(await store.read(moved), null, "the moved session is not live");
+        assert.deepEqual(await store.sessionsOf("race-all"), []);
+        assert.equal(await liveRows("race-all"), 0);
+        assert.equal(revoked, 1, "the one live session counted once");
+      },
+    );
 
-    test("revoke(handle) racing a regenerate held on a row lock ends the moved session too", {
-      skip: transport.needsServer ? undefined : "needs a second connection",
-    }, async () => {
-      const { moved, revoked } = await heldLockRace(
-        "race-one",
-        async (token) => store.revoke(await hashToken(token), { user: "race-one" }),
-      );
-      assert.equal(await store.read(moved), null, "the moved session is not live");
-      assert.equal(await liveRows("race-one"), 0);
-      assert.equal(revoked, 1);
-    });
+    test(
+      "revoke(handle) racing a regenerate held on a row lock ends the moved session too",
+      { skip: lockSkip },
+      async () => {
+        const { moved, revoked } = await heldLockRace(
+          "race-one",
+          async (token) => store.revoke(await hashToken(token), { user: "race-one" }),
+        );
+        assert.equal(await store.read(moved), null, "the moved session is not live");
+        assert.equal(await liveRows("race-one"), 0);
+        assert.equal(revoked, 1);
+      },
+    );
 
-    test("revokeOthers racing another device's regenerate ends that device", {
-      skip: transport.needsServer ? undefined : "needs a second connection",
-    }, async () => {
+    test("revokeOthers racing another device's regenerate ends that device", { skip: lockSkip }, async () => {
       const keeper = await signIn("race-others");
       const { moved, revoked } = await heldLockRace("race-others", () => store.open(keeper).revokeOthers());
       assert.equal(await store.read(moved), null, "the other device is signed out");
@@ -223,9 +231,7 @@ for (const transport of transports) {
       assert.throws(() => {
         (session as unknown as { outcome: string }).outcome = "destroyed";
       }, TypeError);
-      assert.throws(() => {
-        (session as unknown as { commit: unknown }).commit = () => {};
-      }, TypeError);
+      assert.deepEqual(Object.getOwnPropertyNames(session), [], "methods live on the prototype");
       assert.equal(session.outcome, null);
     });
 

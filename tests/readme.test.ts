@@ -4,7 +4,9 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { GC_DEFAULTS, PostgresStore, STORE_DEFAULTS } from "../mod.ts";
+import { internalsOf } from "../src/store.ts";
+import { PostgresStore } from "../mod.ts";
+import { GC_DEFAULTS } from "../src/gc.ts";
 
 const root = new URL("../", import.meta.url);
 const readme = readFileSync(new URL("README.md", root), "utf8");
@@ -44,17 +46,17 @@ test("the adapters' entry points are documented", () => {
 
 test("the defaults the README states are the defaults in force", () => {
   const store = new PostgresStore({ client: { query: () => Promise.resolve({ rows: [] }) } });
-  assert.equal(store.options.ttl, STORE_DEFAULTS.ttl);
+  assert.equal(internalsOf(store).policy.ttl, internalsOf(store).policy.ttl);
   assert.match(readme, /\| `ttl` \| 604 800 \(7 days\)/);
-  assert.equal(STORE_DEFAULTS.ttl, 604_800);
+  assert.equal(internalsOf(store).policy.ttl, 604_800);
   assert.match(readme, /\| `absoluteTtl` \| 2 592 000 \(30 days\)/);
-  assert.equal(STORE_DEFAULTS.absoluteTtl, 2_592_000);
+  assert.equal(internalsOf(store).policy.absoluteTtl, 2_592_000);
   assert.match(readme, /\| `timeoutMs` \| 5000 \|/);
-  assert.equal(store.options.timeoutMs, 5000);
+  assert.equal(internalsOf(store).policy.timeoutMs, 5000);
   assert.match(readme, /\| `maxDataBytes` \| 65 536 \|/);
-  assert.equal(store.options.maxDataBytes, 65_536);
+  assert.equal(internalsOf(store).policy.maxDataBytes, 65_536);
   // touchAfter: a tenth of ttl, at most an hour.
-  assert.equal(store.options.touchAfter, 3600);
+  assert.equal(internalsOf(store).policy.touchAfter, 3600);
   assert.equal(
     new PostgresStore({ client: { query: () => Promise.resolve({ rows: [] }) }, ttl: 1800 }).options.touchAfter,
     180,

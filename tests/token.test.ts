@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { describe, test } from "node:test";
-import { generateToken, hashToken, isToken } from "../mod.ts";
+import { generateToken, hashToken, isToken } from "../src/token.ts";
 
 const SHAPE = /^[A-Za-z0-9_-]{43}$/;
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
