@@ -440,7 +440,8 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
 
 // `pgsession sessions`, `pgsession revoke` and the users line of `stats`, on sessions the library
 // itself signed in (PostgresStore over its own pool), so the CLI reads what applications write.
-const { hashToken, PostgresStore } = await import("../mod.ts");
+const { PostgresStore } = await import("../mod.ts");
+const { hashToken } = await import("../src/token.ts");
 describe("pgsession CLI: a user's sessions", { skip: dbSkip }, (): void => {
   const schema = randomSchema("cli_users");
   let admin: pg.Pool;

@@ -274,11 +274,14 @@ describe("gc()", { skip: dbSkip }, (): void => {
     assert.equal(statements.length, 0);
   });
 
-  test("a database failure is a SessionError DATABASE_ERROR with the driver's error as cause", async (): Promise<void> => {
+  test("a missing table is a SessionError TABLE_MISSING with the driver's error as cause", async (): Promise<void> => {
     const store = new PostgresStore({ client: pool, table: `${SCHEMA}.missing` });
     await assert.rejects(store.gc(), (e: unknown): boolean => {
-      assert.equal((e as { code?: string }).code, "DATABASE_ERROR");
-      assert.match((e as Error).message, /^Cannot collect expired sessions: .*does not exist/);
+      assert.equal((e as { code?: string }).code, "TABLE_MISSING");
+      assert.match(
+        (e as Error).message,
+        /^Cannot collect expired sessions: table .*missing does not exist; create it with npx pgsession migrate --table/,
+      );
       assert.equal(((e as Error).cause as { code?: string }).code, "42P01");
       return true;
     });

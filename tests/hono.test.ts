@@ -447,7 +447,7 @@ describe("pgsession/hono on workerd: a Worker whose Hono app is built once at mo
   test("a SessionError from the commit reaches app.onError and sets no session cookie", async () => {
     const res = await broken.fetch("http://localhost/login?user=ada", { method: "POST" });
     assert.equal(res.status, 503);
-    assert.equal(await res.text(), "session error DATABASE_ERROR");
+    assert.equal(await res.text(), "session error TABLE_MISSING");
     assert.deepEqual(res.headers.getSetCookie().filter((c) => c.startsWith("session=")), []);
   });
 });

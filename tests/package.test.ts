@@ -220,7 +220,8 @@ describe("npm package", () => {
     const script = `
       import { readFileSync } from "node:fs";
       import { createRequire } from "node:module";
-      import { PostgresStore, SessionError, generateToken, hashToken, isToken, schemaSql } from "pgsession";
+      import * as pkg from "pgsession";
+      const { PostgresStore, SessionError, schemaSql } = pkg;
       const sent = [];
       const client = { query: async (text, params) => { sent.push(text); return { rows: [{ n: "3" }] }; } };
       const store = new PostgresStore({ client });
@@ -229,7 +230,7 @@ describe("npm package", () => {
       const schemaFile = readFileSync(new URL("./node_modules/pgsession/schema.sql", import.meta.url), "utf8");
       console.log(JSON.stringify({
         store: typeof PostgresStore, error: typeof SessionError, count, statements: sent.length,
-        token: isToken(session.id) && isToken(generateToken()), key: (await hashToken("abc")).length,
+        token: /^[A-Za-z0-9_-]{43}$/.test(session.id), removed: ["gc", "hashToken", "generateToken"].filter((n) => n in pkg),
         schema: schemaSql() === schemaFile,
       }));`;
     const out = await sh(NODE, ["--input-type=module", "-e", script], consumer);
@@ -239,7 +240,7 @@ describe("npm package", () => {
       count: 3,
       statements: 1,
       token: true,
-      key: 64,
+      removed: [],
       schema: true,
     });
   });

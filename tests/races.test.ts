@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import pg from "pg";
-import { createSessions, PostgresStore, type RequestSession, schemaSql, SessionError } from "../mod.ts";
+import { createSessions, PostgresStore, type RequestSession, schemaSql, SessionError, type Sessions } from "../mod.ts";
 import { generateToken, hashToken } from "../src/token.ts";
 import { adminPool, databaseUrl, dbSkip, randomSchema, withTimeZone } from "./_db.ts";
 import { type Fixture, transports } from "./_transports.ts";
@@ -169,7 +169,7 @@ for (const transport of transports) {
         );
       }
 
-      async function cookieFor(sessions: ReturnType<typeof createSessions>): Promise<string> {
+      async function cookieFor(sessions: Sessions): Promise<string> {
         const session = await sessions.open(new Request("https://app.test/"));
         session.set("n", 1);
         const res = await session.commit(new Response("ok"));

@@ -58,7 +58,8 @@ test("the defaults the README states are the defaults in force", () => {
   // touchAfter: a tenth of ttl, at most an hour.
   assert.equal(internalsOf(store).policy.touchAfter, 3600);
   assert.equal(
-    new PostgresStore({ client: { query: () => Promise.resolve({ rows: [] }) }, ttl: 1800 }).options.touchAfter,
+    internalsOf(new PostgresStore({ client: { query: () => Promise.resolve({ rows: [] }) }, ttl: 1800 })).policy
+      .touchAfter,
     180,
   );
   assert.match(readme, /with `ttl: 1800`, a session idle for 27 to 30\s+minutes expires/);
