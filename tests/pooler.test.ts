@@ -1,0 +1,100 @@
+// Default options through a transaction pooler: browsers hitting an application whose pg.Pool
+// reaches PostgreSQL through PgBouncer in transaction mode, where a client's prepared statements
+// do not follow it from one server connection to the next. Every request must succeed and every
+// change must land.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import pg from "pg";
+import { type QueryClient, schemaSql, type SessionError, withSession } from "../mod.ts";
+import { adminPool, databaseUrl, DB_TIME_ZONE, dbSkip, randomSchema } from "./_db.ts";
+import { type PgBouncer, startPgBouncer } from "./support/pgbouncer.ts";
+
+const SECRET = "p".repeat(32);
+const BROWSERS = 50;
+const ROUNDS = 20;
+
+function cookieOf(res: Response): string | null {
+  const set = res.headers.getSetCookie().find((c) => c.startsWith("__Host-session="));
+  return set ? set.slice(0, set.indexOf(";")) : null;
+}
+
+describe("default options behind PgBouncer in transaction mode", { skip: dbSkip }, () => {
+  let admin: pg.Pool;
+  let bouncer: PgBouncer;
+  const schema = randomSchema("pooler");
+  const table = `${schema}.session`;
+  const pools: pg.Pool[] = [];
+
+  function pool(): pg.Pool {
+    // As an application would: more client connections than PgBouncer has server connections.
+    const p = new pg.Pool({ connectionString: bouncer.url, max: 10 });
+    p.on("error", (): void => {});
+    pools.push(p);
+    return p;
+  }
+
+  before(async () => {
+    admin = adminPool();
+    await admin.query(`create schema "${schema}"`);
+    await admin.query(schemaSql(table));
+    bouncer = await startPgBouncer(databaseUrl(), { timeZone: DB_TIME_ZONE, poolSize: 4 });
+  });
+  after(async () => {
+    for (const p of pools) await p.end().catch((): void => {});
+    await bouncer?.close();
+    await admin.query(`drop schema if exists "${schema}" cascade`);
+    await admin.end();
+  });
+
+  test(`${BROWSERS} browsers x ${ROUNDS} rounds of read-and-modify all succeed and lose nothing`, async () => {
+    const failures: string[] = [];
+    const warnings: string[] = [];
+    const app = withSession(async (_req, session) => {
+      const n = ((await session.get("n")) as number | undefined) ?? 0;
+      session.set("n", n + 1);
+      return Response.json({ n });
+    }, {
+      store: { client: pool() as unknown as QueryClient, table, logger: { warn: (m) => void warnings.push(m) } },
+      secrets: [SECRET],
+      onError: (error: SessionError) => {
+        failures.push(error.message);
+        return new Response("failed", { status: 500 });
+      },
+    });
+
+    let requests = 0;
+    let failed = 0;
+    const browser = async (): Promise<{ cookie: string | null; seen: number[] }> => {
+      let cookie: string | null = null;
+      const seen: number[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        requests++;
+        const res = await app(new Request("https://app.test/", { headers: cookie ? { cookie } : {} }));
+        if (res.status !== 200) {
+          failed++;
+          await res.body?.cancel();
+          continue;
+        }
+        seen.push(((await res.json()) as { n: number }).n);
+        cookie = cookieOf(res) ?? cookie;
+      }
+      return { cookie, seen };
+    };
+    const browsers = await Promise.all(Array.from({ length: BROWSERS }, browser));
+    const distinct = [...new Set(failures.map((m) => m.replace(/pgsession_\w+/g, "pgsession_…")))];
+    console.log(
+      `through PgBouncer: ${failed} of ${requests} requests failed${
+        distinct.length ? `: ${distinct.join(" | ")}` : ""
+      }`,
+    );
+
+    assert.equal(failed, 0, "every request succeeds");
+    for (const [i, { cookie, seen }] of browsers.entries()) {
+      assert.ok(cookie, `browser ${i} has a cookie`);
+      assert.deepEqual(seen, Array.from({ length: ROUNDS }, (_, n) => n), `browser ${i} saw every count in order`);
+    }
+    assert.equal(warnings.length, 1, `the switch to unnamed statements is logged once: ${warnings.join(" | ")}`);
+    const rows = await admin.query(`select count(*)::int as n from ${table}`);
+    assert.equal(rows.rows[0].n, BROWSERS, "one row per browser");
+  });
+});
