@@ -3,7 +3,7 @@
 // prepared statements do not follow it. Debian's 1.18 also has no prepared-statement support at
 // all (1.21+ only with max_prepared_statements > 0), which is the harshest case.
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -87,80 +87,107 @@ export async function startPgBouncer(target: string, options: PgBouncerOptions =
   ].join(" ");
 
   const dir = await mkdtemp(join(tmpdir(), "pgsession-pgbouncer-"));
-  let child: ChildProcess | undefined;
   try {
-    const port = await freePort();
-    const ini = join(dir, "pgbouncer.ini");
-    await writeFile(
-      ini,
-      [
-        "[databases]",
-        `${database} = ${server}`,
-        "[pgbouncer]",
-        "listen_addr = 127.0.0.1",
-        `listen_port = ${port}`,
-        "unix_socket_dir =",
-        // Whoever connects runs as the user of the database line; the test server trusts loopback.
-        "auth_type = any",
-        "pool_mode = transaction",
-        `default_pool_size = ${options.poolSize ?? 2}`,
-        "max_client_conn = 500",
-        // Hand out the server connections in turn: a client's next transaction meets another
-        // server connection as soon as there are two, as it would under real load.
-        "server_round_robin = 1",
-        "ignore_startup_parameters = extra_float_digits",
-        "log_connections = 0",
-        "log_disconnections = 0",
-        "",
-      ].join("\n"),
-    );
-    // PgBouncer refuses to run as root (CI does): it drops to postgres, which must read the ini.
-    const asRoot = process.getuid?.() === 0;
+    // PgBouncer refuses to run as root (CI does): it drops to an unprivileged user, who must read the ini.
     await chmod(dir, 0o755);
-    await chmod(ini, 0o644);
-    child = spawn(binary, [...(asRoot ? ["-u", "postgres"] : []), ini], { stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr = (stderr + chunk).slice(-4_000);
-    });
-    const exited = new Promise<number | null>((resolve) => child!.once("exit", (code) => resolve(code)));
-    child.once("error", (error) => {
-      stderr += `\n${error.message}`;
-    });
-    const bouncerUrl = new URL(target);
-    bouncerUrl.hostname = "127.0.0.1";
-    bouncerUrl.port = String(port);
-    bouncerUrl.search = "";
-    const ready = await waitReady(bouncerUrl.toString(), exited);
-    if (ready !== true) {
-      throw new Error(`PgBouncer did not start (${ready}): ${stderr.trim() || "no output"}`);
+    let failure = "";
+    // Another process may take the free port before PgBouncer binds it: try again on a new one.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const started = await attemptStart(binary, dir, await freePort(), database, server, options, target);
+      if (typeof started !== "string") {
+        return {
+          url: started.url,
+          close: async () => {
+            await started.stop();
+            await rm(dir, { recursive: true, force: true });
+          },
+        };
+      }
+      failure = started;
+      if (!/address already in use/i.test(failure)) break;
     }
-    const running = child;
-    return {
-      url: bouncerUrl.toString(),
-      close: async () => {
-        if (running.exitCode === null && running.signalCode === null) {
-          running.kill("SIGTERM"); // immediate shutdown: clients are already gone
-          await exited;
-        }
-        await rm(dir, { recursive: true, force: true });
-      },
-    };
+    throw new Error(`PgBouncer did not start: ${failure}`);
   } catch (error) {
-    if (child && child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGKILL");
-      await new Promise((resolve) => child!.once("exit", resolve));
-    }
     await rm(dir, { recursive: true, force: true });
     throw error;
   }
 }
 
+/** The user PgBouncer drops to when started as root. */
+function unprivilegedUser(): string {
+  try {
+    return /^postgres:/m.test(readFileSync("/etc/passwd", "utf8")) ? "postgres" : "nobody";
+  } catch {
+    return "nobody";
+  }
+}
+
+/** Starts PgBouncer on `port`: running, or why not. */
+async function attemptStart(
+  binary: string,
+  dir: string,
+  port: number,
+  database: string,
+  server: string,
+  options: PgBouncerOptions,
+  target: string,
+): Promise<{ url: string; stop(): Promise<void> } | string> {
+  const ini = join(dir, "pgbouncer.ini");
+  await writeFile(
+    ini,
+    [
+      "[databases]",
+      `${database} = ${server}`,
+      "[pgbouncer]",
+      "listen_addr = 127.0.0.1",
+      `listen_port = ${port}`,
+      "unix_socket_dir =",
+      // Whoever connects runs as the user of the database line; the test server trusts loopback.
+      "auth_type = any",
+      "pool_mode = transaction",
+      `default_pool_size = ${options.poolSize ?? 2}`,
+      "max_client_conn = 500",
+      // Hand out the server connections in turn: a client's next transaction meets another
+      // server connection as soon as there are two, as it would under real load.
+      "server_round_robin = 1",
+      "ignore_startup_parameters = extra_float_digits",
+      "log_connections = 0",
+      "log_disconnections = 0",
+      "",
+    ].join("\n"),
+  );
+  await chmod(ini, 0o644);
+  const asRoot = process.getuid?.() === 0;
+  const child: ChildProcess = spawn(binary, [...(asRoot ? ["-u", unprivilegedUser()] : []), ini], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr = (stderr + chunk).slice(-4_000);
+  });
+  child.once("error", (error) => {
+    stderr += `\n${error.message}`;
+  });
+  const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM"); // immediate shutdown
+    await exited;
+  };
+  const url = new URL(target);
+  url.hostname = "127.0.0.1";
+  url.port = String(port);
+  url.search = "";
+  const ready = await waitReady(url.toString(), exited);
+  if (ready === true) return { url: url.toString(), stop };
+  await stop();
+  return `${ready}: ${stderr.trim() || "no output"}`;
+}
+
 /** Polls with a query until one goes through, PgBouncer exits, or the time is up. */
-async function waitReady(url: string, exited: Promise<number | null>): Promise<true | string> {
+async function waitReady(url: string, exited: Promise<void>): Promise<true | string> {
   let gone: string | undefined;
-  void exited.then((code) => {
-    gone = `exited with ${code}`;
+  void exited.then(() => {
+    gone = "exited";
   });
   const deadline = performance.now() + READY_TIMEOUT_MS;
   let last = "";
