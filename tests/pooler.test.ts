@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import pg from "pg";
-import { type QueryClient, schemaSql, type SessionError, withSession } from "../mod.ts";
+import { PostgresStore, type QueryClient, schemaSql, SessionError, withSession } from "../mod.ts";
 import { adminPool, databaseUrl, DB_TIME_ZONE, dbSkip, randomSchema } from "./_db.ts";
 import { type PgBouncer, startPgBouncer } from "./support/pgbouncer.ts";
 
@@ -96,5 +96,45 @@ describe("default options behind PgBouncer in transaction mode", { skip: dbSkip 
     assert.equal(warnings.length, 1, `the switch to unnamed statements is logged once: ${warnings.join(" | ")}`);
     const rows = await admin.query(`select count(*)::int as n from ${table}`);
     assert.equal(rows.rows[0].n, BROWSERS, "one row per browser");
+  });
+
+  test("stores sharing the pool learn it once: after the switch, a new store sends nothing that fails", async () => {
+    const p = pool();
+    let failedStatements = 0;
+    const original = p.query.bind(p) as (...args: unknown[]) => Promise<unknown>;
+    const counted = {
+      connect: p.connect.bind(p),
+      on: p.on.bind(p),
+      listenerCount: p.listenerCount.bind(p),
+      query: (...args: unknown[]) =>
+        original(...args).catch((error: unknown) => (failedStatements++, Promise.reject(error))),
+    };
+    // The same object for both stores, as an application shares its pool.
+    const client = counted as unknown as QueryClient;
+    const quiet = { warn: (): void => {} };
+    const first = new PostgresStore({ client, table, logger: quiet });
+    // Concurrent statements open every server connection, and a named one soon meets the wrong one.
+    for (let round = 0; round < 10 && failedStatements === 0; round++) {
+      await Promise.all(Array.from({ length: 40 }, () => first.count()));
+    }
+    assert.ok(failedStatements > 0, "the pooler refused a named statement at least once");
+    const before = failedStatements;
+    const second = new PostgresStore({ client, table, logger: quiet });
+    await Promise.all(Array.from({ length: 40 }, () => second.count()));
+    assert.equal(failedStatements, before, "no further statement failed");
+  });
+
+  test("explicit prepare: true behind the pooler still fails loudly with the server's error", async () => {
+    const store = new PostgresStore({ client: pool() as unknown as QueryClient, table, prepare: true });
+    const errors: unknown[] = [];
+    for (let round = 0; round < 10 && errors.length === 0; round++) {
+      const results = await Promise.allSettled(Array.from({ length: 40 }, () => store.count()));
+      for (const r of results) if (r.status === "rejected") errors.push(r.reason);
+    }
+    assert.ok(errors.length > 0, "some statement failed");
+    for (const error of errors) {
+      assert.ok(error instanceof SessionError && error.code === "DATABASE_ERROR", String(error));
+      assert.match(error.message, /prepared statement "pgsession_\w+" (already exists|does not exist)/);
+    }
   });
 });
