@@ -32,12 +32,6 @@ export type SessionErrorCode =
   | "MIGRATION_REQUIRED"
   | "TABLE_MISSING";
 
-/** Where pgsession reports what it recovered from; `console` fits. */
-export interface Logger {
-  /** Called with a message and details; never with a raw token. */
-  warn(message: string, details?: Record<string, unknown>): void;
-}
-
 /**
  * Where pgsession reports what it recovered from without failing the request: corrupt stored data
  * read as empty, an idle database connection lost, prepared statements given up behind a pooler, a

@@ -249,7 +249,10 @@ class RequestSessionImpl<Data extends object> extends SessionImpl<Data> implemen
  */
 export function createSessions<Data extends object = SessionData>(options: SessionsOptions<Data>): Sessions<Data> {
   if (!options || typeof options !== "object") throw new TypeError("Cannot create sessions: options must be an object");
-  const store = options.store instanceof PostgresStore ? options.store : new PostgresStore<Data>(options.store);
+  // A store made from options logs where the sessions log, unless its options name a logger.
+  const store = options.store instanceof PostgresStore
+    ? options.store
+    : new PostgresStore<Data>(options.logger ? { logger: options.logger, ...options.store } : options.store);
   const secrets = options.secrets ? [...options.secrets] : undefined;
   if (secrets) checkSecrets(secrets);
   const cookieFor = compileCookie(options.cookie);
