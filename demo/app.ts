@@ -86,7 +86,9 @@ async function route(req: Request, session: DemoSession, options: DemoOptions): 
       // A new id on every privilege change, against session fixation; the data (visits) stays.
       // The name becomes the session's user (a column, never in the cookie), so "Your sessions"
       // can find every session of that name; the label says which device this one is.
-      session.regenerate({ user: name, label: deviceLabel(req.headers.get("user-agent")) });
+      // restart: the signed-in session's absolute lifetime counts from the sign-in, not from the
+      // anonymous visit before it, and so does the "signed in" time that "Your sessions" shows.
+      session.regenerate({ user: name, label: deviceLabel(req.headers.get("user-agent")), restart: true });
       session.set("signedInAt", new Date());
       session.flash("notice", `Welcome, ${name}! You are signed in.`);
       return seeOther("/");

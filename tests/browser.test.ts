@@ -291,7 +291,14 @@ describe("demo in Chromium", { skip: IN_DENO && "runs under Node only (it drives
   });
 
   test("a second device signed in with the same name is listed in Your sessions with its label and times", async () => {
+    // The first browser holds an anonymous session from the sign-out before; it signs in later.
+    await page.goto(demo.url + "/");
+    assert.ok(await sessionCookie(), "an anonymous session before the sign-in");
+    const anonymousBy = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const signInFrom = Date.now();
     await signIn(page, "Grace");
+    const signInBy = Date.now();
     await signIn(otherPage, "Grace");
     await page.click("p.who >> text=Your sessions");
     await page.waitForURL(demo.url + "/sessions");
@@ -302,6 +309,18 @@ describe("demo in Chromium", { skip: IN_DENO && "runs under Node only (it drives
     for (const cell of await page.locator("#sessions td.created, #sessions td.last-active").all()) {
       assert.match(await cell.textContent() ?? "", /^\d{4}-\d\d-\d\d \d\d:\d\d UTC \((just now|\d+ min ago)\)$/);
     }
+    // "Signed in" is the sign-in, 1.5 s after the anonymous session began, not that session's start.
+    const signedIn = Date.parse(
+      await page.locator("#sessions tr.current td.created time").getAttribute("datetime") ?? "",
+    );
+    assert.ok(
+      signedIn >= signInFrom - 250 && signedIn <= signInBy + 250,
+      `signed in at ${new Date(signedIn).toISOString()}: not within the sign-in, ${
+        new Date(signInFrom).toISOString()
+      } to ${new Date(signInBy).toISOString()} (the anonymous session existed by ${
+        new Date(anonymousBy).toISOString()
+      })`,
+    );
     assert.equal(await page.locator("#sessions tr.other button").textContent(), "Sign out this device");
     assert.equal(await page.locator("form.revoke-others button").count(), 1);
     await page.screenshot({ path: join(ARTIFACTS, "demo-your-sessions.png"), fullPage: true });
