@@ -257,11 +257,13 @@ ${
 
 function row(s: UserSession, now: number): string {
   const label = escape(s.label ?? "Unknown device");
+  // Every row's button says "Sign out": the row says which device. Screen readers, which may
+  // announce the button alone, hear the device's name too.
   const action = s.current
     ? `<form method="post" action="/sign-out"><button type="submit">Sign out</button></form>`
     : `<form method="post" action="/sessions/revoke"><input type="hidden" name="handle" value="${
       escape(s.handle)
-    }"><button type="submit">Sign out this device</button></form>`;
+    }"><button type="submit" aria-label="Sign out ${label}">Sign out</button></form>`;
   return `<tr class="${s.current ? "current" : "other"}"><td class="label">${label}${
     s.current ? ` <strong class="this-device">(this device)</strong>` : ""
   }</td>` +

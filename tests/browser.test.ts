@@ -321,7 +321,9 @@ describe("demo in Chromium", { skip: IN_DENO && "runs under Node only (it drives
         new Date(anonymousBy).toISOString()
       })`,
     );
-    assert.equal(await page.locator("#sessions tr.other button").textContent(), "Sign out this device");
+    // The other row's button signs out that device, not this one; its accessible name says which.
+    assert.equal(await page.locator("#sessions tr.other button").textContent(), "Sign out");
+    assert.equal(await page.getByRole("button", { name: "Sign out Firefox on Windows" }).count(), 1);
     assert.equal(await page.locator("form.revoke-others button").count(), 1);
     await page.screenshot({ path: join(ARTIFACTS, "demo-your-sessions.png"), fullPage: true });
 
