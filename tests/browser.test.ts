@@ -39,6 +39,9 @@ const CHROMIUM_ARGS = [
 const SEVEN_DAYS_S = 7 * 24 * 3600;
 const FIREFOX_ON_WINDOWS = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0";
 const VIEWPORT = { width: 900, height: 700 };
+/** A laptop window and a phone (an iPhone 12 to 15 is 390 CSS pixels wide). */
+const WIDE = { width: 1200, height: 800 };
+const PHONE = { width: 390, height: 844 };
 
 /** Installs Debian's Chromium when it is missing (the test machine is root with apt). */
 function ensureChromium(): void {
@@ -163,6 +166,33 @@ describe("demo in Chromium", { skip: IN_DENO && "runs under Node only (it drives
     await on.goto(demo.url + "/sessions");
     return on.locator("#sessions tbody tr");
   };
+  /**
+   * How far the page and the sessions table stick out sideways (0 when they fit), and every piece
+   * of text in the device cells with the number of lines it is drawn on.
+   */
+  const layout = (on: import("playwright-core").Page) =>
+    on.evaluate(() => {
+      const root = document.documentElement;
+      const table = document.querySelector<HTMLElement>("#sessions")!;
+      const container = table.parentElement!;
+      const texts: Record<string, number> = {};
+      for (const cell of table.querySelectorAll("td.label")) {
+        const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+          const text = node.textContent!.trim();
+          if (!text) continue;
+          const range = document.createRange();
+          range.selectNodeContents(node);
+          const tops = new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+          texts[text] = tops.size;
+        }
+      }
+      return {
+        page: Math.max(0, root.scrollWidth - root.clientWidth),
+        table: Math.max(0, Math.max(table.offsetWidth, table.scrollWidth) - container.clientWidth),
+        texts,
+      };
+    });
 
   before(async () => {
     ensureChromium();
@@ -333,6 +363,29 @@ describe("demo in Chromium", { skip: IN_DENO && "runs under Node only (it drives
       await otherPage.locator("#sessions tr.current .label").textContent(),
       "Firefox on Windows (this device)",
     );
+  });
+
+  test("Your sessions fits a 1200 px window and a 390 px phone: no sideways scroll, no device name broken over lines", async () => {
+    try {
+      for (const viewport of [WIDE, PHONE]) {
+        await page.setViewportSize(viewport);
+        assert.equal(await (await openSessions(page)).count(), 2);
+        await page.screenshot({ path: join(ARTIFACTS, `demo-your-sessions-${viewport.width}.png`), fullPage: true });
+        const { page: pageOverflow, table: tableOverflow, texts } = await layout(page);
+        assert.deepEqual(
+          { pageOverflow, tableOverflow },
+          { pageOverflow: 0, tableOverflow: 0 },
+          `at ${viewport.width} px, pixels sticking out sideways`,
+        );
+        assert.deepEqual(
+          texts,
+          { "Chrome on Linux": 1, "(this device)": 1, "Firefox on Windows": 1 },
+          `at ${viewport.width} px, lines each text of the device column is drawn on`,
+        );
+      }
+    } finally {
+      await page.setViewportSize(VIEWPORT);
+    }
   });
 
   test("signing out the other device from Your sessions signs it out on its next load", async () => {
