@@ -115,6 +115,13 @@ test("no snippet in the README or docs/ uses a name that left the surface", () =
   }
 });
 
+test("every TypeScript block in the README and docs/ is type-checked: none is marked ignore", () => {
+  for (const [file, text] of docs) {
+    const skipped = [...text.matchAll(/^```(?:ts|typescript)\b(.+)$/gm)].map((m) => m[0]);
+    assert.deepEqual(skipped, [], `${file} has blocks deno check --doc-only skips`);
+  }
+});
+
 test("the adapters' entry points are documented", () => {
   const all = [...docs.values()].join("\n");
   for (
