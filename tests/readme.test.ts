@@ -158,6 +158,11 @@ test("the default touchAfter is the one the docs state: a tenth of ttl, at most 
   // The resolved options are the store's own business; read them without relying on their type.
   const touchAfter = (store: PostgresStore): number | undefined =>
     (store as unknown as { options?: { touchAfter?: number } }).options?.touchAfter;
+  assert.notEqual(
+    touchAfter(new PostgresStore({ client })),
+    undefined,
+    "store.options is gone: read touchAfter another way",
+  );
   assert.equal(touchAfter(new PostgresStore({ client })), 3600, "the default touchAfter (ttl of 7 days)");
   assert.equal(touchAfter(new PostgresStore({ client, ttl: 1800 })), 180, "the touchAfter of ttl: 1800");
 });
