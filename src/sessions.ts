@@ -17,6 +17,17 @@ import type { Session, SessionData } from "./session.ts";
 import { checkSecrets, sign, unsign } from "./_signature.ts";
 import { type CookieValue, type Logger, PostgresStore, type PostgresStoreOptions, type SaveResult } from "./store.ts";
 import { isToken } from "./token.ts";
+// legacy migration: begin
+import { hashToken } from "./token.ts";
+import {
+  adoptLegacy,
+  appendSetCookie,
+  compileLegacy,
+  legacyClearCookie,
+  type LegacyOptions,
+  readLegacyId,
+} from "./_legacy.ts";
+// legacy migration: end
 
 /** How sessions travel with requests; validated once, by {@linkcode createSessions}. */
 export interface SessionsOptions<Data extends object = SessionData> {
@@ -58,6 +69,17 @@ export interface SessionsOptions<Data extends object = SessionData> {
    * @default {console}
    */
   logger?: Logger;
+  // legacy migration: begin
+  /**
+   * Moves the sessions of express-session + connect-pg-simple over as their browsers come back:
+   * a request with a valid old cookie and no pgsession cookie gets the old session's data in a
+   * new pgsession session (the old row deleted in the same statement, the new cookie set, the
+   * old one cleared). `open()` then sends SQL for that request (two statements, once per
+   * browser). pgsession's table must not be the old one's: e.g. `store: { table: "pgsession" }`.
+   * @default {undefined}
+   */
+  legacy?: LegacyOptions;
+  // legacy migration: end
 }
 
 /** How {@linkcode RequestSession.commit} writes. */
@@ -158,6 +180,15 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
   const trustProxy = options.trustProxy ?? false;
   const commitOnServerError = options.commitOnServerError ?? false;
   const logger = options.logger ?? console;
+  // legacy migration: begin
+  const legacy = options.legacy ? compileLegacy(options.legacy, store.options) : null;
+  const legacyIo = {
+    run: (what: string, text: string, params: unknown[]) => store.query(what, text, params),
+    hash: hashToken,
+    exists: (token: string) => store.exists(token),
+    logger,
+  };
+  // legacy migration: end
 
   async function readToken(request: Request, cookie: ResolvedCookie): Promise<string | null> {
     const candidates = readCookies(request.headers.get("cookie"), cookie.name, MAX_CANDIDATES);
@@ -218,7 +249,12 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
     async open(request: Request): Promise<RequestSession<Data>> {
       const cookie = cookieFor(requestIsSecure(request, trustProxy));
       const inPath = cookie.path === "/" || pathMatches(new URL(request.url).pathname, cookie.path);
-      const token = inPath || header ? await readToken(request, cookie) : null;
+      let token = inPath || header ? await readToken(request, cookie) : null;
+      // legacy migration: begin
+      const legacyId = legacy && inPath && token === null ? await readLegacyId(request, legacy) : null;
+      const adopted = legacyId ? await adoptLegacy(legacyId, legacy!, legacyIo) : null;
+      token = adopted?.token ?? token;
+      // legacy migration: end
       const session = store.open(token, { signal: request.signal }) as RequestSession<Data>;
       let done = false;
       const once = (what: string) => {
@@ -262,6 +298,27 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
         settle(await plan.run({ signal: request.signal }));
         return await decorate(response, plan.cookie(), plan.accessed, cookie);
       };
+      // legacy migration: begin
+      if (adopted) {
+        // The moved session's cookie (unless the commit set or cleared it), the old one cleared.
+        const commit = bound.commit;
+        bound.commit = async (response: Response, commitOptions?: CommitOptions): Promise<Response> => {
+          const res = await commit(response, commitOptions);
+          if (request.signal?.aborted || response.status === 101) return res;
+          const moved = adopted.token !== null && session.id === adopted.token && session.outcome !== "gone" &&
+            !res.headers.getSetCookie().some((c) => c.startsWith(`${cookie.name}=`));
+          const out = await decorate(
+            res,
+            moved ? { token: adopted.token!, maxAge: legacy!.maxAge } : null,
+            true,
+            cookie,
+          );
+          return adopted.clear
+            ? appendSetCookie(out, legacyClearCookie(legacy!, requestIsSecure(request, trustProxy)))
+            : out;
+        };
+      }
+      // legacy migration: end
       return session;
     },
   };
