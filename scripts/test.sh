@@ -17,6 +17,7 @@ node_modules/.bin/tsc -p tsconfig.json || failed=1
 step "deno check (core, tests, demo, CLI), examples' tsc, lint, doc tests, publish dry run"
 deno check mod.ts tests/*.ts tests/runtimes/*.ts demo/*.ts cli/*.ts cli/dev_proxy/*.ts || failed=1
 deno check --doc-only README.md >"$log/readme.txt" 2>&1 || { cat "$log/readme.txt"; failed=1; }
+deno check --doc-only docs/*.md >"$log/docs.txt" 2>&1 || { cat "$log/docs.txt"; failed=1; }
 node_modules/.bin/tsc -p examples/tsconfig.json || failed=1
 deno lint || failed=1
 deno doc --lint mod.ts || failed=1
