@@ -106,6 +106,9 @@ type Committable = Pick<RequestSession, "commit">;
 
 type Call = [(...args: unknown[]) => unknown, unknown[]];
 
+/** The sessions this module put on requests. */
+const opened = new WeakSet<object>();
+
 const IDLE = 0;
 const COMMITTING = 1;
 const DONE = 2;
@@ -141,8 +144,15 @@ export function sessionMiddleware<Data extends object = SessionData>(
 ): SessionRequestHandler {
   const sessions = isSessions(source) ? source : createSessions<Data>(source);
   return function sessionMiddleware(req, res, next): void {
-    // Mounted twice (or behind another router using it): one session per request.
-    if (req.session !== undefined) return next();
+    if (req.session !== undefined) {
+      // Mounted twice (or in a router mounted again): one session per request.
+      if (opened.has(req.session as object)) return next();
+      return next(
+        new TypeError(
+          "Cannot open the session: req.session is already set by another middleware (express-session?); pgsession/express replaces it",
+        ),
+      );
+    }
     const controller = new AbortController();
     let request: Request;
     try {
@@ -152,6 +162,7 @@ export function sessionMiddleware<Data extends object = SessionData>(
     }
     sessions.open(request).then((session) => {
       hideOwnProperties(session);
+      opened.add(session);
       req.session = session;
       intercept(res, session, controller.signal, next);
       // The client went away before the response was done: the session work is abandoned.

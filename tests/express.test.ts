@@ -424,6 +424,43 @@ describe("pgsession/express", { skip: dbSkip }, () => {
     });
   }
 
+  test("mounted twice, one session; mounted after express-session, a clear error", async () => {
+    const twice = express5();
+    const middleware = sessionMiddleware<Data>({ store, secrets: [SECRET] });
+    let first: unknown;
+    twice.use(middleware, (req, _res, next) => {
+      first = req.session;
+      next();
+    }, middleware);
+    twice.post("/", (req, res) => {
+      assert.equal(req.session, first);
+      req.session.set("visits", 1);
+      res.end("ok");
+    });
+    const seen: unknown[] = [];
+    const behind = express5();
+    behind.use((req, _res, next) => {
+      (req as unknown as { session: object }).session = { cookie: {} };
+      next();
+    }, middleware);
+    behind.use((error: unknown, _req: express5.Request, res: express5.Response, _next: express5.NextFunction) => {
+      seen.push(error);
+      res.status(500).end();
+    });
+    const servers = [createServer(twice), createServer(behind)];
+    try {
+      const res = await new Browser(await listen(servers[0]!)).fetch("/", { method: "POST" });
+      assert.equal(await res.text(), "ok");
+      assert.equal(sessionCookies(res).length, 1);
+      const refused = await new Browser(await listen(servers[1]!)).fetch("/");
+      assert.equal(refused.status, 500);
+      await refused.text();
+      assert.match(String(seen[0]), /req\.session is already set by another middleware \(express-session\?\)/);
+    } finally {
+      for (const server of servers) await close(server);
+    }
+  });
+
   describe("Connect-style, on a bare node:http server", () => {
     let server: Server;
     let base: string;
