@@ -503,6 +503,47 @@ describe("moving express-session + connect-pg-simple sessions to pgsession", { s
     }
   });
 
+  test("a request that failed after the move: the next one with the old cookie gets the moved session", async () => {
+    const [, signature] = signers[0]!;
+    await admin.query(`INSERT INTO ${oldTable} (sid, sess, expire) VALUES ('failed', $1, now() + interval '1 hour')`, [
+      JSON.stringify({ cookie: {}, user: "ken" }),
+    ]);
+    let calls = 0;
+    const handler = withSession<Data>(async (_request, session) => {
+      const user = await session.get("user");
+      if (calls++ === 0) throw new Error("the handler failed after reading");
+      // Immutable headers (Response.redirect): the cookies still get on a copy.
+      return Response.redirect(`https://app.test/hello/${user}`, 303);
+    }, {
+      store: { client: pool, table: `${schema}.pgsession` },
+      secrets: [NEW_SECRET],
+      legacy: { secrets: [OLD_SECRET], table: `${schema}.session` },
+    });
+    const cookie = `connect.sid=${encodeURIComponent(`s:${signature.sign("failed", OLD_SECRET)}`)}`;
+    await assert.rejects(handler(requestWith(cookie)), /the handler failed/);
+    assert.equal((await admin.query(`SELECT 1 FROM ${oldTable} WHERE sid = 'failed'`)).rows.length, 0);
+    const before = await newRows();
+    const res = await handler(requestWith(cookie));
+    assert.equal(res.status, 303);
+    assert.equal(res.headers.get("location"), "https://app.test/hello/ken");
+    const cookies = res.headers.getSetCookie();
+    assert.equal(cookies.filter((c) => c.startsWith(`${COOKIE}=`)).length, 1);
+    assert.ok(cookies.some((c) => c.startsWith("connect.sid=; Max-Age=0")));
+    assert.equal(await newRows(), before);
+  });
+
+  test("with a pgsession cookie present, the old cookie is not looked at", async () => {
+    const browser = browsers[0]!;
+    const replay = new Browser(newBase);
+    replay.cookies.set(COOKIE, browser.cookies.get(COOKIE)!);
+    replay.cookies.set("connect.sid", oldCookies[1]!);
+    statements = [];
+    const res = await replay.fetch("/me");
+    assert.equal((await res.json()).user, "ada");
+    assert.equal(statements.length, 1, "only the pgsession read");
+    assert.deepEqual(res.headers.getSetCookie(), []);
+  });
+
   test("withSession moves old sessions too (an edge app in front of the same database)", async () => {
     const [, signature] = signers[0]!;
     await admin.query(`INSERT INTO ${oldTable} (sid, sess, expire) VALUES ('edge', $1, now() + interval '1 hour')`, [
