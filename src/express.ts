@@ -123,6 +123,10 @@ const DONE = 2;
  * (database down, data too large…) goes to `next(err)` instead, and the app's held response is
  * dropped; the session cookie is never cleared or rotated on an error.
  *
+ * Express hides a thrown error from the middleware that ran before the route: the answer's status
+ * tells. Express answers 500 (or the error's own `status`); a 5xx writes only a `destroy()`, while
+ * an error handler that answers with a 2xx-4xx status has the route's changes committed.
+ *
  * The request's URL takes its scheme from Express's `req.protocol`, so `cookie.secure: "auto"`
  * follows the app's `trust proxy` setting.
  *

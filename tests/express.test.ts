@@ -157,6 +157,13 @@ function makeApp(
     res.writeHead(201, { "Content-Type": "text/plain", "Set-Cookie": ["app=1", "other=2"], "Cache-Control": "public" });
     res.end("head");
   });
+  app.get("/events", (req, res) => {
+    req.session.set("streamed", true);
+    res.setHeader("Content-Type", "text/event-stream");
+    res.flushHeaders();
+    res.write("data: 1\n\n");
+    setTimeout(() => res.end("data: 2\n\n"), 20);
+  });
   app.get("/pipe", (req, res) => {
     req.session.set("streamed", true);
     res.type("text/plain");
@@ -279,7 +286,7 @@ describe("pgsession/express", { skip: dbSkip }, () => {
         assert.deepEqual(await (await browser.fetch("/me")).json(), { user: null, visits: 2 });
       });
 
-      for (const path of ["/stream", "/pipe", "/file"]) {
+      for (const path of ["/stream", "/events", "/pipe", "/file"]) {
         test(`a streamed body (${path}) carries the cookie in its head, every chunk intact`, async () => {
           const browser = new Browser(base);
           const res = await browser.fetch(path);
@@ -287,6 +294,7 @@ describe("pgsession/express", { skip: dbSkip }, () => {
           assert.equal(res.status, 200);
           if (path === "/stream") assert.equal(body, "abc");
           if (path === "/pipe") assert.equal(body, "xyz");
+          if (path === "/events") assert.equal(body, "data: 1\n\ndata: 2\n\n");
           if (path === "/file") assert.match(body, /"name": "pgsession"/);
           assert.equal(sessionCookies(res).length, 1);
           const token = tokenOf(browser.cookies.get(COOKIE)!);
