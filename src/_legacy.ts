@@ -24,9 +24,13 @@ import type { Row } from "./client.ts";
 import { encodeData } from "./_codec.ts";
 import { readCookies } from "./cookie.ts";
 import { NEW_HEADER_SQL } from "./_format.ts";
-import { FLASH_KEY } from "./session.ts";
 import { NOW, quoteTable } from "./_sql.ts";
-import type { Logger } from "./store.ts";
+
+/** Where a skipped migration is reported (the store's logger). */
+export interface LegacyLogger {
+  /** Called with a message and details; never with a session id or token. */
+  warn(message: string, details?: Record<string, unknown>): void;
+}
 
 /** Where express-session + connect-pg-simple kept their sessions, to move them over lazily. */
 export interface LegacyOptions {
@@ -99,7 +103,7 @@ export interface LegacyIo {
   /** Whether a live pgsession session has this token (`store.exists`). */
   exists(token: string): Promise<boolean>;
   /** Where a skipped migration is reported. */
-  logger: Logger;
+  logger: LegacyLogger;
 }
 
 /** What a request with a verified old cookie gets. */
@@ -118,6 +122,8 @@ const ATTRIBUTE = /^[^\x00-\x1f\x7f;,]*$/;
 // deno-lint-ignore no-control-regex
 const SID = /^[^\x00-\x1f\x7f]{1,256}$/;
 const MAX_ATTEMPTS = 3;
+// pgsession's own flash messages live under this key; Session.set() refuses it.
+const FLASH_KEY = "__flash";
 const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 const DECODE = new Int8Array(128).fill(-1);
@@ -356,7 +362,7 @@ export function appendSetCookie(response: Response, value: string): Response {
  * cookie settings), with no `__proto__` key at any depth and without pgsession's reserved flash
  * key. Anything but a JSON object reads as empty (logged).
  */
-function legacyData(text: string, logger: Logger): Map<string, unknown> {
+function legacyData(text: string, logger: LegacyLogger): Map<string, unknown> {
   const data = new Map<string, unknown>();
   let root: unknown;
   try {
