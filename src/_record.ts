@@ -71,6 +71,8 @@ export class SessionRecord {
   label: string | null = null;
   /** A user to bind on commit (`regenerate({ user })`). */
   pendingUser: UserBinding | null = null;
+  /** The row is stored but the client does not hold its token yet (a session moved over from express-session). */
+  cookiePending = false;
   /** What the last commit did; `null` before. */
   outcome: SaveResult | null = null;
   readonly changes: Changes = new Changes();

@@ -17,12 +17,14 @@ import {
 import type { Connection } from "./client.ts";
 import type { Logger } from "./errors.ts";
 import { addSessionHeaders } from "./_headers.ts";
+import { adoptLegacy, compileLegacy, legacyClearCookie, type LegacyOptions, readLegacyId } from "./_legacy.ts";
+import { Budget } from "./_budget.ts";
 import { SessionRecord } from "./_record.ts";
 import { SessionImpl } from "./_session.ts";
 import type { SaveResult, Session, SessionData } from "./session.ts";
 import { checkSecrets, sign, unsign } from "./_signature.ts";
 import { internalsOf, PostgresStore, type StoreInternals, type StoreOptions } from "./store.ts";
-import { generateToken, isToken } from "./token.ts";
+import { generateToken, hashToken, isToken } from "./token.ts";
 
 /** How sessions travel with requests; validated once, by {@linkcode createSessions}. */
 export interface SessionsOptions<Data extends object = SessionData> {
@@ -64,6 +66,16 @@ export interface SessionsOptions<Data extends object = SessionData> {
    * @default {console}
    */
   logger?: Logger | undefined;
+  /**
+   * Moves the sessions of express-session + connect-pg-simple over as their browsers come back:
+   * a request with a valid old cookie and no pgsession cookie gets the old session's data in a
+   * new pgsession session (the old row deleted in the same statement, the new cookie set, the
+   * old one cleared). `open()` then sends SQL for that request (two statements, once per
+   * browser). pgsession's table must not be the old one's: e.g. `store: { table: "pgsession" }`.
+   * See docs/migrating-from-express-session.md.
+   * @default {undefined}
+   */
+  legacy?: LegacyOptions | undefined;
 }
 
 /** How {@linkcode RequestSession.commit} writes. */
@@ -150,15 +162,25 @@ class RequestSessionImpl<Data extends object> extends SessionImpl<Data> implemen
   readonly #request: Request;
   readonly #cookie: ResolvedCookie;
   readonly #inPath: boolean;
+  /** A `Set-Cookie` clearing express-session's cookie, after a legacy session was moved over. */
+  readonly #clearLegacy: string | null;
   #done = false;
 
-  constructor(record: SessionRecord, settings: Settings, request: Request, cookie: ResolvedCookie, inPath: boolean) {
+  constructor(
+    record: SessionRecord,
+    settings: Settings,
+    request: Request,
+    cookie: ResolvedCookie,
+    inPath: boolean,
+    clearLegacy: string | null = null,
+  ) {
     super(record, settings.store.users);
     this.#record = record;
     this.#settings = settings;
     this.#request = request;
     this.#cookie = cookie;
     this.#inPath = inPath;
+    this.#clearLegacy = clearLegacy;
   }
 
   get outcome(): SaveResult | null {
@@ -209,9 +231,13 @@ class RequestSessionImpl<Data extends object> extends SessionImpl<Data> implemen
 
   async #decorate(response: Response, accessed: boolean): Promise<Response> {
     const record = this.#record;
-    const out = record.outcome === null
+    // A session moved over from express-session is stored but the client does not hold its token yet.
+    const result = record.cookiePending && record.rowToken === record.token && record.outcome !== "gone"
+      ? "created"
+      : record.outcome;
+    const out = result === null
       ? null
-      : cookieAfter(record.outcome, record.requestToken !== null, record.token, record.deadlineMs, record.nowMs);
+      : cookieAfter(result, record.requestToken !== null, record.token, record.deadlineMs, record.nowMs);
     const { secrets, header } = this.#settings;
     const value = out === null ? null : out.token && secrets ? await sign(out.token, secrets[0]!) : out.token;
     return addSessionHeaders(response, {
@@ -219,6 +245,7 @@ class RequestSessionImpl<Data extends object> extends SessionImpl<Data> implemen
       idHeader: header && value !== null ? [header, value] : null,
       vary: header ? [header] : [],
       accessed,
+      extraCookies: this.#clearLegacy ? [this.#clearLegacy] : undefined,
     });
   }
 }
@@ -261,6 +288,17 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
     throw new TypeError(`Cannot use header ${JSON.stringify(header)}: not an HTTP header name`);
   }
   const trustProxy = options.trustProxy ?? false;
+  const policy = internalsOf(store).policy;
+  const legacy = options.legacy
+    ? compileLegacy(options.legacy, { ...policy, table: policy.table.options.table })
+    : null;
+  const legacyIo = {
+    run: (what: string, text: string, params: unknown[]) =>
+      policy.table.run(what, text, params, new Budget(policy.timeoutMs)),
+    hash: hashToken,
+    exists: (token: string) => store.exists(token),
+    logger: options.logger ?? console,
+  };
   const settings: Settings = {
     store: internalsOf(store),
     secrets,
@@ -285,9 +323,15 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
     async open(request: Request): Promise<RequestSession<Data>> {
       const cookie = cookieFor(requestIsSecure(request, trustProxy));
       const inPath = cookie.path === "/" || pathMatches(new URL(request.url).pathname, cookie.path);
-      const token = inPath || header ? await readToken(request, cookie) : null;
+      let token = inPath || header ? await readToken(request, cookie) : null;
+      // A valid express-session cookie and no pgsession one: move that session over (once per browser).
+      const legacyId = legacy && inPath && token === null ? await readLegacyId(request, legacy) : null;
+      const adopted = legacyId ? await adoptLegacy(legacyId, legacy!, legacyIo) : null;
+      token = adopted?.token ?? token;
       const record = new SessionRecord(settings.store.policy, token ?? generateToken(), token !== null);
-      return new RequestSessionImpl<Data>(record, settings, request, cookie, inPath);
+      record.cookiePending = adopted?.token != null;
+      const clear = adopted?.clear ? legacyClearCookie(legacy!, requestIsSecure(request, trustProxy)) : null;
+      return new RequestSessionImpl<Data>(record, settings, request, cookie, inPath, clear);
     },
   };
 }
