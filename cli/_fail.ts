@@ -11,7 +11,11 @@ export const EXIT = Object.freeze({
   OK: 0,
   /** The database failed or could not be reached, or the table is missing. */
   FAILED: 1,
-  /** A bad command line: unknown command or option, a bad value, no or a bad URL. */
+  /**
+   * Usage or set-up to fix before running again: an unknown command or option, a bad value, no or
+   * a bad URL, a handle that names none of the user's sessions, a table of that name that is not
+   * pgsession's, an optional package (`pg`, `ws`) not installed.
+   */
   USAGE: 2,
   /** `gc` spent its time budget with expired rows possibly left: run it again. */
   MORE_LEFT: 3,
