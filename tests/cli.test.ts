@@ -2,11 +2,14 @@
 // what it does to the table. Runs under Node and Deno; the CLI runs as a child process on the same
 // runtime (one test uses the other runtime), with the database TimeZone away from UTC.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
 import pg from "pg";
 import { Client, neon } from "@neondatabase/serverless";
@@ -509,6 +512,37 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
       2,
       /^pgsession: Cannot start dev-proxy: the pgsession command needs the ws package \(an optional peer dependency\); install it with `npm install ws`$/m,
     );
+  });
+
+  test("in a fresh clone, npx pgsession runs the documented commands with no build step", async (): Promise<void> => {
+    // A contributor's clone: `git clone` (of the last commit), then `npm ci`, which would install
+    // the node_modules this checkout has; they are linked here instead of downloaded. npm ci would
+    // run no lifecycle script of ours (checked below), so linking skips nothing. What makes the
+    // command work is npx itself, which links the project's own bin in its cache, as for a user;
+    // its cache is a new, empty one.
+    const { scripts } = JSON.parse(readFileSync(`${REPO_ROOT}package.json`, "utf8")) as {
+      scripts: Record<string, string>;
+    };
+    for (const script of ["preinstall", "install", "postinstall", "prepare"]) {
+      assert.equal(scripts[script], undefined, `npm ci would run the ${script} script, which linking skips`);
+    }
+    const temp = mkdtempSync(join(tmpdir(), "pgsession-clone-"));
+    const clone = join(temp, "clone");
+    const env = { ...process.env, npm_config_cache: join(temp, "npm-cache"), npm_config_update_notifier: "false" };
+    const npx = async (args: string[]): Promise<string> =>
+      (await promisify(execFile)("npx", ["--no-install", "pgsession", ...args], { cwd: clone, env })).stdout;
+    try {
+      await promisify(execFile)("git", ["clone", "--quiet", REPO_ROOT, clone]);
+      assert.ok(!existsSync(join(clone, "dist")), "a clone has no build");
+      symlinkSync(join(REPO_ROOT, "node_modules"), join(clone, "node_modules"), "dir");
+      assert.match(await npx(["--help"]), /^Usage: pgsession <command> \[options\]$/m);
+      const table = newTable();
+      assert.match(await npx(["migrate", "--url", DATABASE_URL, "--table", table]), /^Created table /m);
+      assert.deepEqual(await counts(table), { live: 0, expired: 0 });
+      assert.ok(!existsSync(join(clone, "dist")), "nothing was built");
+    } finally {
+      rmSync(temp, { recursive: true, force: true });
+    }
   });
 
   test("runs the same on the other runtime (Deno from Node, Node from Deno)", async (): Promise<void> => {
