@@ -107,11 +107,11 @@ export function parseCommandLine(argv: string[], env: Record<string, string | un
   if (first === "help" || first === "--help" || first === "-h") return line;
   if (first === "version" || first === "--version" || first === "-v") return { ...line, command: "version" };
   if (!(COMMANDS as string[]).includes(first)) {
-    const problem = first.startsWith("-") ? `${first} before a command` : `unknown command: ${first}`;
-    const guess = first.startsWith("-") ? undefined : closest(first, COMMANDS);
+    const expected = `write pgsession <command> [options], the command one of ${COMMANDS.join(", ")}`;
+    if (first.startsWith("-")) throw new CliError(`Cannot use ${first} before the command: ${expected}`, EXIT.USAGE);
+    const guess = closest(first, COMMANDS);
     throw new CliError(
-      `Cannot run ${problem}; ${guess ? `did you mean ${guess}? ` : ""}expected pgsession <command> [options], ` +
-        `the command one of ${COMMANDS.join(", ")}`,
+      `Cannot run unknown command: ${first}; ${guess ? `did you mean ${guess}? ` : ""}${expected}`,
       EXIT.USAGE,
     );
   }

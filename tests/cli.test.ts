@@ -408,11 +408,11 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
     const unreachable = { DATABASE_URL: "postgres://127.0.0.1:1/x" };
     const cases: [string[], RegExp][] = [
       [[], /no command given/],
-      [["vacuum"], /unknown command: vacuum; expected pgsession <command> \[options\]/],
+      [["vacuum"], /unknown command: vacuum; write pgsession <command> \[options\], the command one of migrate, /],
       [["migrat"], /unknown command: migrat; did you mean migrate\?/],
       [["Stats"], /did you mean stats\?/],
       [["dev_proxy", "--port", "0"], /did you mean dev-proxy\?/],
-      [["--url", DATABASE_URL, "migrate"], /--url before a command/],
+      [["--url", DATABASE_URL, "migrate"], /--url before the command: write pgsession <command> \[options\]/],
       [["gc", "--frobnicate"], /unknown option: --frobnicate \(see/],
       [["gc", "--batch-szie", "5"], /unknown option: --batch-szie; did you mean --batch-size\?/],
       [["gc", "-x"], /unknown option: -x/],
