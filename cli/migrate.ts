@@ -79,12 +79,11 @@ export async function migrate(client: Client, table: string, out: Output): Promi
 function refuseForeignTable(table: string, columns: string[]): void {
   if (SESSION_COLUMNS.every((c) => columns.includes(c))) return;
   const found = CONNECT_PG_SIMPLE_COLUMNS.every((c) => columns.includes(c))
-    ? `connect-pg-simple's table (${CONNECT_PG_SIMPLE_COLUMNS.join(", ")})`
-    : `a table with columns ${columns.join(", ") || "(none)"}`;
+    ? `is connect-pg-simple's (${CONNECT_PG_SIMPLE_COLUMNS.join(", ")}), not pgsession's`
+    : `has columns ${columns.join(", ") || "(none)"}, not pgsession's (${SESSION_COLUMNS.join(", ")})`;
   throw new CliError(
-    `Cannot migrate: ${JSON.stringify(table)} is ${found}, not a pgsession session table; nothing was changed. ` +
-      `Keep it and give pgsession a table of its own with \`pgsession migrate --table <another name>\` ` +
-      "(and the same table option in the app)",
+    `Cannot migrate: table ${JSON.stringify(table)} ${found}; nothing was changed. To keep it, give pgsession ` +
+      "a table of its own with `pgsession migrate --table <another name>` and the same name in the store's table option",
     EXIT.USAGE,
   );
 }

@@ -465,7 +465,7 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
       assertFailure(
         refused,
         2,
-        /"cli_test_\w+_express\.session" is connect-pg-simple's table \(sid, sess, expire\), not a pgsession session table; nothing was changed/,
+        /table "cli_test_\w+_express\.session" is connect-pg-simple's \(sid, sess, expire\), not pgsession's; nothing was changed/,
       );
       assert.match(refused.stderr, /`pgsession migrate --table <another name>`/);
       assert.deepEqual(await shape(), before, "the old table is untouched");
@@ -478,7 +478,7 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
       assertFailure(
         await runHere(["migrate", "--table", `${schema}.other`]),
         2,
-        /is a table with columns id, note, not a pgsession session table/,
+        /has columns id, note, not pgsession's \(session_key, session_data, session_expiry\)/,
       );
     } finally {
       await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
