@@ -47,7 +47,7 @@ export async function migrate(client: Client, table: string, out: Output): Promi
     await client.query("COMMIT");
 
     const lines: string[] = [];
-    if (schema && !before.schema) lines.push(`Created schema "${schema}"`);
+    if (schema) lines.push(before.schema ? `Schema "${schema}" already exists` : `Created schema "${schema}"`);
     lines.push(before.table ? `Table ${quoted} already exists` : `Created table ${quoted}`);
     lines.push(
       before.expiry_index ? `Index ${qualify(names.expiry)} already exists` : `Created index ${qualify(names.expiry)}`,
