@@ -88,7 +88,8 @@ export function explain(error: unknown, what: string, where: string, table: stri
       );
     case "42703": // undefined_column
       return new CliError(
-        `Cannot ${what}: table ${JSON.stringify(table)} is not a session table (${reason})`,
+        `Cannot ${what}: table ${JSON.stringify(table)} is not a session table (${reason}); if another library ` +
+          "made it, give pgsession a table of its own with `pgsession migrate --table <another name>`",
         EXIT.FAILED,
         { cause: error },
       );

@@ -442,7 +442,7 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
     for (const [args, message] of cases) assertFailure(await runHere(args, unreachable), 2, message);
   });
 
-  test("migrate on connect-pg-simple's session table names it, suggests --table and changes nothing", async (): Promise<void> => {
+  test("migrate (and stats) on connect-pg-simple's session table name it, suggest --table and change nothing", async (): Promise<void> => {
     const schema = `${SCHEMA}_express`;
     // The table exactly as connect-pg-simple's own table.sql makes it.
     const client = await pool.connect();
@@ -470,6 +470,11 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
       );
       assert.match(refused.stderr, /`pgsession migrate --table <another name>`/);
       assert.deepEqual(await shape(), before, "the old table is untouched");
+      assertFailure(
+        await runHere(["stats", "--table", `${schema}.session`]),
+        1,
+        /is not a session table \(column "session_expiry" does not exist\); .*`pgsession migrate --table <another name>`/,
+      );
 
       const beside = await runHere(["migrate", "--table", `${schema}.pgsession`]);
       assert.equal(beside.code, 0, beside.stderr);
