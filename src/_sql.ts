@@ -309,11 +309,6 @@ CREATE INDEX IF NOT EXISTS "${names.user}" ON ${quoted} (session_user_id) WHERE 
 
 // The CLI's statements.
 
-/** A SQL string literal of a name we wrote ourselves (no quote inside). */
-function literal(name: string): string {
-  return `'${name}'`;
-}
-
 /**
  * Whether a table has both user columns (`session_user_id`, `session_label`): `$1` the quoted
  * table → `present`, false when there is no such table. By the table's regclass, so the name
@@ -321,7 +316,7 @@ function literal(name: string): string {
  */
 export function userColumnsSql(): string {
   return `SELECT count(*) = ${USER_COLUMNS.length} AS present FROM pg_attribute
-WHERE attrelid = to_regclass($1) AND attname IN (${USER_COLUMNS.map(literal).join(", ")}) AND NOT attisdropped`;
+WHERE attrelid = to_regclass($1) AND attname IN (${USER_COLUMNS.map((c) => `'${c}'`).join(", ")}) AND NOT attisdropped`;
 }
 
 /** Live sessions with a user and how many users they belong to: → `sessions`, `users`. */
@@ -334,7 +329,7 @@ FROM ${quoteTable(table)} WHERE session_expiry > ${NOW}`;
 export const SESSION_COLUMNS: readonly string[] = ["session_key", "session_data", "session_expiry"];
 
 /** Concurrent migrations (two deploys at once) wait for each other instead of colliding. */
-export const MIGRATE_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('pgsession migrate'))";
+export const MIGRATE_LOCK_SQL: string = "SELECT pg_advisory_xact_lock(hashtext('pgsession migrate'))";
 
 /**
  * What `pgsession migrate` finds before it changes anything: `$1` the schema or NULL, `$2` the
@@ -347,8 +342,8 @@ export function migrateStateSql(table: string): string {
   const schema = quoted.includes(".") ? `${quoted.split(".")[0]}.` : "";
   return `SELECT ($1::text IS NULL OR EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)) AS schema,
   to_regclass($2) IS NOT NULL AS table,
-  to_regclass(${literal(`${schema}"${names.expiry}"`)}) IS NOT NULL AS expiry_index,
-  to_regclass(${literal(`${schema}"${names.user}"`)}) IS NOT NULL AS user_index,
+  to_regclass('${schema}"${names.expiry}"') IS NOT NULL AS expiry_index,
+  to_regclass('${schema}"${names.user}"') IS NOT NULL AS user_index,
   (SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute
     WHERE attrelid = to_regclass($2) AND attnum > 0 AND NOT attisdropped) AS columns`;
 }
