@@ -7,7 +7,7 @@
 
 import { parseArgs } from "node:util";
 import { quoteTable } from "../src/_sql.ts";
-import { GC_DEFAULTS } from "../src/gc.ts";
+import { GC_DEFAULTS, MAX_BATCH_SIZE } from "../src/gc.ts";
 import { isLoopbackHost } from "./dev_proxy/loopback.ts";
 import { CliError, EXIT, redact } from "./_fail.ts";
 
@@ -42,7 +42,6 @@ export interface CommandLine {
 export const CONNECT_TIMEOUT_MS = 10_000;
 /** The port of `pgsession dev-proxy` unless `--port` says otherwise. */
 export const DEV_PROXY_PORT = 4444;
-const MAX_BATCH_SIZE = 100_000;
 /** The longest user id the store accepts. */
 const MAX_USER_LENGTH = 1024;
 
