@@ -319,3 +319,50 @@ ALTER TABLE ${quoted} ADD COLUMN IF NOT EXISTS session_user_id text, ADD COLUMN 
 CREATE INDEX IF NOT EXISTS "${names.user}" ON ${quoted} (session_user_id) WHERE session_user_id IS NOT NULL;
 `;
 }
+
+// The CLI's statements.
+
+/**
+ * Whether a table has both user columns (`session_user_id`, `session_label`): `$1` the quoted
+ * table → `present`, false when there is no such table. By the table's regclass, so the name
+ * resolves exactly as the statements resolve it (`search_path` included).
+ */
+export function userColumnsSql(): string {
+  return `SELECT count(*) = ${USER_COLUMNS.length} AS present FROM pg_attribute
+WHERE attrelid = to_regclass($1) AND attname IN (${USER_COLUMNS.map((c) => `'${c}'`).join(", ")}) AND NOT attisdropped`;
+}
+
+/** Live sessions with a user and how many users they belong to: → `sessions`, `users`. */
+export function userStatsSql(table: string): string {
+  return `SELECT count(session_user_id) AS sessions, count(DISTINCT session_user_id) AS users
+FROM ${quoteTable(table)} WHERE session_expiry > ${NOW}`;
+}
+
+/** The columns every session table has; `pgsession migrate` refuses a table without them. */
+export const SESSION_COLUMNS: readonly string[] = ["session_key", "session_data", "session_expiry"];
+
+/** Concurrent migrations (two deploys at once) wait for each other instead of colliding. */
+export const MIGRATE_LOCK_SQL: string = "SELECT pg_advisory_xact_lock(hashtext('pgsession migrate'))";
+
+/**
+ * What `pgsession migrate` finds before it changes anything: `$1` the schema or NULL, `$2` the
+ * quoted table → `schema`, `table`, `expiry_index`, `user_index` (whether each exists) and
+ * `columns`, the table's column names in order (NULL without a table).
+ */
+export function migrateStateSql(table: string): string {
+  const names = indexNames(table);
+  const quoted = quoteTable(table);
+  const schema = quoted.includes(".") ? `${quoted.split(".")[0]}.` : "";
+  return `SELECT ($1::text IS NULL OR EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)) AS schema,
+  to_regclass($2) IS NOT NULL AS table,
+  to_regclass('${schema}"${names.expiry}"') IS NOT NULL AS expiry_index,
+  to_regclass('${schema}"${names.user}"') IS NOT NULL AS user_index,
+  (SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute
+    WHERE attrelid = to_regclass($2) AND attnum > 0 AND NOT attisdropped) AS columns`;
+}
+
+/** `pgsession migrate`'s DDL: the schema of a qualified name if missing, then {@linkcode tableSql}. */
+export function migrateSql(table: string): string {
+  const schema = table.includes(".") ? `CREATE SCHEMA IF NOT EXISTS ${quoteTable(table).split(".")[0]};\n\n` : "";
+  return schema + tableSql(table);
+}

@@ -177,10 +177,11 @@ describe("npm package", () => {
     consumer = join(temp, "consumer");
     mkdirSync(consumer);
     writeFileSync(join(consumer, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }));
-    // pg is the CLI's optional peer dependency: a user of the CLI installs it too.
+    // pg and ws are the CLI's optional peer dependencies (ws for dev-proxy): a user of the CLI
+    // installs them too.
     await sh(
       "npm",
-      ["install", tarball, "pg", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"],
+      ["install", tarball, "pg", "ws", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"],
       consumer,
       300_000,
     );
@@ -194,6 +195,7 @@ describe("npm package", () => {
     const required = [
       "dist/mod.js",
       "dist/mod.d.ts",
+      "bin/pgsession.js",
       "dist/cli/pgsession.js",
       "dist/cli/dev_proxy/server.js",
       "schema.sql",
