@@ -22,7 +22,6 @@
 
 export { createSessions } from "./src/sessions.ts";
 export type { CommitOptions, RequestSession, Sessions, SessionsOptions } from "./src/sessions.ts";
-export type { LegacyOptions } from "./src/_legacy.ts";
 export { withSession } from "./src/middleware.ts";
 export type { PlatformArgs, SessionHandler, WithSessionOptions } from "./src/middleware.ts";
 export { PostgresStore } from "./src/store.ts";

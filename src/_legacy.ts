@@ -24,39 +24,12 @@ import type { Row } from "./client.ts";
 import { encodeData } from "./_codec.ts";
 import { readCookies } from "./cookie.ts";
 import type { Logger } from "./errors.ts";
+import type { SessionsOptions } from "./sessions.ts";
 import { NEW_HEADER_SQL } from "./_format.ts";
 import { NOW, quoteTable } from "./_sql.ts";
 
-/** Where express-session + connect-pg-simple kept their sessions, to move them over lazily. */
-export interface LegacyOptions {
-  /**
-   * The name of express-session's cookie (its `name` option).
-   * @default {"connect.sid"}
-   */
-  cookie?: string | undefined;
-  /**
-   * express-session's `secret` option, as a list: each one verifies the old cookie's signature,
-   * first to last. An old cookie no secret verifies is ignored, without SQL.
-   */
-  secrets: readonly string[];
-  /**
-   * connect-pg-simple's table (its `tableName`, schema-qualified with its `schemaName`), with the
-   * columns `sid`, `sess` (json) and `expire`. pgsession's own table must have another name: the
-   * two tables live side by side until the migration is over.
-   * @default {"session"}
-   */
-  table?: string | undefined;
-  /**
-   * The `Path` of express-session's cookie (its `cookie.path`): the old cookie is cleared with it.
-   * @default {"/"}
-   */
-  path?: string | undefined;
-  /**
-   * The `Domain` of express-session's cookie (its `cookie.domain`), when it had one.
-   * @default {undefined}
-   */
-  domain?: string | undefined;
-}
+/** The `legacy` option of `createSessions`: where express-session + connect-pg-simple kept their sessions. */
+export type LegacyOptions = NonNullable<SessionsOptions["legacy"]>;
 
 /** The legacy options, validated, with their SQL; made by {@linkcode compileLegacy}. */
 export interface CompiledLegacy {

@@ -17,7 +17,7 @@ import {
 import type { Connection } from "./client.ts";
 import type { Logger } from "./errors.ts";
 import { addSessionHeaders } from "./_headers.ts";
-import { adoptLegacy, compileLegacy, legacyClearCookie, type LegacyOptions, readLegacyId } from "./_legacy.ts";
+import { adoptLegacy, compileLegacy, legacyClearCookie, readLegacyId } from "./_legacy.ts";
 import { Budget } from "./_budget.ts";
 import { SessionRecord } from "./_record.ts";
 import { SessionImpl } from "./_session.ts";
@@ -75,7 +75,37 @@ export interface SessionsOptions<Data extends object = SessionData> {
    * See docs/migrating-from-express-session.md.
    * @default {undefined}
    */
-  legacy?: LegacyOptions | undefined;
+  legacy?:
+    | {
+      /**
+       * The name of express-session's cookie (its `name` option).
+       * @default {"connect.sid"}
+       */
+      cookie?: string | undefined;
+      /**
+       * express-session's `secret` option, as a list: each one verifies the old cookie's signature,
+       * first to last. An old cookie no secret verifies is ignored, without SQL.
+       */
+      secrets: readonly string[];
+      /**
+       * connect-pg-simple's table (its `tableName`, schema-qualified with its `schemaName`), with the
+       * columns `sid`, `sess` (json) and `expire`. pgsession's own table must have another name: the
+       * two tables live side by side until the migration is over.
+       * @default {"session"}
+       */
+      table?: string | undefined;
+      /**
+       * The `Path` of express-session's cookie (its `cookie.path`): the old cookie is cleared with it.
+       * @default {"/"}
+       */
+      path?: string | undefined;
+      /**
+       * The `Domain` of express-session's cookie (its `cookie.domain`), when it had one.
+       * @default {undefined}
+       */
+      domain?: string | undefined;
+    }
+    | undefined;
 }
 
 /** How {@linkcode RequestSession.commit} writes. */
