@@ -44,7 +44,7 @@ np=$(grep -Eo '^ℹ pass [0-9]+' "$log/node.txt" | grep -Eo '[0-9]+' | tail -1)
 nf=$(grep -Eo '^ℹ fail [0-9]+' "$log/node.txt" | grep -Eo '[0-9]+' | tail -1)
 # Deno counts suites as tests and their cases as steps; report the cases when there are steps.
 dline=$(grep -E '[0-9]+ passed' "$log/deno.txt" | tail -1)
-dp=$(echo "$dline" | grep -Eo '\(([0-9]+) steps\)' | grep -Eo '[0-9]+')
+dp=$(echo "$dline" | grep -Eo 'passed \(([0-9]+) steps\)' | grep -Eo '[0-9]+')
 [ -n "$dp" ] || dp=$(echo "$dline" | grep -Eo '[0-9]+ passed' | grep -Eo '^[0-9]+')
 df=$(echo "$dline" | grep -Eo '[0-9]+ failed' | grep -Eo '^[0-9]+')
 echo
