@@ -25,8 +25,7 @@ import { encodeData } from "./_codec.ts";
 import { readCookies } from "./cookie.ts";
 import type { Logger } from "./errors.ts";
 import type { SessionsOptions } from "./sessions.ts";
-import { NEW_HEADER_SQL } from "./_format.ts";
-import { NOW, quoteTable } from "./_sql.ts";
+import { legacyStatements, quoteTable } from "./_sql.ts";
 
 /** The `legacy` option of `createSessions`: where express-session + connect-pg-simple kept their sessions. */
 export type LegacyOptions = NonNullable<SessionsOptions["legacy"]>;
@@ -160,9 +159,7 @@ export function compileLegacy(
       } is also pgsession's table; give pgsession another one, e.g. store: { table: "pgsession" }`,
     );
   }
-  const firstExpiry = target.absoluteTtl !== null && target.absoluteTtl < target.ttl
-    ? `${NOW} + interval '${target.absoluteTtl} seconds'`
-    : `${NOW} + interval '${target.ttl} seconds'`;
+  const statements = legacyStatements(table, target);
   let keys: Promise<CryptoKey[]> | null = null;
   return Object.freeze({
     name,
@@ -170,21 +167,7 @@ export function compileLegacy(
     domain,
     maxAge: Math.min(target.ttl, target.absoluteTtl ?? Infinity),
     maxDataBytes: target.maxDataBytes,
-    // connect-pg-simple compares `expire` (a timestamp without time zone) with an instant the
-    // same way: converted in the connection's TimeZone.
-    readSql: `SELECT sess::text AS sess FROM ${old} WHERE sid = $1 AND expire > now()`,
-    // One statement: the old row is deleted (only as it was read) and the new one inserted, or
-    // neither. A concurrent request's DELETE waits for this one and then finds no row.
-    adoptSql: `WITH old AS (
-  DELETE FROM ${old} WHERE sid = $1 AND sess::text = $2 AND expire > now()
-  RETURNING 1 AS one
-), ins AS (
-  INSERT INTO ${own} (session_key, session_data, session_expiry)
-  SELECT $3, ${NEW_HEADER_SQL} || $4::bytea, ${firstExpiry} FROM old WHERE $4::bytea IS NOT NULL
-  ON CONFLICT (session_key) DO NOTHING
-  RETURNING 1 AS one
-)
-SELECT (SELECT count(*) FROM old)::int AS deleted, (SELECT count(*) FROM ins)::int AS inserted`,
+    ...statements,
     keys(): Promise<CryptoKey[]> {
       keys ??= Promise.all(
         secrets.map((secret) =>

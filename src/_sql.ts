@@ -263,6 +263,42 @@ RETURNING (${live("s.")}) AS live`,
 }
 
 /**
+ * The statements that move express-session + connect-pg-simple sessions into a pgsession table:
+ * `readSql` (`$1` sid → `sess` as text of a live old session) and `adoptSql` (`$1` sid, `$2` sess
+ * as read, `$3` the new key, `$4` CBOR payload or NULL to only delete → `deleted`, `inserted`).
+ *
+ * @param legacyTable connect-pg-simple's table (`sid`, `sess` json, `expire`).
+ * @param target pgsession's table and lifetimes.
+ */
+export function legacyStatements(
+  legacyTable: string,
+  target: { table: string; ttl: number; absoluteTtl: number | null },
+): { readSql: string; adoptSql: string } {
+  const old = quoteTable(legacyTable);
+  const own = quoteTable(target.table);
+  const firstExpiry = target.absoluteTtl !== null && target.absoluteTtl < target.ttl
+    ? `${NOW} + ${seconds(target.absoluteTtl)}`
+    : `${NOW} + ${seconds(target.ttl)}`;
+  return {
+    // connect-pg-simple compares `expire` (a timestamp without time zone) with an instant the
+    // same way: converted in the connection's TimeZone.
+    readSql: `SELECT sess::text AS sess FROM ${old} WHERE sid = $1 AND expire > now()`,
+    // One statement: the old row is deleted (only as it was read) and the new one inserted, or
+    // neither. A concurrent request's DELETE waits for this one and then finds no row.
+    adoptSql: `WITH old AS (
+  DELETE FROM ${old} WHERE sid = $1 AND sess::text = $2 AND expire > now()
+  RETURNING 1 AS one
+), ins AS (
+  INSERT INTO ${own} (session_key, session_data, session_expiry)
+  SELECT $3, ${NEW_HEADER_SQL} || $4::bytea, ${firstExpiry} FROM old WHERE $4::bytea IS NOT NULL
+  ON CONFLICT (session_key) DO NOTHING
+  RETURNING 1 AS one
+)
+SELECT (SELECT count(*) FROM old)::int AS deleted, (SELECT count(*) FROM ins)::int AS inserted`,
+  };
+}
+
+/**
  * One GC batch: `$1` the batch size, `$2` where the previous batch ended (`'-infinity'` at the
  * start) → `n` rows deleted, `last` the latest expiry deleted (text, microseconds kept).
  *
