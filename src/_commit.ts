@@ -251,26 +251,28 @@ async function move(record: SessionRecord, budget: Budget): Promise<SaveResult> 
 }
 
 /**
- * Writes the merged data with compare-and-set; when another writer won, takes the data it left
- * (returned by the same statement) as the base, applies this request's changes again and retries,
- * for as long as the time budget allows. `false` when the session is gone.
+ * Writes the merged data with compare-and-set; when another writer won, reads the row it left as
+ * the base, applies this request's changes again and retries, for as long as the time budget
+ * allows. `false` when the session is gone.
  */
 async function writeWithMerge(
   record: SessionRecord,
   key: string,
   budget: Budget,
-  write: (data: Uint8Array, expected: Uint8Array | null) => Promise<Row>,
+  write: (data: Uint8Array, expected: Uint8Array | null) => Promise<Row | undefined>,
   first?: { data: Map<string, unknown>; bytes: Uint8Array },
 ): Promise<boolean> {
   for (let attempt = 1;; attempt++) {
     const data = attempt === 1 && first ? first.data : record.changes.apply(record.storedData);
     const bytes = attempt === 1 && first ? first.bytes : writeStored(record.header!, record.encode(data));
     const row = await write(bytes, record.storedBytes);
-    if (row?.expires != null) {
+    if (row) {
       record.written(data, row, bytes);
       return true;
     }
-    if (row?.current_expires == null || !record.applyRow(row.current, row.current_expires, row.now, key)) {
+    // Changed meanwhile, or gone: the row as it is now decides (only a lost race costs this read).
+    const current = await record.policy.table.read(key, budget);
+    if (!current || !record.applyRow(current.data, current.expires, current.now, key, current)) {
       record.gone();
       return false;
     }

@@ -48,8 +48,8 @@ export interface Statements {
   insertUser: string;
   /**
    * Compare-and-set. `$1` key, `$2` new data, `$3` data as read, `$4` absolute deadline (ms or
-   * NULL), `$5` lock timeout (ms, text) → `expires` when written; otherwise the row as it is now
-   * (`current`, `current_expires`), and `now`.
+   * NULL), `$5` lock timeout (ms, text) → `expires`, `now` when written; no row when the data
+   * changed meanwhile or the session is gone (the writer then reads the row and merges).
    */
   update: string;
   /**
@@ -68,8 +68,7 @@ export interface Statements {
   /**
    * Regenerate with new data and compare-and-set. `$1` old key, `$2` new key, `$3` new data
    * (header included), `$4` data as read, `$5` restart (bool), `$6` lock timeout, `$7` absolute
-   * deadline (ms or NULL) → `data`, `expires` when moved; otherwise `current`, `current_expires`;
-   * `now`.
+   * deadline (ms or NULL) → `data`, `expires`, `now` when moved; no row otherwise.
    */
   moveChanged: string;
   /** {@linkcode Statements.moveChanged} binding `$8` user, `$9` label. */
@@ -175,12 +174,6 @@ function build(options: SqlOptions): Statements {
   const withUser = (source: string): string =>
     `SELECT r.* FROM (SELECT NULL::text AS session_user_id, NULL::text AS session_label) AS absent,
 LATERAL (SELECT ${returned}, session_user_id AS user_id, session_label AS label FROM ${source}) AS r`;
-  // When a compare-and-set misses, the row as it is (the statement's snapshot) comes back so the
-  // writer can merge without another round trip.
-  const current = (result: string): string =>
-    `${ms(NOW)} AS now, cur.session_data AS current, ${ms("cur.session_expiry")} AS current_expires
-FROM (VALUES (1)) AS one (x) LEFT JOIN ${result} ON true
-LEFT JOIN ${t} AS cur ON ${result}.expires IS NULL AND cur.session_key = $1`;
   const insert = (users: boolean): string =>
     `INSERT INTO ${t} (session_key, session_data, session_expiry${users ? ", session_user_id, session_label" : ""})
 VALUES ($1, ${NEW_HEADER_SQL} || $2::bytea, ${firstExpiry}${users ? ", $3::text, $4::text" : ""})
@@ -199,19 +192,16 @@ RETURNING ${returned}`;
 )
 ${withUser("moved")}`;
   const moveChanged = (users: boolean): string =>
-    `WITH upd AS (
-  UPDATE ${t} SET session_key = $2,
+    `UPDATE ${t} SET session_key = $2,
     session_data = CASE WHEN $5::bool THEN ${restartedSql("$3::bytea")} ELSE $3::bytea END,
     session_expiry = CASE WHEN $5::bool THEN ${firstExpiry} ELSE ${ideal("$7")} END${
       users ? ", session_user_id = $8::text, session_label = $9::text" : ""
     }
-  WHERE session_key = $1 AND session_data IS NOT DISTINCT FROM $4::bytea AND session_expiry > ${NOW} AND ${
+WHERE session_key = $1 AND session_data IS NOT DISTINCT FROM $4::bytea AND session_expiry > ${NOW} AND ${
       ideal("$7")
     } > ${NOW}
-    AND ${lockTimeout("$6")}
-  RETURNING session_data AS data, ${ms("session_expiry")} AS expires
-)
-SELECT upd.data, upd.expires, ${current("upd")}`;
+  AND ${lockTimeout("$6")}
+RETURNING session_data AS data, ${ms("session_expiry")} AS expires, ${ms(NOW)} AS now`;
 
   return {
     read: withUser(`${t} WHERE session_key = $1`),
@@ -219,16 +209,13 @@ SELECT upd.data, upd.expires, ${current("upd")}`;
     insertUser: insert(true),
 
     // UPDATE only, never an upsert: a session destroyed or expired meanwhile stays gone.
-    update: `WITH upd AS (
-  UPDATE ${t} SET session_data = $2::bytea,
-    session_expiry = CASE WHEN ${ideal("$4")} > session_expiry + ${touch} THEN ${ideal("$4")} ELSE session_expiry END
-  WHERE session_key = $1 AND session_data IS NOT DISTINCT FROM $3::bytea AND session_expiry > ${NOW} AND ${
+    update: `UPDATE ${t} SET session_data = $2::bytea,
+  session_expiry = CASE WHEN ${ideal("$4")} > session_expiry + ${touch} THEN ${ideal("$4")} ELSE session_expiry END
+WHERE session_key = $1 AND session_data IS NOT DISTINCT FROM $3::bytea AND session_expiry > ${NOW} AND ${
       ideal("$4")
     } > ${NOW}
-    AND ${lockTimeout("$5")}
-  RETURNING ${ms("session_expiry")} AS expires
-)
-SELECT upd.expires, ${current("upd")}`,
+  AND ${lockTimeout("$5")}
+RETURNING ${ms("session_expiry")} AS expires, ${ms(NOW)} AS now`,
 
     touch: `UPDATE ${t} SET session_expiry = greatest(session_expiry, ${ideal("$2")})
 WHERE session_key = $1 AND session_expiry > ${NOW} AND ${ideal("$2")} > ${NOW} AND ${lockTimeout("$3")}

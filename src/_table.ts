@@ -58,16 +58,16 @@ export class SessionTable {
     return rows[0]!;
   }
 
-  /** Compare-and-set of a row's data; see {@linkcode Statements.update}. */
+  /** Compare-and-set of a row's data; `undefined` when it changed meanwhile or is gone. */
   async update(
     key: string,
     data: Uint8Array,
     expected: Uint8Array | null,
     deadlineMs: number | null,
     budget: Budget,
-  ): Promise<Row> {
+  ): Promise<Row | undefined> {
     const params = [key, data, expected, deadlineMs, budget.lockMs()];
-    return (await this.run("save session", this.#sql.update, params, budget))[0]!;
+    return (await this.run("save session", this.#sql.update, params, budget))[0];
   }
 
   /** Moves the expiry forward; `undefined` when the session is gone. */
@@ -90,7 +90,7 @@ export class SessionTable {
     return rows[0];
   }
 
-  /** Moves a row to a new key with new data, compare-and-set; see {@linkcode Statements.moveChanged}. */
+  /** Moves a row to a new key with new data, compare-and-set; `undefined` when it changed or is gone. */
   async moveChanged(
     from: string,
     to: string,
@@ -100,7 +100,7 @@ export class SessionTable {
     deadlineMs: number | null,
     bind: UserBinding | null,
     budget: Budget,
-  ): Promise<Row> {
+  ): Promise<Row | undefined> {
     const params = [from, to, data, expected, restart, budget.lockMs(), deadlineMs];
     const rows = bind
       ? await this.#withUsers(
@@ -110,7 +110,7 @@ export class SessionTable {
         budget,
       )
       : await this.run("regenerate session", this.#sql.moveChanged, params, budget);
-    return rows[0]!;
+    return rows[0];
   }
 
   /** Deletes a row; whether one was deleted. */
