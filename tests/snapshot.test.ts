@@ -83,7 +83,7 @@ describe("sealSnapshot and openSnapshot", () => {
     const sealed = content({ touchDue: true, user: "ünïcødé 🙂", label: "" });
     const value = await seal(token, sealed);
     const opened = await open(value, token, T0 + 1234);
-    assert.ok(opened);
+    assert.ok(opened, "opens");
     assert.deepEqual(new Uint8Array(opened.data), sealed.data);
     assert.equal(opened.expiresInMs, sealed.expiresInMs - 1234);
     assert.equal(opened.deadlineInMs, sealed.deadlineInMs! - 1234);
@@ -121,7 +121,7 @@ describe("sealSnapshot and openSnapshot", () => {
     for (let i = 0; i < 50; i++) {
       const value = await seal(token);
       assert.match(value, /^[A-Za-z0-9_-]+$/);
-      assert.ok(value.length <= MAX_SNAPSHOT_BYTES);
+      assert.ok(value.length <= MAX_SNAPSHOT_BYTES, `${value.length} characters`);
       values.add(value);
     }
     assert.equal(values.size, 50);
@@ -219,7 +219,7 @@ describe("refusals", () => {
   test("a snapshot opens only with the token it was sealed for", async () => {
     const token = generateToken();
     const value = await seal(token);
-    assert.ok(await open(value, token));
+    assert.ok(await open(value, token), "opens with its own token");
     for (let i = 0; i < 20; i++) assert.equal(await open(value, generateToken()), null);
     const nearby = token.slice(0, -1) + (token.at(-1) === "A" ? "E" : "A");
     for (const other of [nearby, token.slice(1), `${token}.`, "", token.toUpperCase()]) {
@@ -237,6 +237,18 @@ describe("refusals", () => {
       copy[0] = version;
       assert.equal(await open(valueOf(copy), token), null, `version ${version}`);
     }
+  });
+
+  test("a value longer than MAX_SNAPSHOT_BYTES is refused without decrypting, even with a valid header", async () => {
+    const token = generateToken();
+    const header = bytesOf(await seal(token)).subarray(0, 23);
+    const long = new Uint8Array(Math.ceil((MAX_SNAPSHOT_BYTES * 3) / 4) + 3);
+    long.set(header);
+    const value = valueOf(long);
+    assert.ok(value.length > MAX_SNAPSHOT_BYTES, `${value.length}`);
+    const { result, calls } = await counting(["decrypt"], () => open(value, token));
+    assert.equal(result, null);
+    assert.equal(calls.decrypt, 0);
   });
 
   test("garbage opens to null and never throws", async () => {
@@ -311,7 +323,7 @@ describe("secrets", () => {
     const value = await seal(token, content(), [OLD]);
     await open(value, token, T0, secrets);
     const { result, calls } = await counting(["decrypt"], () => open(value, token, T0, secrets));
-    assert.ok(result);
+    assert.ok(result, "opens");
     assert.equal(calls.decrypt, 1);
   });
 
@@ -322,7 +334,9 @@ describe("secrets", () => {
     const first = await counting(names, () => seal(token, content(), [secret]));
     assert.deepEqual(first.calls, { importKey: 1, deriveKey: 1, deriveBits: 1 });
     const later = await counting(names, async () => {
-      for (let i = 0; i < 20; i++) assert.ok(await open(await seal(token, content(), [secret]), token, T0, [secret]));
+      for (let i = 0; i < 20; i++) {
+        assert.ok(await open(await seal(token, content(), [secret]), token, T0, [secret]), "opens");
+      }
     });
     assert.deepEqual(later.calls, { importKey: 0, deriveKey: 0, deriveBits: 0 });
   });
@@ -362,8 +376,8 @@ describe("size", () => {
   });
 
   test("a long user id counts toward the size", () => {
-    assert.ok(fitsSnapshot({ data: new Uint8Array(1000), user: null, label: null }));
-    assert.ok(!fitsSnapshot({ data: new Uint8Array(1000), user: "u".repeat(1500), label: null }));
+    assert.equal(fitsSnapshot({ data: new Uint8Array(1000), user: null, label: null }), true);
+    assert.equal(fitsSnapshot({ data: new Uint8Array(1000), user: "u".repeat(1500), label: null }), false);
   });
 });
 
@@ -391,7 +405,7 @@ describe("cost", () => {
         const a = performance.now();
         const value = await seal(token, c);
         const b = performance.now();
-        assert.ok(await open(value, token));
+        assert.ok(await open(value, token), "opens");
         openMs += performance.now() - b;
         sealMs += b - a;
       }
