@@ -28,6 +28,10 @@
  * bytes of milliseconds until the stored expiry, 6 until the deadline (0 when none), then the user
  * and the label (2-byte length and UTF-8, each only when present), then the stored bytes.
  *
+ * Keys: HKDF-SHA256 of each secret, with a fixed salt and an `info` naming pgsession, the format
+ * version and the UTC day of the seal time; derived on first use and kept, so a request derives
+ * nothing. A key per day keeps each key under the 2^32 random IVs NIST SP 800-38D allows.
+ *
  * @module
  */
 
@@ -124,38 +128,66 @@ for (let i = 0; i < 64; i++) DECODE[ALPHABET.charCodeAt(i)] = i;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const SALT = encoder.encode("pgsession snapshot");
-const KEY_INFO = encoder.encode(`pgsession snapshot v${SNAPSHOT_VERSION} AES-256-GCM key`);
+const KEY_INFO = encoder.encode(`pgsession snapshot v${SNAPSHOT_VERSION} AES-256-GCM key for UTC day `);
 const ID_INFO = encoder.encode(`pgsession snapshot v${SNAPSHOT_VERSION} key id`);
+const DAY_MS = 86_400_000;
 
-interface SnapshotKey {
+/** What one secret yields: its key id, and the base its day keys are derived from. */
+interface SecretKeys {
   readonly id: number;
-  readonly key: CryptoKey;
+  readonly base: CryptoKey;
+  /** AES-256-GCM keys by UTC day of the seal time. */
+  readonly days: Map<number, Promise<CryptoKey>>;
 }
 
-const keys = new Map<string, Promise<SnapshotKey>>();
+const keys = new Map<string, Promise<SecretKeys>>();
 
-/** The key for a secret, derived once (HKDF-SHA256) and kept. */
-function keyFor(secret: string): Promise<SnapshotKey> {
-  let key = keys.get(secret);
-  if (!key) {
-    key = derive(secret);
+/** The key id and HKDF base of a secret, derived once and kept. */
+function keysFor(secret: string): Promise<SecretKeys> {
+  let entry = keys.get(secret);
+  if (!entry) {
+    entry = deriveSecret(secret);
     // A few secrets per deployment; the bound only stops a misuse from growing without limit.
     if (keys.size > 64) keys.clear();
-    keys.set(secret, key);
-    key.catch(() => keys.delete(secret));
+    keys.set(secret, entry);
+    entry.catch(() => keys.delete(secret));
+  }
+  return entry;
+}
+
+async function deriveSecret(secret: string): Promise<SecretKeys> {
+  const base = await crypto.subtle.importKey("raw", encoder.encode(secret), "HKDF", false, ["deriveKey", "deriveBits"]);
+  // The id comes from its own HKDF output, so it tells nothing about the keys.
+  const id = new DataView(await crypto.subtle.deriveBits(hkdf(ID_INFO), base, 32)).getUint32(0);
+  return { id, base, days: new Map() };
+}
+
+/**
+ * The AES key of a secret for the UTC day of a seal time, derived once per day and kept. A key
+ * per day gives each day its own 2^32 random IVs (NIST SP 800-38D's bound for one key), about
+ * 50,000 seals a second, however long a secret stays in use.
+ */
+function keyFor(entry: SecretKeys, sealedAt: number): Promise<CryptoKey> {
+  const day = Math.floor(sealedAt / DAY_MS);
+  let key = entry.days.get(day);
+  if (!key) {
+    const info = new Uint8Array(KEY_INFO.byteLength + 4);
+    info.set(KEY_INFO);
+    new DataView(info.buffer).setUint32(KEY_INFO.byteLength, day);
+    key = crypto.subtle.deriveKey(hkdf(info), entry.base, { name: "AES-GCM", length: 256 }, false, [
+      "encrypt",
+      "decrypt",
+    ]);
+    // Opening refuses seal times more than a minute from now, so at most two days are in use.
+    if (entry.days.size >= 3) entry.days.delete(entry.days.keys().next().value!);
+    entry.days.set(day, key);
+    key.catch(() => entry.days.delete(day));
   }
   return key;
 }
 
-async function derive(secret: string): Promise<SnapshotKey> {
-  const base = await crypto.subtle.importKey("raw", encoder.encode(secret), "HKDF", false, ["deriveKey", "deriveBits"]);
-  const hkdf = (info: Uint8Array<ArrayBuffer>) => ({ name: "HKDF", hash: "SHA-256", salt: SALT, info });
-  // The id comes from its own HKDF output, so it tells nothing about the key.
-  const [id, key] = await Promise.all([
-    crypto.subtle.deriveBits(hkdf(ID_INFO), base, 32),
-    crypto.subtle.deriveKey(hkdf(KEY_INFO), base, { name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]),
-  ]);
-  return { id: new DataView(id).getUint32(0), key };
+function hkdf(info: Uint8Array<ArrayBuffer>): HkdfParams {
+  return { name: "HKDF", hash: "SHA-256", salt: SALT, info };
 }
 
 /**
@@ -266,12 +298,14 @@ export async function sealSnapshot(content: SnapshotContent, options: SealOption
   }
   plain.set(data, at);
 
-  const { id, key } = await keyFor(secret);
+  const sealedAt = Math.min(Math.floor(now), MAX_UINT48);
+  const entry = await keysFor(secret);
+  const key = await keyFor(entry, sealedAt);
   const out = new Uint8Array(OVERHEAD_BYTES + plainBytes);
   const head = new DataView(out.buffer);
   out[0] = SNAPSHOT_VERSION;
-  head.setUint32(1, id);
-  setUint48(head, 5, Math.min(Math.floor(now), MAX_UINT48));
+  head.setUint32(1, entry.id);
+  setUint48(head, 5, sealedAt);
   const iv = crypto.getRandomValues(out.subarray(HEADER_BYTES, HEADER_BYTES + IV_BYTES));
   const sealed = await crypto.subtle.encrypt(
     { name: "AES-GCM", iv, additionalData: associatedData(out.subarray(0, HEADER_BYTES), options.token) },
@@ -318,7 +352,8 @@ export async function openSnapshot(value: string, options: OpenOptions): Promise
   const head = new DataView(bytes.buffer);
   // The seal time is checked before decrypting (a stale value costs nothing) and trusted only
   // because decryption below authenticates it.
-  const elapsed = now - getUint48(head, 5);
+  const sealedAt = getUint48(head, 5);
+  const elapsed = now - sealedAt;
   if (!(elapsed <= maxAgeMs && elapsed >= -SNAPSHOT_SKEW_MS)) return null;
   const id = head.getUint32(1);
   const iv = bytes.subarray(HEADER_BYTES, HEADER_BYTES + IV_BYTES);
@@ -327,12 +362,13 @@ export async function openSnapshot(value: string, options: OpenOptions): Promise
   let plain: Uint8Array | null = null;
   try {
     for (const secret of options.secrets) {
-      const key = await keyFor(secret);
+      const entry = await keysFor(secret);
       // Ids are 32 bits: two listed secrets share one about once in 4 billion, so keep looking.
-      if (key.id !== id) continue;
+      if (entry.id !== id) continue;
+      const key = await keyFor(entry, sealedAt);
       additionalData ??= associatedData(bytes.subarray(0, HEADER_BYTES), options.token);
       try {
-        plain = new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv, additionalData }, key.key, sealed));
+        plain = new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv, additionalData }, key, sealed));
         break;
       } catch {
         // Not this key, or tampered: try a colliding id, if any.

@@ -341,6 +341,24 @@ describe("secrets", () => {
     assert.deepEqual(later.calls, { importKey: 0, deriveKey: 0, deriveBits: 0 });
   });
 
+  test("each UTC day seals with its own key, derived once, and a snapshot sealed before midnight opens after it", async () => {
+    const token = generateToken();
+    const secret = `a fresh secret for this test ${crypto.randomUUID()}`;
+    const midnight = Math.ceil(T0 / 86_400_000) * 86_400_000;
+    const names = ["importKey", "deriveKey", "deriveBits"] as const;
+    const before = await seal(token, content(), [secret], midnight - 500);
+    const next = await counting(names, () => seal(token, content(), [secret], midnight + 2000));
+    assert.deepEqual(next.calls, { importKey: 0, deriveKey: 1, deriveBits: 0 }, "only the new day's key");
+    const opened = await counting(names, () => open(before, token, midnight + 2000, [secret]));
+    assert.equal(opened.result?.ageMs, 2500);
+    assert.deepEqual(opened.calls, { importKey: 0, deriveKey: 0, deriveBits: 0 }, "yesterday's key is still kept");
+    assert.ok(await open(next.result, token, midnight + 2000, [secret]), "today's snapshot opens");
+    // Both days share the key id; moving a seal time across midnight picks the other day's key.
+    const moved = bytesOf(before);
+    new DataView(moved.buffer, moved.byteOffset).setUint32(7, (midnight + 1000) >>> 0);
+    assert.equal(await open(valueOf(moved), token, midnight + 2000, [secret]), null);
+  });
+
   test("sealing without secrets is a RangeError", async () => {
     await assert.rejects(sealSnapshot(content(), { token: generateToken(), secrets: [], now: T0 }), RangeError);
   });
