@@ -5,8 +5,10 @@
  *
  * A snapshot is refused (`null`) when it is older than `maxAge` seconds, so `maxAge` is the
  * revocation bound: a destroy, regenerate or revoke made elsewhere reaches a client holding a
- * snapshot at most `maxAge` seconds later. {@linkcode checkSnapshotMaxAge} caps it at
- * {@linkcode MAX_SNAPSHOT_AGE} seconds.
+ * snapshot at most `maxAge` seconds later (plus the difference between the clocks of the machine
+ * that sealed it and the one that opens it; milliseconds under NTP). The seal time is taken before
+ * the row is read, so the bound errs on the short side. {@linkcode checkSnapshotMaxAge} caps
+ * `maxAge` at {@linkcode MAX_SNAPSHOT_AGE} seconds.
  *
  * Lifetimes travel as durations (milliseconds left at seal time), never as instants: the expiry
  * and the deadline are instants on the database clock, the seal time is on the edge's clock, and
@@ -65,7 +67,7 @@ export interface SnapshotContent {
   readonly expiresInMs: number;
   /** Milliseconds left until the absolute deadline (database clock), or `null` for none. */
   readonly deadlineInMs: number | null;
-  /** The stored expiry lagged enough that a request should move it forward. */
+  /** When read, the stored expiry lagged enough that a request should move it forward. */
   readonly touchDue: boolean;
   /** The user the session belongs to, or `null`. */
   readonly user: string | null;
