@@ -409,7 +409,8 @@ function parse(plain: Uint8Array, elapsed: number): OpenedSnapshot | null {
     at = end;
   }
   return {
-    data: plain.subarray(at),
+    // A copy of its own: it becomes the compare-and-set's expected value, a driver parameter.
+    data: plain.slice(at),
     expiresInMs,
     deadlineInMs,
     touchDue: (flags & TOUCH_DUE) !== 0,

@@ -85,6 +85,11 @@ describe("sealSnapshot and openSnapshot", () => {
     const opened = await open(value, token, T0 + 1234);
     assert.ok(opened, "opens");
     assert.deepEqual(new Uint8Array(opened.data), sealed.data);
+    assert.equal(
+      opened.data.buffer.byteLength,
+      sealed.data.byteLength,
+      "the data owns its buffer (a driver parameter)",
+    );
     assert.equal(opened.expiresInMs, sealed.expiresInMs - 1234);
     assert.equal(opened.deadlineInMs, sealed.deadlineInMs! - 1234);
     assert.equal(opened.touchDue, true);
