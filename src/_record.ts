@@ -7,7 +7,8 @@
 
 import { Budget } from "./_budget.ts";
 import { decodeData, encodeData } from "./_codec.ts";
-import { headerFor, type Lifetimes, readRow, readStored } from "./_format.ts";
+import { deadlineOf, HEADER_BYTES, headerFor, type Lifetimes, readRow, readStored } from "./_format.ts";
+import type { OpenedSnapshot, SnapshotContent } from "./_snapshot.ts";
 import type { Row } from "./client.ts";
 import { type Logger, SessionError } from "./errors.ts";
 import type { RegenerateOptions, SaveResult } from "./session.ts";
@@ -73,6 +74,8 @@ export class SessionRecord {
   pendingUser: UserBinding | null = null;
   /** The row is stored but the client does not hold its token yet (a session moved over from express-session). */
   cookiePending = false;
+  /** Where this request's copy of the stored data came from. */
+  source: "none" | "database" | "snapshot" = "none";
   /** What the last commit did; `null` before. */
   outcome: SaveResult | null = null;
   readonly changes: Changes = new Changes();
@@ -145,12 +148,63 @@ export class SessionRecord {
     this.nowMs = state.nowMs;
     this.touchDue = state.touchDue;
     this.storedData = this.decode(state.storedBytes, key);
+    this.source = "database";
     return true;
+  }
+
+  /**
+   * Takes an opened snapshot as what is stored: no statement. The deadline comes from the
+   * header on the database clock, as for a row; the database's `now` is estimated from it and the
+   * snapshot's durations, so durations taken later stay on one clock.
+   */
+  applySnapshot(snapshot: OpenedSnapshot): void {
+    const data = snapshot.data;
+    this.storedBytes = data;
+    this.header = data.subarray(0, HEADER_BYTES);
+    this.deadlineMs = deadlineOf(readRow(data, 0, 0, this.policy).createdMs, this.policy);
+    this.nowMs = this.deadlineMs !== null && snapshot.deadlineInMs !== null
+      ? this.deadlineMs - snapshot.deadlineInMs
+      : Date.now();
+    this.expiresMs = this.nowMs + snapshot.expiresInMs;
+    this.touchDue = snapshot.touchDue;
+    this.user = snapshot.user;
+    this.label = snapshot.label;
+    this.storedData = this.decode(data, "snapshot");
+    this.source = "snapshot";
+  }
+
+  /**
+   * What a snapshot of the stored session holds now, or `null` when nothing is stored or loaded.
+   *
+   * @param touched A touch runs after the response: seal the expiry it will set, and no touch due.
+   */
+  snapshotContent(touched = false): SnapshotContent | null {
+    if (this.rowToken === null || !this.storedBytes || this.expiresMs === null || this.nowMs === null) return null;
+    const expiresMs = touched
+      ? Math.min(this.nowMs + this.policy.ttl * 1000, this.deadlineMs ?? Infinity)
+      : this.expiresMs;
+    return {
+      data: this.storedBytes,
+      expiresInMs: expiresMs - this.nowMs,
+      deadlineInMs: this.deadlineMs === null ? null : this.deadlineMs - this.nowMs,
+      touchDue: touched ? false : this.touchDue,
+      user: this.user,
+      label: this.label,
+    };
+  }
+
+  /** Reads the stored session from the database unless this request already did (changes kept). */
+  async refresh(): Promise<void> {
+    if (this.rowToken === null || this.source === "database") return;
+    this.storedData = null;
+    this.source = "none";
+    await this.load();
   }
 
   /** Records a successful write of `data` (as `written` bytes, or as the row returned them). */
   written(data: Map<string, unknown>, row: Row, written?: Uint8Array): void {
     this.storedData = data;
+    this.source = "database";
     this.changes.reset();
     const state = readRow(written ?? row.data, row.expires, row.now, this.policy);
     this.storedBytes = state.storedBytes;

@@ -124,6 +124,11 @@ export class SessionImpl<Data extends object = SessionData> implements Session<D
     return this.#users.revokeAll(user, { except: record.rowToken === null ? null : await hashToken(record.rowToken) });
   }
 
+  fresh(): Promise<void> {
+    this.#record.changes.accessed = true;
+    return this.#record.refresh();
+  }
+
   flash(key: string, value: unknown): void {
     checkValue(key, value);
     this.#record.changes.flash().added.set(key, value);

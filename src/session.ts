@@ -181,6 +181,13 @@ export interface Session<Data extends object = SessionData> {
    */
   revokeOthers(): Promise<number>;
   /**
+   * Makes sure the data comes from the database in this request: with the `snapshot` option a
+   * read may be served from a snapshot up to `maxAge` seconds old; call this before a sensitive
+   * action (a payment, a password change). One statement, unless the database was read already;
+   * changes made so far are kept. A session ended meanwhile becomes a new, empty one.
+   */
+  fresh(): Promise<void>;
+  /**
    * Stores a value for the next request to read once with {@linkcode Session.getFlash}.
    *
    * @param key The message's key.

@@ -5,25 +5,17 @@
  * @module
  */
 
-import { cookieAfter, planFor, runCommit } from "./_commit.ts";
-import {
-  compileCookie,
-  type CookieOptions,
-  readCookies,
-  requestIsSecure,
-  type ResolvedCookie,
-  serializeCookie,
-} from "./cookie.ts";
+import { compileCookie, type CookieOptions, readCookies, requestIsSecure, type ResolvedCookie } from "./cookie.ts";
 import type { Connection } from "./client.ts";
 import type { Logger } from "./errors.ts";
-import { addSessionHeaders } from "./_headers.ts";
 import { adoptLegacy, compileLegacy, legacyClearCookie, readLegacyId } from "./_legacy.ts";
 import { Budget } from "./_budget.ts";
 import { SessionRecord } from "./_record.ts";
-import { SessionImpl } from "./_session.ts";
+import { RequestSessionImpl, type Settings } from "./_request_session.ts";
+import { checkSnapshotMaxAge, openSnapshot } from "./_snapshot.ts";
 import type { SaveResult, Session, SessionData } from "./session.ts";
-import { checkSecrets, sign, unsign } from "./_signature.ts";
-import { internalsOf, PostgresStore, type StoreInternals, type StoreOptions } from "./store.ts";
+import { checkSecrets, unsign } from "./_signature.ts";
+import { internalsOf, PostgresStore, type StoreOptions } from "./store.ts";
 import { generateToken, hashToken, isToken } from "./token.ts";
 
 /** How sessions travel with requests; validated once, by {@linkcode createSessions}. */
@@ -66,6 +58,18 @@ export interface SessionsOptions<Data extends object = SessionData> {
    * @default {console}
    */
   logger?: Logger | undefined;
+  /**
+   * Serve reads from a snapshot: beside the session cookie, a second cookie (`<name>.s`) carries
+   * the session's stored data, encrypted and authenticated (AES-256-GCM, key derived from
+   * `secrets`, bound to the session id), for `maxAge` seconds (at most 60). A request whose
+   * snapshot is fresh reads the session with no database round trip, and a change is one
+   * compare-and-set against the snapshot's bytes. The cost: a session ended elsewhere (destroy,
+   * regenerate, revoke) stays readable on another client for up to `maxAge` seconds; the client
+   * that ended it stops at once. `session.fresh()` reads the database for sensitive actions. Needs
+   * `secrets`; not with `header`. A session whose data is over about 2.2 KB gets no snapshot.
+   * @default {undefined} (off: every request that reads the session asks the database)
+   */
+  snapshot?: { maxAge: number } | undefined;
   /**
    * Moves the sessions of express-session + connect-pg-simple over as their browsers come back:
    * a request with a valid old cookie and no pgsession cookie gets the old session's data in a
@@ -173,113 +177,6 @@ export interface Sessions<Data extends object = SessionData> {
 /** At most this many cookies with the session's name are tried, so forged ones cost little. */
 const MAX_CANDIDATES = 4;
 
-/** What `createSessions` validated once, shared by every request session it opens. */
-interface Settings {
-  readonly store: StoreInternals;
-  readonly secrets: readonly string[] | undefined;
-  readonly header: string | undefined;
-  readonly commitOnServerError: boolean;
-  readonly logger: Logger;
-}
-
-/** Deno prints a notice whenever a `Deno.serve` request's `signal` is read, and aborts it on success. */
-const readsSignal = typeof (globalThis as { Deno?: unknown }).Deno === "undefined";
-
-/** The session of one request: a {@linkcode Session} that commits itself onto the response. */
-class RequestSessionImpl<Data extends object> extends SessionImpl<Data> implements RequestSession<Data> {
-  readonly #record: SessionRecord;
-  readonly #settings: Settings;
-  readonly #request: Request;
-  readonly #cookie: ResolvedCookie;
-  readonly #inPath: boolean;
-  /** A `Set-Cookie` clearing express-session's cookie, after a legacy session was moved over. */
-  readonly #clearLegacy: string | null;
-  #done = false;
-
-  constructor(
-    record: SessionRecord,
-    settings: Settings,
-    request: Request,
-    cookie: ResolvedCookie,
-    inPath: boolean,
-    clearLegacy: string | null = null,
-  ) {
-    super(record, settings.store.users);
-    this.#record = record;
-    this.#settings = settings;
-    this.#request = request;
-    this.#cookie = cookie;
-    this.#inPath = inPath;
-    this.#clearLegacy = clearLegacy;
-  }
-
-  get outcome(): SaveResult | null {
-    return this.#record.outcome;
-  }
-
-  async commit(response: Response, options: CommitOptions = {}): Promise<Response> {
-    this.#once("commit");
-    if (response.status === 101) return response; // an upgraded socket carries no cookies
-    const failed = response.status >= 500 && !this.#settings.commitOnServerError;
-    // Outside the cookie's path the browser would never send the cookie back: store nothing.
-    const plan = await planFor(this.#record, failed || !this.#inPath);
-    if (plan.kind !== "none") {
-      const signal = readsSignal ? this.#request.signal : undefined;
-      // The client went away: abandon the session work.
-      if (signal?.aborted) return response;
-      const { waitUntil } = options;
-      if (waitUntil && !plan.critical) {
-        waitUntil(
-          runCommit(this.#record, plan, this.#record.budget()).then((result) => this.#settle(result), async (error) => {
-            if (options.onBackgroundError) await options.onBackgroundError(error);
-            else this.#settings.logger.warn("Background session commit failed", { error });
-          }),
-        );
-      } else {
-        this.#settle(await runCommit(this.#record, plan, this.#record.budget(signal)));
-      }
-    } else this.#record.outcome = "unchanged";
-    return await this.#decorate(response, plan.accessed);
-  }
-
-  async discard(): Promise<void> {
-    this.#once("discard");
-    const plan = await planFor(this.#record, true);
-    this.#settle(await runCommit(this.#record, plan, this.#record.budget()));
-  }
-
-  #once(what: string): void {
-    if (this.#done) throw new TypeError(`Cannot ${what}: this session was committed already`);
-    this.#done = true;
-  }
-
-  #settle(result: SaveResult): void {
-    if (result === "gone") {
-      this.#settings.logger.warn("Session ended by another request while this one ran; its changes were dropped");
-    }
-  }
-
-  async #decorate(response: Response, accessed: boolean): Promise<Response> {
-    const record = this.#record;
-    // A session moved over from express-session is stored but the client does not hold its token yet.
-    const result = record.cookiePending && record.rowToken === record.token && record.outcome !== "gone"
-      ? "created"
-      : record.outcome;
-    const out = result === null
-      ? null
-      : cookieAfter(result, record.requestToken !== null, record.token, record.deadlineMs, record.nowMs);
-    const { secrets, header } = this.#settings;
-    const value = out === null ? null : out.token && secrets ? await sign(out.token, secrets[0]!) : out.token;
-    return addSessionHeaders(response, {
-      setCookie: out === null ? null : serializeCookie(this.#cookie, value!, out.maxAge),
-      idHeader: header && value !== null ? [header, value] : null,
-      vary: header ? [header] : [],
-      accessed,
-      extraCookies: this.#clearLegacy ? [this.#clearLegacy] : undefined,
-    });
-  }
-}
-
 /**
  * Validates options once and returns what opens and commits sessions per request. Throws at
  * start-up for options that could never work, instead of failing every request.
@@ -329,7 +226,14 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
     exists: (token: string) => store.exists(token),
     logger: options.logger ?? console,
   };
+  let snapshot: { maxAge: number } | null = null;
+  if (options.snapshot !== undefined) {
+    if (!secrets) throw new TypeError("Cannot use snapshot without secrets: its key is derived from them");
+    if (header !== undefined) throw new TypeError("Cannot use snapshot with header: snapshots travel only in cookies");
+    snapshot = { maxAge: checkSnapshotMaxAge(options.snapshot?.maxAge as number) };
+  }
   const settings: Settings = {
+    snapshot,
     store: internalsOf(store),
     secrets,
     header,
@@ -360,8 +264,31 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
       token = adopted?.token ?? token;
       const record = new SessionRecord(settings.store.policy, token ?? generateToken(), token !== null);
       record.cookiePending = adopted?.token != null;
-      const clear = adopted?.clear ? legacyClearCookie(legacy!, requestIsSecure(request, trustProxy)) : null;
-      return new RequestSessionImpl<Data>(record, settings, request, cookie, inPath, clear);
+      const openedAt = Date.now();
+      // A fresh snapshot of this session's row: reads need no statement (snapshots on, signed cookie).
+      let snapshotSent = false;
+      if (snapshot && token !== null && !adopted) {
+        const value = readCookies(request.headers.get("cookie"), `${cookie.name}.s`, 1)[0];
+        if (value !== undefined) {
+          snapshotSent = true;
+          const opened = await openSnapshot(value, {
+            token,
+            secrets: secrets!,
+            maxAge: snapshot.maxAge,
+            now: openedAt,
+          });
+          if (opened) record.applySnapshot(opened);
+        }
+      }
+      const clearLegacy = adopted?.clear ? legacyClearCookie(legacy!, requestIsSecure(request, trustProxy)) : null;
+      return new RequestSessionImpl<Data>(record, settings, {
+        request,
+        cookie,
+        inPath,
+        clearLegacy,
+        snapshotSent,
+        openedAt,
+      });
     },
   };
 }
