@@ -22,8 +22,8 @@ import { SessionError } from "./errors.ts";
 import type { SaveResult } from "./session.ts";
 import { hashToken } from "./token.ts";
 
-/** What a commit writes. */
-export type CommitKind = "none" | "insert" | "update" | "touch" | "move" | "destroy";
+/** What a commit writes, in the words of {@linkcode SaveResult} (`create` → `created`, …). */
+export type CommitKind = "none" | "create" | "update" | "touch" | "regenerate" | "destroy";
 
 /** The facts a plan is made from, read off a session record. */
 export interface PlanInput {
@@ -45,10 +45,10 @@ export interface PlanInput {
 
 /** A commit decision, as data. */
 export interface CommitPlan {
-  /** The write after any pending deletions: `none`, `insert`, `update`, `touch`, `move` or `destroy`. */
+  /** The write after any pending deletions: `none`, `create`, `update`, `touch`, `regenerate` or `destroy`. */
   readonly kind: CommitKind;
   /**
-   * The client's cookie depends on this write (an insert, a move, a destroy): it runs before the
+   * The client's cookie depends on this write (a create, a regenerate, a destroy): it runs before the
    * response. Plain updates and touches may run after it.
    */
   readonly critical: boolean;
@@ -68,13 +68,13 @@ export interface CommitPlan {
 export function planCommit(input: PlanInput, onlyDestroy = false): CommitPlan {
   let kind: CommitKind;
   if (onlyDestroy) kind = input.pendingDestroys > 0 ? "destroy" : "none";
-  else if (input.rowToken !== null && input.token !== input.rowToken) kind = "move";
+  else if (input.rowToken !== null && input.token !== input.rowToken) kind = "regenerate";
   else if (input.rowToken !== null && input.modified) kind = "update";
-  else if (input.rowToken === null && input.hasContent) kind = "insert";
+  else if (input.rowToken === null && input.hasContent) kind = "create";
   else if (input.rowToken !== null && input.touchDue) kind = "touch";
   else kind = input.pendingDestroys > 0 ? "destroy" : "none";
-  const critical = kind === "insert" || kind === "move" || kind === "destroy";
-  const cookie = kind === "insert" || kind === "move" ? "set" : kind === "destroy" ? "clear" : null;
+  const critical = kind === "create" || kind === "regenerate" || kind === "destroy";
+  const cookie = kind === "create" || kind === "regenerate" ? "set" : kind === "destroy" ? "clear" : null;
   return { kind, critical, cookie, accessed: input.accessed };
 }
 
@@ -149,8 +149,8 @@ export async function runCommit(record: SessionRecord, plan: CommitPlan, budget:
     result = "destroyed";
   }
   switch (plan.kind) {
-    case "insert":
-      result = (await insert(record, budget)) ?? result;
+    case "create":
+      result = (await create(record, budget)) ?? result;
       break;
     case "update": {
       const key = await hashToken(record.rowToken!);
@@ -171,8 +171,8 @@ export async function runCommit(record: SessionRecord, plan: CommitPlan, budget:
     case "touch":
       result = await touch(record, budget);
       break;
-    case "move":
-      result = await move(record, budget);
+    case "regenerate":
+      result = await regenerate(record, budget);
       break;
   }
   record.outcome = result;
@@ -180,7 +180,7 @@ export async function runCommit(record: SessionRecord, plan: CommitPlan, budget:
 }
 
 /** INSERTs a session that has no row; `undefined` when there is nothing to store. */
-async function insert(record: SessionRecord, budget: Budget): Promise<SaveResult | undefined> {
+async function create(record: SessionRecord, budget: Budget): Promise<SaveResult | undefined> {
   const data = record.changes.apply(record.storedData);
   if (data.size === 0 && !record.pendingUser) {
     record.changes.reset();
@@ -225,7 +225,7 @@ async function touch(record: SessionRecord, budget: Budget): Promise<SaveResult>
 }
 
 /** Moves a stored session to `record.token` (after `regenerate()`), with its changes if any. */
-async function move(record: SessionRecord, budget: Budget): Promise<SaveResult> {
+async function regenerate(record: SessionRecord, budget: Budget): Promise<SaveResult> {
   const table = record.policy.table;
   const from = await hashToken(record.rowToken!);
   const to = await hashToken(record.token);

@@ -42,19 +42,19 @@ const cases: [string, Partial<PlanInput>, boolean, Pick<CommitPlan, "kind" | "cr
     "regenerate: a move before the response, cookie set",
     { token: NEW },
     false,
-    { kind: "move", critical: true, cookie: "set" },
+    { kind: "regenerate", critical: true, cookie: "set" },
   ],
   [
     "regenerate with changes: still one move",
     { token: NEW, modified: true },
     false,
-    { kind: "move", critical: true, cookie: "set" },
+    { kind: "regenerate", critical: true, cookie: "set" },
   ],
   [
     "a new session with data: an insert before the response, cookie set",
     { rowToken: null, token: NEW, modified: true, hasContent: true },
     false,
-    { kind: "insert", critical: true, cookie: "set" },
+    { kind: "create", critical: true, cookie: "set" },
   ],
   [
     "a new session left empty: nothing, no cookie (no row for an id we did not store)",
@@ -72,7 +72,7 @@ const cases: [string, Partial<PlanInput>, boolean, Pick<CommitPlan, "kind" | "cr
     "destroy, then a flash for the next page: delete then insert, the new cookie set",
     { rowToken: null, token: NEW, pendingDestroys: 1, modified: true, hasContent: true },
     false,
-    { kind: "insert", critical: true, cookie: "set" },
+    { kind: "create", critical: true, cookie: "set" },
   ],
   [
     "a failed request's changes: nothing",
