@@ -4,14 +4,14 @@
  * @module
  */
 
+import { encodeBase64url } from "./_base64url.ts";
 import { LruCache } from "./_cache.ts";
+import { MEMOIZE, sha256Hex } from "./_crypto.ts";
 
 const TOKEN_BYTES = 32;
 // 32 bytes are 43 base64url characters; the last one carries 4 bits, so only 16 letters can end a
 // canonical token. Checking that keeps one token from having several spellings.
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
-const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
 /**
  * Makes a new session token: 256 bits from `crypto.getRandomValues`, base64url without padding
@@ -27,14 +27,7 @@ const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padSt
  * ```
  */
 export function generateToken(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(TOKEN_BYTES));
-  let out = "";
-  for (let i = 0; i < 30; i += 3) {
-    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    out += ALPHABET[n >> 18]! + ALPHABET[(n >> 12) & 63]! + ALPHABET[(n >> 6) & 63]! + ALPHABET[n & 63]!;
-  }
-  const n = (bytes[30]! << 8) | bytes[31]!;
-  return out + ALPHABET[n >> 10]! + ALPHABET[(n >> 4) & 63]! + ALPHABET[(n << 2) & 63]!;
+  return encodeBase64url(crypto.getRandomValues(new Uint8Array(TOKEN_BYTES)));
 }
 
 /**
@@ -69,25 +62,16 @@ export function isToken(value: unknown): value is string {
  * ```
  */
 export async function hashToken(token: string): Promise<string> {
+  if (!MEMOIZE) return sha256Hex(token);
   let key = keys.get(token);
   if (key === undefined) {
-    key = toHex(await sha256(new TextEncoder().encode(token)));
+    key = await sha256Hex(token);
     keys.set(token, key);
   }
   return key;
 }
 
-// Web Crypto's digest is an asynchronous job (a thread-pool round trip on Node): returning
-// sessions skip it. Bounded, so memory stays flat however many sessions pass through.
+// Web Crypto's digest is an asynchronous job (a thread-pool round trip on Node without the `node`
+// condition): returning sessions skip it. Bounded, so memory stays flat however many sessions
+// pass through.
 const keys = new LruCache<string, string>(10_000);
-
-/** SHA-256 with Web Crypto. */
-export async function sha256(bytes: Uint8Array): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
-}
-
-function toHex(bytes: Uint8Array): string {
-  let out = "";
-  for (const b of bytes) out += HEX[b]!;
-  return out;
-}

@@ -1,11 +1,15 @@
 // Signed cookie values without a database: HMAC-SHA256 in canonical base64url, one spelling per
-// value, secrets that rotate, and a verified-value cache that only an exact once-valid value hits.
+// value, secrets that rotate, a verified-value cache (Web Crypto) that only an exact once-valid
+// value hits, the same MACs from node:crypto (the built package's `node` condition), and messages
+// that say what was wrong with a secret and how to make one.
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHmac } from "node:crypto";
 import { describe, test } from "node:test";
 import { checkSecrets, MIN_SECRET_LENGTH, sign, unsign } from "../src/_signature.ts";
 import { generateToken } from "../src/token.ts";
+import * as web from "../src/_crypto.ts";
+import * as node from "../src/_crypto_node.ts";
 
 const SECRET = "s".repeat(32);
 const OTHER = "o".repeat(32);
@@ -134,7 +138,7 @@ describe("unsign", () => {
     assert.equal(calls, 3);
   });
 
-  test("a verified value is remembered only while the secret that signed it is listed", async () => {
+  test("with Web Crypto, a verified value is remembered only while the secret that signed it is listed", async () => {
     const token = generateToken();
     const value = await sign(token, OTHER);
     assert.equal(await unsign(value, [SECRET, OTHER]), token);
@@ -142,6 +146,41 @@ describe("unsign", () => {
     assert.deepEqual(again, { result: token, calls: 0 }, "a returning client costs no HMAC");
     const rotated = await countingVerify(() => unsign(value, [SECRET]));
     assert.deepEqual(rotated, { result: null, calls: 1 }, "the old secret was dropped: verified afresh, and refused");
+  });
+});
+
+describe("HMAC-SHA256 on Web Crypto and on node:crypto", () => {
+  const secrets = [SECRET, "é".repeat(32), "\u{1f511}".repeat(16), "\ud83d".repeat(32)];
+
+  test("both give the same MAC, and each verifies the other's", async () => {
+    for (const secret of secrets) {
+      for (const text of [generateToken(), generateToken(), "", "é"]) {
+        const fromNode = node.hmacSha256(secret, text);
+        assert.ok(fromNode instanceof Uint8Array, "node:crypto answers synchronously");
+        const fromWeb = await web.hmacSha256(secret, text);
+        assert.deepEqual(new Uint8Array(fromNode), fromWeb, `${JSON.stringify(secret)} ${JSON.stringify(text)}`);
+        assert.equal(node.verifyHmacSha256(secret, text, new Uint8Array(fromWeb)), true);
+        assert.equal(await web.verifyHmacSha256(secret, text, new Uint8Array(fromNode)), true);
+      }
+    }
+  });
+
+  test("both refuse a MAC with one bit changed, a short one and another secret's", async () => {
+    const token = generateToken();
+    const mac = new Uint8Array(node.hmacSha256(SECRET, token) as Uint8Array);
+    const flipped = mac.slice();
+    flipped[31]! ^= 1;
+    for (
+      const [what, secret, bytes] of [
+        ["one bit", SECRET, flipped],
+        ["31 bytes", SECRET, mac.slice(0, 31)],
+        ["33 bytes", SECRET, Uint8Array.from([...mac, 0])],
+        ["other secret", OTHER, mac],
+      ] as const
+    ) {
+      assert.equal(node.verifyHmacSha256(secret, token, bytes), false, what);
+      assert.equal(await web.verifyHmacSha256(secret, token, bytes), false, what);
+    }
   });
 });
 
