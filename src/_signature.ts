@@ -27,12 +27,17 @@ export const MIN_SECRET_LENGTH = 32;
 // 32 bytes are 43 characters: 42 full ones, and a last one whose 2 low bits are padding.
 const MAC_CHARS = 43;
 
+// What to do, in every message about a bad secret.
+const FIX = `set it to at least ${MIN_SECRET_LENGTH} random characters, e.g. SESSION_SECRET=$(openssl rand -base64 32)`;
+
 /**
- * Checks secrets once, up front.
+ * Checks secrets once, up front, saying what was received and how to make a good one.
  *
  * @param secrets The secrets, the signing one first.
- * @throws {RangeError} When a secret is shorter than {@linkcode MIN_SECRET_LENGTH} characters or
- *   the list is empty.
+ * @throws {TypeError} When `secrets` is not an array or a secret is not a string (an unset
+ *   environment variable reads as `undefined`).
+ * @throws {RangeError} When the list is empty or a secret is shorter than
+ *   {@linkcode MIN_SECRET_LENGTH} characters.
  * @example
  * ```ts
  * import { checkSecrets } from "./_signature.ts";
@@ -47,16 +52,40 @@ const MAC_CHARS = 43;
  * ```
  */
 export function checkSecrets(secrets: readonly string[]): void {
-  if (secrets.length === 0) throw new RangeError("Cannot sign cookies: secrets is empty");
+  if (!Array.isArray(secrets)) {
+    throw new TypeError(
+      `Cannot sign cookies: secrets is ${describe(secrets)}, not an array; pass [secret], the signing secret first`,
+    );
+  }
+  if (secrets.length === 0) {
+    throw new RangeError(
+      `Cannot sign cookies: secrets is an empty array; list at least one secret (${FIX}), or leave secrets out for unsigned cookies`,
+    );
+  }
   for (const [i, s] of secrets.entries()) {
-    if (typeof s !== "string" || s.length < MIN_SECRET_LENGTH) {
+    if (typeof s !== "string") {
+      const unset = s === undefined || s === null ? " (an unset environment variable?)" : "";
+      throw new TypeError(`Cannot sign cookies: secrets[${i}] is ${describe(s)}${unset}, not a string; ${FIX}`);
+    }
+    if (s.length === 0) {
       throw new RangeError(
-        `Cannot sign cookies: secrets[${i}] is ${
-          typeof s === "string" ? s.length : typeof s
-        } characters, under ${MIN_SECRET_LENGTH}`,
+        `Cannot sign cookies: secrets[${i}] is an empty string (an unset environment variable?); ${FIX}`,
+      );
+    }
+    if (s.length < MIN_SECRET_LENGTH) {
+      throw new RangeError(
+        `Cannot sign cookies: secrets[${i}] is ${s.length} characters, under ${MIN_SECRET_LENGTH}; ${FIX}`,
       );
     }
   }
+}
+
+/** A value's kind for a message, never its content: a secret must not reach a log. */
+function describe(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  if (typeof value === "string") return `a string of ${value.length} characters`;
+  if (typeof value === "object") return `an object`;
+  return /^[aeiou]/.test(typeof value) ? `an ${typeof value}` : `a ${typeof value}`;
 }
 
 /**

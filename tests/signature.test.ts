@@ -185,16 +185,59 @@ describe("HMAC-SHA256 on Web Crypto and on node:crypto", () => {
 });
 
 describe("checkSecrets", () => {
-  test(`refuses an empty list and any secret under ${MIN_SECRET_LENGTH} characters, naming its index and length`, () => {
-    assert.throws(() => checkSecrets([]), { name: "RangeError", message: "Cannot sign cookies: secrets is empty" });
+  const HOW = /set it to at least 32 random characters, e\.g\. SESSION_SECRET=\$\(openssl rand -base64 32\)$/;
+
+  test("an unset secret says it is undefined, probably an unset variable, and how to make one", () => {
+    const env: Record<string, string | undefined> = {};
+    assert.throws(() => checkSecrets([env.SESSION_SECRET as string]), (error: Error) => {
+      assert.equal(error.name, "TypeError");
+      assert.match(
+        error.message,
+        /^Cannot sign cookies: secrets\[0\] is undefined \(an unset environment variable\?\)/,
+      );
+      assert.match(error.message, HOW);
+      return true;
+    });
+    assert.throws(() => checkSecrets([SECRET, ""]), {
+      name: "RangeError",
+      message: /^Cannot sign cookies: secrets\[1\] is an empty string \(an unset environment variable\?\); set it/,
+    });
+  });
+
+  test(`a short secret gives its length, the ${MIN_SECRET_LENGTH} needed and how to make one`, () => {
     assert.throws(() => checkSecrets([SECRET, "x".repeat(31)]), {
       name: "RangeError",
-      message: /secrets\[1\] is 31 characters, under 32/,
+      message: /^Cannot sign cookies: secrets\[1\] is 31 characters, under 32; set it to at least 32 random/,
     });
-    assert.throws(() => checkSecrets([42 as unknown as string]), {
-      name: "RangeError",
-      message: /secrets\[0\] is number/,
-    });
+    assert.throws(() => checkSecrets(["x".repeat(31)]), { message: HOW });
     checkSecrets([SECRET, "x".repeat(MIN_SECRET_LENGTH)]);
+  });
+
+  test("a secret that is not a string, or secrets that are not an array, name the type and never the value", () => {
+    assert.throws(() => checkSecrets([42 as unknown as string]), {
+      name: "TypeError",
+      message: /^Cannot sign cookies: secrets\[0\] is a number, not a string; set it/,
+    });
+    assert.throws(() => checkSecrets([SECRET, null as unknown as string]), {
+      message: /secrets\[1\] is null \(an unset/,
+    });
+    const oneString = "s3cret-".repeat(6);
+    assert.throws(() => checkSecrets(oneString as unknown as string[]), (error: Error) => {
+      assert.equal(error.name, "TypeError");
+      assert.equal(
+        error.message,
+        "Cannot sign cookies: secrets is a string of 42 characters, not an array; pass [secret], the signing secret first",
+      );
+      assert.ok(!error.message.includes("s3cret"), "the secret itself is not in the message");
+      return true;
+    });
+  });
+
+  test("an empty list says what to give, or to leave secrets out", () => {
+    assert.throws(() => checkSecrets([]), {
+      name: "RangeError",
+      message:
+        /^Cannot sign cookies: secrets is an empty array; list at least one secret \(set it .*\), or leave secrets out for unsigned cookies$/,
+    });
   });
 });
