@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { describe, test } from "node:test";
 import { generateToken, hashToken, isToken } from "../mod.ts";
 import { decodeBase64url, encodeBase64url } from "../src/_base64url.ts";
+import { LruCache } from "../src/_cache.ts";
 import * as web from "../src/_crypto.ts";
 import * as node from "../src/_crypto_node.ts";
 
@@ -137,11 +138,6 @@ describe("SHA-256 on Web Crypto and on node:crypto", () => {
     }
     assert.equal(node.sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   });
-
-  test("Web Crypto's hashes are remembered, node:crypto's cost less than a lookup and are not", () => {
-    assert.equal(web.MEMOIZE, true);
-    assert.equal(node.MEMOIZE, false);
-  });
 });
 
 describe("base64url", () => {
@@ -159,5 +155,36 @@ describe("base64url", () => {
     for (const text of ["-_9", "-_8=", "+/8", "-_8 ", "A", "AAAAA", "\u00e9AA", "-_\uff21"]) {
       assert.equal(decodeBase64url(text), null, JSON.stringify(text));
     }
+  });
+});
+
+describe("the hash and signature cache", () => {
+  test("keeps at most its bound, the latest entries among them", () => {
+    const cache = new LruCache<number, string>(10);
+    for (let i = 0; i < 1000; i++) cache.set(i, `v${i}`);
+    const kept: number[] = [];
+    for (let i = 999; i >= 0; i--) if (cache.get(i) !== undefined) kept.push(i);
+    assert.ok(kept.length <= 10, `kept ${kept.length}`);
+    assert.deepEqual(kept.slice(0, 5), [999, 998, 997, 996, 995]);
+  });
+
+  test("an entry used within every half of its bound in insertions is never evicted", () => {
+    const cache = new LruCache<number, string>(10);
+    cache.set(0, "v0");
+    for (let i = 1; i < 1000; i++) {
+      cache.set(i, `v${i}`);
+      if (i % 4 === 0) assert.equal(cache.get(0), "v0", `after ${i} insertions`);
+    }
+  });
+
+  test("a value set again replaces the one kept before", () => {
+    const cache = new LruCache<string, number>(4);
+    cache.set("a", 1);
+    cache.set("b", 2); // "a" moves to the old generation
+    cache.set("a", 3);
+    assert.equal(cache.get("a"), 3);
+    cache.set("c", 4);
+    cache.set("d", 5);
+    assert.equal(cache.get("a"), 3);
   });
 });
