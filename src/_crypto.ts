@@ -11,13 +11,6 @@
  * @module
  */
 
-/**
- * Whether remembering results pays. A Web Crypto call is an asynchronous job (on Node a
- * thread-pool round trip of 20–40 µs of main thread, more in latency), so the callers keep
- * bounded caches of hashes and verified values.
- */
-export const MEMOIZE: boolean = true;
-
 const encoder = new TextEncoder();
 const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 const keys = new Map<string, Promise<CryptoKey>>();

@@ -15,12 +15,6 @@ const digestHex: (text: string) => string = typeof nodeCrypto.hash === "function
   ? (text) => nodeCrypto.hash("sha256", text, "hex")
   : (text) => createHash("sha256").update(text).digest("hex");
 
-/**
- * 1–4 µs per digest on the main thread, about what a cache lookup and its upkeep cost: results
- * are not remembered.
- */
-export const MEMOIZE: typeof Web.MEMOIZE = false;
-
 /** SHA-256 of a string's UTF-8 bytes, as 64 lower-case hex characters. */
 export const sha256Hex: typeof Web.sha256Hex = digestHex;
 

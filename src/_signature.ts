@@ -8,7 +8,7 @@
 
 import { decodeBase64url, encodeBase64url } from "./_base64url.ts";
 import { LruCache } from "./_cache.ts";
-import { hmacSha256, MEMOIZE, verifyHmacSha256 } from "./_crypto.ts";
+import { hmacSha256, verifyHmacSha256 } from "./_crypto.ts";
 import { isToken } from "./token.ts";
 
 /**
@@ -113,10 +113,9 @@ export async function sign(token: string, secret: string): Promise<string> {
  * Verifies a signed value in constant time. Only the exact spelling
  * {@linkcode sign} produces verifies: the signature must be 43 base64url characters with a
  * canonical last character, so the standard alphabet (`+`, `/`), padding, whitespace or other
- * spellings of the same bytes are refused before any HMAC runs. With Web Crypto, values verified
- * before are remembered (bounded, keyed by the whole value), so a returning client costs no HMAC
- * while the secret that signed it is still listed; `node:crypto` verifies in a few microseconds
- * and remembers nothing.
+ * spellings of the same bytes are refused before any HMAC runs. Values verified before are
+ * remembered (bounded, keyed by the whole value), so a returning client costs no HMAC while the
+ * secret that signed it is still listed.
  *
  * @param value The cookie value.
  * @param secrets The secrets that may have signed it.
@@ -134,11 +133,9 @@ export async function sign(token: string, secret: string): Promise<string> {
  * ```
  */
 export async function unsign(value: string, secrets: readonly string[]): Promise<string | null> {
-  if (MEMOIZE) {
-    // Keyed by the whole signed value, so only an exact, once-valid value can hit.
-    const known = verified.get(value);
-    if (known && secrets.includes(known.secret)) return known.token;
-  }
+  // Keyed by the whole signed value, so only an exact, once-valid value can hit.
+  const known = verified.get(value);
+  if (known && secrets.includes(known.secret)) return known.token;
   const dot = value.indexOf(".");
   if (dot < 0 || value.length - dot - 1 !== MAC_CHARS) return null;
   const token = value.slice(0, dot);
@@ -146,7 +143,7 @@ export async function unsign(value: string, secrets: readonly string[]): Promise
   if (!mac || !isToken(token)) return null;
   for (const secret of secrets) {
     if (await verifyHmacSha256(secret, token, mac)) {
-      if (MEMOIZE) verified.set(value, { token, secret });
+      verified.set(value, { token, secret });
       return token;
     }
   }

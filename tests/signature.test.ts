@@ -1,7 +1,7 @@
 // Signed cookie values without a database: HMAC-SHA256 in canonical base64url, one spelling per
-// value, secrets that rotate, a verified-value cache (Web Crypto) that only an exact once-valid
-// value hits, the same MACs from node:crypto (the built package's `node` condition), and messages
-// that say what was wrong with a secret and how to make one.
+// value, secrets that rotate, a verified-value cache that only an exact once-valid value hits, the
+// same MACs from node:crypto (the built package's `node` condition), and messages that say what
+// was wrong with a secret and how to make one.
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHmac } from "node:crypto";
@@ -138,7 +138,7 @@ describe("unsign", () => {
     assert.equal(calls, 3);
   });
 
-  test("with Web Crypto, a verified value is remembered only while the secret that signed it is listed", async () => {
+  test("a verified value is remembered only while the secret that signed it is listed", async () => {
     const token = generateToken();
     const value = await sign(token, OTHER);
     assert.equal(await unsign(value, [SECRET, OTHER]), token);
