@@ -7,10 +7,10 @@
 // 1. statements per request per scenario, counted at the database client;
 // 2. throughput and latency under load: every server in its own process, autocannon in another,
 //    pool of 10 connections each (kept open between runs), 1000 seeded sessions per system, runs
-//    interleaved and rotated every round. pgsession runs with default options. pgsession and the
-//    limit (the same statements with no session library) are fetch handlers served by
-//    @hono/node-server, so they differ only by the library; the limit on bare node:http shows
-//    what the adapter itself costs; express serves express. Two more rows: an A/A copy (a second
+//    interleaved, rotated every round and reversed every other round. pgsession runs with
+//    default options. pgsession and the limit (the same statements with no session library) are
+//    fetch handlers served by @hono/node-server, so they differ only by the library; the limit on
+//    bare node:http shows what the adapter itself costs; express serves express. Two more rows: an A/A copy (a second
 //    pgsession server process on the same cookies: the run's noise floor) and a cache-miss read
 //    (a third pgsession process with the same schedule, whose every read carries the signed cookie
 //    of a session no process has seen, minted beforehand, so no per-process cache can hit; it
@@ -43,7 +43,7 @@
 // Options: --seconds N (per load run, default 3, or BENCH_SECONDS), --rounds N (default 4),
 // --warmup N (seconds per system and mode, default 2), --connections N (default 20), --sessions N
 // (default 1000), --delay MS (default 10), --samples N (edge samples per scenario, default 11),
-// --miss-rate N (unseen sessions minted per second of a cache-miss run, default 4000: above the
+// --miss-rate N (unseen sessions minted per second of a cache-miss run, default 6000: above the
 // read rate, or cookies repeat and the log says so), --variants (also the unprepared limit on
 // node:http, pgsession with `prepare: true` and without secrets), --baseline DIR (also pgsession
 // from another checkout's mod.ts, e.g. `git archive` of main with node_modules linked, on the same
@@ -86,7 +86,7 @@ const { values: args } = parseArgs({
     sessions: { type: "string", default: "1000" },
     delay: { type: "string", default: "10" },
     samples: { type: "string", default: "11" },
-    "miss-rate": { type: "string", default: "4000" },
+    "miss-rate": { type: "string", default: "6000" },
     variants: { type: "boolean", default: false },
     redraw: { type: "boolean", default: false },
     baseline: { type: "string" },
@@ -733,8 +733,11 @@ async function main(): Promise<void> {
     }
     for (let r = 0; r < ROUNDS; r++) {
       for (const mode of modes) {
-        // Rotate the order every round so drift does not always hit the same system.
-        const order = systems.map((_, i) => (i + r) % systems.length);
+        // Rotate the order every round so drift does not always hit the same system, and reverse
+        // it every other round so no system always runs right after the same one (the A/A pair
+        // would otherwise always run back to back in the same order).
+        const rotated = systems.map((_, i) => (i + r) % systems.length);
+        const order = r % 2 ? rotated.reverse() : rotated;
         for (const i of order) {
           const s = systems[i]!;
           const { result, cpu } = await runOnce(s, mode.key, mode.path, r + 1, SECONDS);
