@@ -13,8 +13,8 @@
 //    bare node:http shows what the adapter itself costs; express serves express. Two more rows: an A/A copy (a second
 //    pgsession server process on the same cookies: the run's noise floor) and a cache-miss read
 //    (a third pgsession process with the same schedule, whose every read carries the signed cookie
-//    of a session no process has seen, minted beforehand, so no per-process cache can hit; it
-//    modifies pgsessionPg's sessions). CPU per request is read from /proc for the server, its
+//    of a session no process has seen, minted beforehand, so no per-process cache can hit; its
+//    table holds the seeded sessions, which it modifies, and every minted one). CPU per request is read from /proc for the server, its
 //    PostgreSQL backends, the whole cluster and the load generator;
 // 3. latency per scenario with a fixed delay per database round trip (an edge region);
 // 4. codec: cbor-x vs JSON on three payloads;
@@ -43,7 +43,7 @@
 // Options: --seconds N (per load run, default 3, or BENCH_SECONDS), --rounds N (default 4),
 // --warmup N (seconds per system and mode, default 2), --connections N (default 20), --sessions N
 // (default 1000), --delay MS (default 10), --samples N (edge samples per scenario, default 11),
-// --miss-rate N (unseen sessions minted per second of a cache-miss run, default 6000: above the
+// --miss-rate N (unseen sessions minted per second of a cache-miss run, default 15000: above the
 // read rate, or cookies repeat and the log says so), --variants (also the unprepared limit on
 // node:http, pgsession with `prepare: true` and without secrets), --baseline DIR (also pgsession
 // from another checkout's mod.ts, e.g. `git archive` of main with node_modules linked, on the same
@@ -86,7 +86,7 @@ const { values: args } = parseArgs({
     sessions: { type: "string", default: "1000" },
     delay: { type: "string", default: "10" },
     samples: { type: "string", default: "11" },
-    "miss-rate": { type: "string", default: "6000" },
+    "miss-rate": { type: "string", default: "15000" },
     variants: { type: "boolean", default: false },
     redraw: { type: "boolean", default: false },
     baseline: { type: "string" },
@@ -103,6 +103,7 @@ const MISS_RATE = Number(args["miss-rate"]);
 const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const SCHEMA = `bench_s_${Math.random().toString(36).slice(2, 8)}`;
 const TABLE = `${SCHEMA}.session`;
+const MISS_SCHEMA = `${SCHEMA}_m`;
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const here = (p: string): string => fileURLToPath(new URL(p, import.meta.url));
 const HONO_NODE_SERVER =
@@ -150,19 +151,19 @@ interface CpuPerRequest {
 }
 
 /**
- * `n` sessions as a browser's first visit leaves them, written straight to the table: each a copy
+ * `n` sessions as a browser's first visit leaves them, written straight to `table`: each a copy
  * of `like`'s row under a new token's key, and the signed cookie for that token.
  */
-async function mintSessions(like: string, n: number): Promise<string[]> {
+async function mintSessions(table: string, like: string, n: number): Promise<string[]> {
   const name = like.slice(0, like.indexOf("="));
   const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
   const template = sha256(decodeURIComponent(like.slice(name.length + 1)).split(".")[0]!);
   const tokens = Array.from({ length: n }, () => randomBytes(32).toString("base64url"));
   for (let i = 0; i < n; i += 10_000) {
     const { rowCount } = await admin.query(
-      `INSERT INTO ${TABLE}
-       SELECT (jsonb_populate_record(NULL::${TABLE}, to_jsonb(tpl) || jsonb_build_object('session_key', k))).*
-         FROM (SELECT * FROM ${TABLE} WHERE session_key = $2) tpl, unnest($1::text[]) k`,
+      `INSERT INTO ${table}
+       SELECT (jsonb_populate_record(NULL::${table}, to_jsonb(tpl) || jsonb_build_object('session_key', k))).*
+         FROM (SELECT * FROM ${table} WHERE session_key = $2) tpl, unnest($1::text[]) k`,
       [tokens.slice(i, i + 10_000).map(sha256), template],
     );
     if (rowCount !== Math.min(10_000, n - i)) throw new Error(`minted ${rowCount} sessions, not ${n - i}`);
@@ -532,16 +533,27 @@ async function main(): Promise<void> {
   const pgCookies = await seedCookies(pgsession);
   const exCookies = await seedCookies(express);
   // Cache-miss reads: sessions no server process has seen, one slice per run (warm-up + rounds),
-  // minted here as a browser's first visit would leave them: a row like the seeded ones, a
-  // signed cookie for its token. Before the limit's copy, so both tables have the same size.
+  // minted as a browser's first visit would leave them: a row like the seeded ones, a signed
+  // cookie for its token. In a table of their own (with a copy of the seeded sessions, which the
+  // miss process modifies), so the other systems' tables keep their 1000 rows: the miss read is
+  // a large site, the rest are as before.
+  await admin.query(`CREATE SCHEMA ${MISS_SCHEMA}`);
+  cleanups.push(() => admin.query(`DROP SCHEMA IF EXISTS ${MISS_SCHEMA} CASCADE`));
+  await admin.query(schemaSql(`${MISS_SCHEMA}.session`));
+  await admin.query(`INSERT INTO ${MISS_SCHEMA}.session SELECT * FROM ${TABLE}`);
   const missPerRun = (seconds: number): number => Math.ceil(MISS_RATE * seconds);
   const missSlices = [missPerRun(WARMUP), ...Array.from({ length: ROUNDS }, () => missPerRun(SECONDS))];
   log(`minting ${missSlices.reduce((a, b) => a + b, 0) + 1} unseen sessions for the cache-miss read`);
-  const minted = await mintSessions(pgCookies[0]!, missSlices.reduce((a, b) => a + b, 0) + 1);
+  const minted = await mintSessions(
+    `${MISS_SCHEMA}.session`,
+    pgCookies[0]!,
+    missSlices.reduce((a, b) => a + b, 0) + 1,
+  );
   const probe = minted.pop()!;
-  const probeBody = await (await pgsessionHandler(pgStore)(
-    new Request("http://127.0.0.1/read", { headers: { cookie: probe } }),
-  )).text();
+  const probeBody =
+    await (await pgsessionHandler(new PostgresStore({ client: pool(), table: `${MISS_SCHEMA}.session` }))(
+      new Request("http://127.0.0.1/read", { headers: { cookie: probe } }),
+    )).text();
   if (probeBody !== "1") throw new Error(`a minted session reads ${probeBody}, not the seeded counter 1`);
   let offset = 0;
   const missCookies = missSlices.map((n) => minted.slice(offset, offset += n));
@@ -549,7 +561,9 @@ async function main(): Promise<void> {
   await admin.query(`ALTER TABLE ${SCHEMA}.limit_session ADD PRIMARY KEY (session_key)`);
   const limitCookies = (await admin.query(`SELECT session_key FROM ${SCHEMA}.limit_session LIMIT $1`, [SESSIONS])).rows
     .map((r: { session_key: string }) => `sid=${r.session_key}`);
-  for (const t of [TABLE, `${SCHEMA}.limit_session`, `${SCHEMA}_x.session`]) await admin.query(`VACUUM ANALYZE ${t}`);
+  for (const t of [TABLE, `${SCHEMA}.limit_session`, `${SCHEMA}_x.session`, `${MISS_SCHEMA}.session`]) {
+    await admin.query(`VACUUM ANALYZE ${t}`);
+  }
 
   type SystemKey =
     | "limitHonoPrepared"
@@ -575,6 +589,8 @@ async function main(): Promise<void> {
     flags?: string[];
     /** The cookies of a run: round 0 is the warm-up. */
     cookies: string[] | ((round: number, mode: ModeKey) => string[]);
+    /** The schema of its table, when not the shared one. */
+    schema?: string;
   }[] = [
     // The limits: named prepared statements (planned once per connection) and plain text.
     {
@@ -616,6 +632,7 @@ async function main(): Promise<void> {
       label: "pgsession, pg.Pool, a third copy, reading only sessions it has not seen (cache miss)",
       argv: ["pgsession-pg"],
       cookies: (round, mode) => mode === "readOnly" ? missCookies[round]! : pgCookies,
+      schema: MISS_SCHEMA,
     },
     {
       key: "pgsessionHttp",
@@ -669,7 +686,7 @@ async function main(): Promise<void> {
   const started = await Promise.all(
     systems.map((s) =>
       startChild(here("./_server.ts"), s.argv, {
-        BENCH_SCHEMA: s.key === "express" ? `${SCHEMA}_x` : SCHEMA,
+        BENCH_SCHEMA: s.schema ?? (s.key === "express" ? `${SCHEMA}_x` : SCHEMA),
         SUPPORT_PORT: String(support.port),
         BENCH_APP: appName(s.key),
         ...s.env,
