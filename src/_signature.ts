@@ -28,7 +28,8 @@ export const MIN_SECRET_LENGTH = 32;
 const MAC_CHARS = 43;
 
 // What to do, in every message about a bad secret.
-const FIX = `set it to at least ${MIN_SECRET_LENGTH} random characters, e.g. SESSION_SECRET=$(openssl rand -base64 32)`;
+const MAKE = "e.g. SESSION_SECRET=$(openssl rand -base64 32)";
+const FIX = `set it to at least ${MIN_SECRET_LENGTH} random characters, ${MAKE}`;
 
 /**
  * Checks secrets once, up front, saying what was received and how to make a good one.
@@ -59,7 +60,7 @@ export function checkSecrets(secrets: readonly string[]): void {
   }
   if (secrets.length === 0) {
     throw new RangeError(
-      `Cannot sign cookies: secrets is an empty array; list at least one secret (${FIX}), or leave secrets out for unsigned cookies`,
+      `Cannot sign cookies: secrets is an empty array; list at least one secret of ${MIN_SECRET_LENGTH} or more random characters (${MAKE}), or leave secrets out for unsigned cookies`,
     );
   }
   for (const [i, s] of secrets.entries()) {

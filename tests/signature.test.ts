@@ -237,7 +237,7 @@ describe("checkSecrets", () => {
     assert.throws(() => checkSecrets([]), {
       name: "RangeError",
       message:
-        /^Cannot sign cookies: secrets is an empty array; list at least one secret \(set it .*\), or leave secrets out for unsigned cookies$/,
+        "Cannot sign cookies: secrets is an empty array; list at least one secret of 32 or more random characters (e.g. SESSION_SECRET=$(openssl rand -base64 32)), or leave secrets out for unsigned cookies",
     });
   });
 });
