@@ -24,23 +24,12 @@ export { createSessions } from "./src/sessions.ts";
 export type { CommitOptions, RequestSession, Sessions, SessionsOptions } from "./src/sessions.ts";
 export { withSession } from "./src/middleware.ts";
 export type { PlatformArgs, SessionHandler, WithSessionOptions } from "./src/middleware.ts";
-export { PostgresStore, STORE_DEFAULTS } from "./src/store.ts";
-export type {
-  CommitPlan,
-  CookieValue,
-  Logger,
-  PostgresStoreOptions,
-  ResolvedStoreOptions,
-  SaveResult,
-  StoreOptions,
-} from "./src/store.ts";
-export { Changes, FlashUpdate, Session } from "./src/session.ts";
-export type { RegenerateOptions, SessionData, SessionHost, UserSession } from "./src/session.ts";
-export type { Connection, NeonSql, QueryClient, Row } from "./src/client.ts";
+export { PostgresStore } from "./src/store.ts";
+export type { StoreOptions } from "./src/store.ts";
+export type { RegenerateOptions, SaveResult, Session, SessionData, UserSession } from "./src/session.ts";
+export type { Connection, NeonSql, QueryClient } from "./src/client.ts";
 export { SessionError } from "./src/errors.ts";
-export type { SessionErrorCode } from "./src/errors.ts";
-export { generateToken, hashToken, isToken } from "./src/token.ts";
+export type { Logger, SessionErrorCode } from "./src/errors.ts";
 export { schemaSql } from "./src/schema.ts";
-export { gc, GC_DEFAULTS } from "./src/gc.ts";
-export type { GcOptions, GcProgress, GcResult, GcTarget } from "./src/gc.ts";
+export type { GcOptions, GcProgress, GcResult } from "./src/gc.ts";
 export type { CookieOptions } from "./src/cookie.ts";

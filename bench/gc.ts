@@ -17,7 +17,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import pg from "pg";
-import { gc, type GcProgress, PostgresStore, schemaSql } from "../mod.ts";
+import { type GcProgress, PostgresStore, schemaSql } from "../mod.ts";
 import { encodeData } from "../src/_codec.ts";
 
 const { values: args } = parseArgs({
@@ -235,7 +235,7 @@ async function collect(
   const batchMs: number[] = [];
   if (variant === "gc") {
     if (pauseMs > 0) throw new Error("--pause-ms applies to the candidate statements, not to gc()");
-    const r = await gc(store, {
+    const r = await store.gc({
       batchSize,
       maxDurationMs: Infinity,
       onBatch: (p: GcProgress): void => void batchMs.push(p.batchMs),

@@ -1,12 +1,13 @@
 /**
- * The command line of `pgsession`, parsed and checked before anything connects.
+ * The command line of `pgsession`, parsed and checked before anything connects: one
+ * `node:util` `parseArgs` call per command, with that command's options only.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { quoteTable } from "../src/_sql.ts";
-import { GC_DEFAULTS } from "../src/gc.ts";
+import { GC_DEFAULTS, MAX_BATCH_SIZE } from "../src/gc.ts";
 import { isLoopbackHost } from "./dev_proxy/loopback.ts";
 import { CliError, EXIT, redact } from "./_fail.ts";
 
@@ -37,94 +38,97 @@ export interface CommandLine {
   host: string;
 }
 
-const COMMANDS: readonly string[] = ["migrate", "gc", "stats", "sessions", "revoke", "dev-proxy"];
-const MAX_BATCH_SIZE = 100_000;
 /** Long enough for a cold serverless database to wake up. */
 export const CONNECT_TIMEOUT_MS = 10_000;
 /** The port of `pgsession dev-proxy` unless `--port` says otherwise. */
 export const DEV_PROXY_PORT = 4444;
-const STRING_OPTIONS = [
-  "url",
-  "database",
-  "table",
-  "batch-size",
-  "max-duration",
-  "user",
-  "except",
-  "connect-timeout",
-  "port",
-  "host",
-] as const;
-/** Options that belong to one command only. */
-const OWNER: Record<string, Command> = {
-  "batch-size": "gc",
-  "max-duration": "gc",
-  port: "dev-proxy",
-  host: "dev-proxy",
-  database: "dev-proxy",
-};
+/** The longest user id the store accepts. */
+const MAX_USER_LENGTH = 1024;
+
+const TEXT = { type: "string" } as const;
+const EVERY_COMMAND = {
+  url: TEXT,
+  "connect-timeout": TEXT,
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "v" },
+} as const;
+const ON_A_TABLE = { ...EVERY_COMMAND, table: TEXT } as const;
+
+/** Each command's options: what `parseArgs` accepts for it, and nothing else. */
+const OPTIONS = {
+  migrate: ON_A_TABLE,
+  gc: { ...ON_A_TABLE, "batch-size": TEXT, "max-duration": TEXT },
+  stats: ON_A_TABLE,
+  sessions: { ...ON_A_TABLE, user: TEXT },
+  revoke: { ...ON_A_TABLE, user: TEXT, except: TEXT },
+  "dev-proxy": { ...EVERY_COMMAND, database: TEXT, port: TEXT, host: TEXT },
+} as const;
+const COMMANDS = Object.keys(OPTIONS) as Command[];
+
+/** The values of any command's options, as `parseArgs` returns them. */
+interface Values {
+  help?: boolean;
+  version?: boolean;
+  url?: string;
+  table?: string;
+  "batch-size"?: string;
+  "max-duration"?: string;
+  user?: string;
+  except?: string;
+  "connect-timeout"?: string;
+  database?: string;
+  port?: string;
+  host?: string;
+}
 
 /**
  * Parses and checks the arguments.
  *
- * @param argv The arguments after the program name.
+ * @param argv The arguments after the program name: `<command> [options]`.
  * @param env The environment, for `DATABASE_URL`.
  * @throws {CliError} With exit code 2 for anything wrong on the command line.
  */
 export function parseCommandLine(argv: string[], env: Record<string, string | undefined>): CommandLine {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: joinNegativeValues(argv),
-      allowPositionals: true,
-      strict: true,
-      options: {
-        ...Object.fromEntries(STRING_OPTIONS.map((name) => [name, { type: "string" as const }])),
-        help: { type: "boolean", short: "h" },
-        version: { type: "boolean", short: "v" },
-      },
-    });
-  } catch (error) {
-    throw new CliError(`${usageProblem(error as Error & { code?: string })}; see \`pgsession --help\``, EXIT.USAGE, {
-      cause: error,
-    });
-  }
-  const { positionals } = parsed;
-  const values = parsed.values as Partial<Record<(typeof STRING_OPTIONS)[number], string>> & {
-    help?: boolean;
-    version?: boolean;
-  };
   const line: CommandLine = {
     command: "help",
     url: "",
-    table: values.table ?? "session",
+    table: "session",
     batchSize: GC_DEFAULTS.batchSize,
     maxDurationMs: GC_DEFAULTS.maxDurationMs,
     connectTimeoutMs: CONNECT_TIMEOUT_MS,
     port: DEV_PROXY_PORT,
     host: "127.0.0.1",
   };
-  if (values.help || positionals[0] === "help") return line;
-  if (values.version || positionals[0] === "version") return { ...line, command: "version" };
-  const [command, ...extra] = positionals;
-  if (command === undefined) {
+  const [first, ...rest] = argv;
+  if (first === undefined) {
     throw new CliError("Cannot run pgsession: no command given; see `pgsession --help`", EXIT.USAGE);
   }
-  if (!COMMANDS.includes(command)) {
-    throw new CliError(`Cannot run unknown command: ${command}; expected one of ${COMMANDS.join(", ")}`, EXIT.USAGE);
+  if (first === "help" || first === "--help" || first === "-h") return line;
+  if (first === "version" || first === "--version" || first === "-v") return { ...line, command: "version" };
+  if (!(COMMANDS as string[]).includes(first)) {
+    const expected = `write pgsession <command> [options], the command one of ${COMMANDS.join(", ")}`;
+    if (first.startsWith("-")) throw new CliError(`Cannot use ${first} before the command: ${expected}`, EXIT.USAGE);
+    const guess = closest(first, COMMANDS);
+    throw new CliError(
+      `Cannot run unknown command: ${first}; ${guess ? `did you mean ${guess}? ` : ""}${expected}`,
+      EXIT.USAGE,
+    );
   }
-  if (extra.length) throw new CliError(`Cannot use extra argument: ${extra[0]}`, EXIT.USAGE);
-  line.command = command as Command;
+  const command = first as Command;
+  let values: Values;
+  let positionals: string[];
+  try {
+    const parsed = parseArgs({ args: rest, options: OPTIONS[command], strict: true, allowPositionals: true });
+    [values, positionals] = [parsed.values as Values, parsed.positionals];
+  } catch (error) {
+    throw usageError(error as Error & { code?: string }, command, rest);
+  }
+  if (values.help) return line;
+  if (values.version) return { ...line, command: "version" };
+  if (positionals.length) throw new CliError(`Cannot use extra argument: ${positionals[0]}`, EXIT.USAGE);
+  line.command = command;
+  line.table = values.table ?? line.table;
 
-  for (const [flag, owner] of Object.entries(OWNER)) {
-    if (owner !== command && values[flag as keyof typeof values] !== undefined) {
-      throw new CliError(`Cannot use --${flag} with ${command}: it is an option of ${owner}`, EXIT.USAGE);
-    }
-  }
-  checkUserOptions(command, values, line);
-  if (command === "dev-proxy" && values.table !== undefined) {
-    throw new CliError("Cannot use --table with dev-proxy: it relays any SQL", EXIT.USAGE);
-  }
   if (values["batch-size"] !== undefined) {
     const n = Number(values["batch-size"]);
     if (!Number.isSafeInteger(n) || n < 1 || n > MAX_BATCH_SIZE) {
@@ -178,6 +182,28 @@ export function parseCommandLine(argv: string[], env: Record<string, string | un
     }
     line.host = values.host.replace(/^\[(.*)\]$/, "$1");
   }
+  if (command === "sessions" || command === "revoke") {
+    if (!values.user) {
+      throw new CliError(
+        `Cannot run ${command}: it needs --user ID, the user id the application bound at sign-in`,
+        EXIT.USAGE,
+      );
+    }
+    if (values.user.length > MAX_USER_LENGTH) {
+      throw new CliError(
+        `Cannot use --user: it is ${values.user.length} characters, over the ${MAX_USER_LENGTH}-character limit of user ids`,
+        EXIT.USAGE,
+      );
+    }
+    if (values.except === "") {
+      throw new CliError(
+        "Cannot use --except with an empty value: expected a handle from `pgsession sessions`",
+        EXIT.USAGE,
+      );
+    }
+    line.user = values.user;
+    line.except = values.except;
+  }
   if (values.database !== undefined && values.url !== undefined) {
     throw new CliError("Cannot use both --database and --url: they name the same thing", EXIT.USAGE);
   }
@@ -196,6 +222,7 @@ export function parseCommandLine(argv: string[], env: Record<string, string | un
       EXIT.USAGE,
     );
   }
+  const source = values.url !== undefined || values.database !== undefined ? flag : "DATABASE_URL";
   let parsedUrl: URL | undefined;
   try {
     parsedUrl = new URL(url);
@@ -203,14 +230,12 @@ export function parseCommandLine(argv: string[], env: Record<string, string | un
     // reported below
   }
   if (!parsedUrl || !/^postgres(ql)?:$/.test(parsedUrl.protocol)) {
-    const source = values.url !== undefined || values.database !== undefined ? flag : "DATABASE_URL";
     throw new CliError(
       `Cannot connect: ${source} is not a postgres://user@host/database URL: ${redact(url)}`,
       EXIT.USAGE,
     );
   }
   if (command === "dev-proxy" && !isLoopbackHost(whereHost(parsedUrl))) {
-    const source = values.url !== undefined || values.database !== undefined ? flag : "DATABASE_URL";
     throw new CliError(
       `Cannot relay to ${whereHost(parsedUrl)}: dev-proxy serves only a PostgreSQL on this machine (${source} is ${
         redact(url)
@@ -228,72 +253,74 @@ function whereHost(url: URL): string {
 }
 
 /**
- * `--max-duration -1` as `--max-duration=-1`: Node's parseArgs takes a value that starts with a
- * dash for an option, and its complaint would hide the real problem (a value out of range).
+ * A `parseArgs` failure as one line. An unknown option is named with the command it belongs to,
+ * or the nearest option of this command; Node's own message serves for the rest (a missing
+ * value, a value given to a flag).
  */
-function joinNegativeValues(argv: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const next = argv[i + 1];
-    if (
-      /^--[a-z-]+$/.test(arg) && (STRING_OPTIONS as readonly string[]).includes(arg.slice(2)) && next !== undefined &&
-      /^-[\d.]/.test(next)
-    ) {
-      out.push(`${arg}=${next}`);
-      i++;
-    } else {
-      out.push(arg);
+function usageError(error: Error & { code?: string }, command: Command, args: string[]): CliError {
+  const options = OPTIONS[command] as Record<string, { type: string; short?: string }>;
+  const unknown = error.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" ? firstUnknownOption(args, options) : undefined;
+  if (unknown !== undefined) {
+    const owners = COMMANDS.filter((c) => unknown in OPTIONS[c]);
+    if (owners.length) {
+      const list = owners.length === 1 ? owners[0] : `${owners.slice(0, -1).join(", ")} and ${owners.at(-1)}`;
+      return new CliError(`Cannot use --${unknown} with ${command}: it is an option of ${list}`, EXIT.USAGE, {
+        cause: error,
+      });
+    }
+    const guess = closest(unknown, Object.keys(options));
+    const shown = unknown.length === 1 ? `-${unknown}` : `--${unknown}`;
+    return new CliError(
+      `Cannot use unknown option: ${shown}${guess ? `; did you mean --${guess}?` : ""} (see \`pgsession --help\`)`,
+      EXIT.USAGE,
+      { cause: error },
+    );
+  }
+  // Node's messages are sentences over several lines; ours are one line.
+  const message = error.message.replace(/\s*\n\s*/g, " ").replace(/\.$/, "");
+  return new CliError(`Cannot read the command line: ${message}`, EXIT.USAGE, { cause: error });
+}
+
+/** The name of the first option in `args` the command does not have (`-x` → `x`). */
+function firstUnknownOption(
+  args: string[],
+  options: Record<string, { type: string; short?: string }>,
+): string | undefined {
+  const shorts = new Set(Object.values(options).map((o) => o.short));
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--") return undefined;
+    if (arg.startsWith("--")) {
+      const name = arg.slice(2).split("=")[0]!;
+      if (!(name in options)) return name;
+      if (options[name]!.type === "string" && !arg.includes("=")) i++;
+    } else if (arg.startsWith("-") && arg.length > 1) {
+      for (const letter of arg.slice(1)) if (!shorts.has(letter)) return letter;
     }
   }
-  return out;
+  return undefined;
 }
 
-/** `--user` belongs to sessions and revoke, which need it; `--except` to revoke. */
-const MAX_USER_LENGTH = 1024;
-
-function checkUserOptions(command: string, values: { user?: string; except?: string }, line: CommandLine): void {
-  const users = command === "sessions" || command === "revoke";
-  if (!users && values.user !== undefined) {
-    throw new CliError(`Cannot use --user with ${command}: it is an option of sessions and revoke`, EXIT.USAGE);
+/** The candidate nearest to a mistyped word, if it is near enough to be what was meant. */
+function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(1, Math.floor(word.length / 3)) + 1;
+  for (const candidate of candidates) {
+    const d = editDistance(word.toLowerCase(), candidate);
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
   }
-  if (command !== "revoke" && values.except !== undefined) {
-    throw new CliError(`Cannot use --except with ${command}: it is an option of revoke`, EXIT.USAGE);
-  }
-  if (!users) return;
-  if (values.user === undefined || values.user === "") {
-    throw new CliError(
-      `Cannot run ${command}: it needs --user ID, the user id the application bound at sign-in`,
-      EXIT.USAGE,
-    );
-  }
-  if (values.user.length > MAX_USER_LENGTH) {
-    throw new CliError(
-      `Cannot use --user: it is ${values.user.length} characters, over the ${MAX_USER_LENGTH}-character limit of user ids`,
-      EXIT.USAGE,
-    );
-  }
-  if (values.except === "") {
-    throw new CliError(
-      "Cannot use --except with an empty value: expected a handle from `pgsession sessions`",
-      EXIT.USAGE,
-    );
-  }
-  line.user = values.user;
-  line.except = values.except;
+  return best;
 }
 
-/** Node's parseArgs messages, shortened to ours. */
-function usageProblem(error: Error & { code?: string }): string {
-  const option = /'(?:-\w, )?(-[^' ]+)/.exec(error.message)?.[1] ?? "";
-  switch (error.code) {
-    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
-      return `Cannot use unknown option: ${option}`;
-    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
-      return /argument missing|ambiguous/.test(error.message)
-        ? `Cannot use option ${option}: it needs a value (write ${option}=VALUE for a value that starts with -)`
-        : `Cannot use option ${option}: it takes no value`;
-    default:
-      return `Cannot read the command line: ${error.message.split("\n")[0]}`;
+/** Levenshtein distance: insertions, deletions and substitutions. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
   }
+  return previous[b.length]!;
 }

@@ -8,6 +8,7 @@
 import type { Client } from "pg";
 import { CONNECT_TIMEOUT_MS } from "./_args.ts";
 import { CliError, EXIT, explain } from "./_fail.ts";
+import { importPeer } from "./_peer.ts";
 
 /** An open connection and where it goes, for messages. */
 export interface Connected {
@@ -61,18 +62,10 @@ export async function connect(url: string, timeoutMs: number = CONNECT_TIMEOUT_M
  * Imports `pg`, the optional peer dependency the commands need.
  *
  * @returns The module's default export.
- * @throws {CliError} When it is not installed, saying how to install it.
+ * @throws {CliError} With exit code 2 when it is not installed, saying how to install it.
  */
 export async function loadPg(): Promise<typeof import("pg").default> {
-  try {
-    return (await import("pg")).default;
-  } catch (error) {
-    throw new CliError(
-      "Cannot connect: the pgsession command needs the pg package (an optional peer dependency); install it with `npm install pg`",
-      EXIT.FAILED,
-      { cause: error },
-    );
-  }
+  return (await importPeer("pg", "connect", () => import("pg"))).default;
 }
 
 /** node-postgres' own connect timeout ("timeout expired", "Connection terminated due to connection timeout"). */

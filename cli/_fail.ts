@@ -11,7 +11,11 @@ export const EXIT = Object.freeze({
   OK: 0,
   /** The database failed or could not be reached, or the table is missing. */
   FAILED: 1,
-  /** A bad command line: unknown command or option, a bad value, no or a bad URL. */
+  /**
+   * Usage or set-up to fix before running again: an unknown command or option, a bad value, no or
+   * a bad URL, a handle that names none of the user's sessions, a table of that name that is not
+   * pgsession's, an optional package (`pg`, `ws`) not installed.
+   */
   USAGE: 2,
   /** `gc` spent its time budget with expired rows possibly left: run it again. */
   MORE_LEFT: 3,
@@ -84,7 +88,8 @@ export function explain(error: unknown, what: string, where: string, table: stri
       );
     case "42703": // undefined_column
       return new CliError(
-        `Cannot ${what}: table ${JSON.stringify(table)} is not a session table (${reason})`,
+        `Cannot ${what}: table ${JSON.stringify(table)} is not a session table (${reason}); if another library ` +
+          "made it, give pgsession a table of its own with `pgsession migrate --table <another name>`",
         EXIT.FAILED,
         { cause: error },
       );

@@ -47,7 +47,9 @@ Options:
 Exit codes:
   0    done
   1    the database failed, could not be reached, or the table is missing
-  2    bad command line or URL
+  2    usage or set-up: a bad command line or URL, an --except handle that is none of the
+       user's sessions, a table of that name that is not pgsession's, pg (or, for
+       dev-proxy, ws) not installed
   3    gc ran out of time with expired sessions possibly left; run it again
   130  interrupted (Ctrl-C); gc finishes its batch in flight first
 `;

@@ -6,4 +6,4 @@
  */
 
 /** The package version. */
-export const VERSION: string = "0.2.0";
+export const VERSION: string = "0.3.0";

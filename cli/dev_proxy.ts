@@ -10,6 +10,7 @@ import { isLoopbackHost } from "./dev_proxy/loopback.ts";
 import type { SqlRequestEvent } from "./dev_proxy/sql_endpoint.ts";
 import { connect } from "./_connect.ts";
 import { CliError, EXIT, redact } from "./_fail.ts";
+import { importPeer } from "./_peer.ts";
 import type { Output } from "./_output.ts";
 
 /** What `pgsession dev-proxy` takes. */
@@ -35,7 +36,8 @@ export async function runDevProxy(command: DevProxyCommand, out: Output): Promis
   // Fail at start, not on the app's first request, when the database is not there.
   const { client, where } = await connect(command.url, command.connectTimeoutMs);
   await client.end().catch(() => {});
-  // Imported here: the other commands need neither the server nor its modules.
+  // Imported here: the other commands need neither the server nor ws. ws first, for its message.
+  await importPeer("ws", "start dev-proxy", () => import("ws"));
   const { startDevProxy } = await import("./dev_proxy/server.ts");
   let proxy;
   try {
@@ -78,7 +80,7 @@ export async function runDevProxy(command: DevProxyCommand, out: Output): Promis
   });
   await proxy.close();
   out.write(
-    `Stopped after ${proxy.stats.http.requests} HTTP requests (${proxy.stats.http.statements} statements) and ${proxy.stats.ws.connections} WebSocket connections (${proxy.stats.ws.statements} statements)\n`,
+    `Stopped after ${proxy.stats.http.requests} HTTP requests (${proxy.stats.http.statements} statements) and ${proxy.stats.ws.connections} WebSocket connections\n`,
   );
   return EXIT.OK;
 }

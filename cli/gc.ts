@@ -6,7 +6,7 @@
  */
 
 import type { Client } from "pg";
-import { gc, type GcProgress, type GcResult } from "../src/gc.ts";
+import type { GcProgress, GcResult } from "../src/gc.ts";
 import { PostgresStore } from "../src/store.ts";
 import { EXIT } from "./_fail.ts";
 import type { Output } from "./_output.ts";
@@ -49,7 +49,7 @@ export async function runGc(client: Client, command: GcCommand, out: Output): Pr
   const started = performance.now();
   let result: GcResult;
   try {
-    result = await gc(store, {
+    result = await store.gc({
       batchSize: command.batchSize,
       maxDurationMs: command.maxDurationMs,
       signal: command.signal,

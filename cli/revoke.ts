@@ -38,7 +38,7 @@ export async function revokeSessions(
         `Cannot revoke the sessions of user ${who}: none of them has handle ${
           printable(except)
         }; nothing was revoked (see \`pgsession sessions --user ${who}\`)`,
-        EXIT.FAILED,
+        EXIT.USAGE,
       );
     }
     revoked = await store.revokeAll(user, { except });

@@ -6,7 +6,7 @@
  */
 
 import type { Client } from "pg";
-import { NOW, quoteTable, statsSql } from "../src/_sql.ts";
+import { quoteTable, statsSql, userColumnsSql, userStatsSql } from "../src/_sql.ts";
 import { EXIT } from "./_fail.ts";
 import type { Output } from "./_output.ts";
 
@@ -38,7 +38,7 @@ export async function stats(client: Client, table: string, out: Output): Promise
   const expired = Number(row.expired);
   const lines: [string, string][] = [
     ["live sessions", NUMBER.format(Number(row.live))],
-    ["  with a user", await users(client, quoted)],
+    ["  with a user", await users(client, table)],
     ["expired sessions", NUMBER.format(expired)],
   ];
   if (expired > 0) lines.push(["oldest expired", `${age(Number(row.oldest_expired_s))} ago`]);
@@ -52,17 +52,10 @@ export async function stats(client: Client, table: string, out: Output): Promise
  * Live sessions bound to a user and how many users they belong to; on a table from before the
  * user column, the hint to add it (stats itself must keep working there).
  */
-async function users(client: Client, quoted: string): Promise<string> {
-  // pg_attribute by the table's regclass resolves the name exactly as the statements do
-  // (search_path included), where information_schema would need the schema spelled out.
-  const { rows: [column] } = await client.query(
-    `SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1::text::regclass AND attname = 'session_user_id' AND NOT attisdropped) AS present`,
-    [quoted],
-  );
-  if (!column.present) return "unknown: no user column yet; run pgsession migrate to add it";
-  const { rows: [row] } = await client.query(
-    `SELECT count(session_user_id) AS sessions, count(DISTINCT session_user_id) AS users FROM ${quoted} WHERE session_expiry > ${NOW}`,
-  );
+async function users(client: Client, table: string): Promise<string> {
+  const { rows: [column] } = await client.query(userColumnsSql(), [quoteTable(table)]);
+  if (!column.present) return "unknown: no user columns yet; run pgsession migrate to add them";
+  const { rows: [row] } = await client.query(userStatsSql(table));
   const sessions = Number(row.sessions);
   const users = Number(row.users);
   return `${NUMBER.format(sessions)} live session${sessions === 1 ? "" : "s"} of ${NUMBER.format(users)} user${

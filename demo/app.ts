@@ -86,7 +86,9 @@ async function route(req: Request, session: DemoSession, options: DemoOptions): 
       // A new id on every privilege change, against session fixation; the data (visits) stays.
       // The name becomes the session's user (a column, never in the cookie), so "Your sessions"
       // can find every session of that name; the label says which device this one is.
-      session.regenerate({ user: name, label: deviceLabel(req.headers.get("user-agent")) });
+      // restart: the signed-in session's absolute lifetime counts from the sign-in, not from the
+      // anonymous visit before it, and so does the "signed in" time that "Your sessions" shows.
+      session.regenerate({ user: name, label: deviceLabel(req.headers.get("user-agent")), restart: true });
       session.set("signedInAt", new Date());
       session.flash("notice", `Welcome, ${name}! You are signed in.`);
       return seeOther("/");
@@ -240,7 +242,7 @@ ${await flashes(session)}
 <p>Where <strong id="user">${
     escape(user)
   }</strong> is signed in. Anyone who signs in with the same name is the same user here: the demo has no passwords.</p>
-<table id="sessions"><thead><tr><th>device</th><th>signed in</th><th>last active</th><th></th></tr></thead><tbody>
+<table id="sessions"><thead><tr><th>device</th><th>signed in (UTC)</th><th>last active (UTC)</th><th></th></tr></thead><tbody>
 ${rows}
 </tbody></table>
 ${
@@ -255,25 +257,28 @@ ${
 
 function row(s: UserSession, now: number): string {
   const label = escape(s.label ?? "Unknown device");
+  // Every row's button says "Sign out": the row says which device. Screen readers, which may
+  // announce the button alone, hear the device's name too.
   const action = s.current
     ? `<form method="post" action="/sign-out"><button type="submit">Sign out</button></form>`
     : `<form method="post" action="/sessions/revoke"><input type="hidden" name="handle" value="${
       escape(s.handle)
-    }"><button type="submit">Sign out this device</button></form>`;
+    }"><button type="submit" aria-label="Sign out ${label}">Sign out</button></form>`;
   return `<tr class="${s.current ? "current" : "other"}"><td class="label">${label}${
     s.current ? ` <strong class="this-device">(this device)</strong>` : ""
   }</td>` +
-    `<td class="created">${time(s.created, now)}</td><td class="last-active">${
-      time(s.lastActive, now)
-    }</td><td>${action}</td></tr>`;
+    `<td class="created" data-label="Signed in">${time(s.created, now)}</td>` +
+    `<td class="last-active" data-label="Last active">${time(s.lastActive, now)}</td>` +
+    `<td class="action">${action}</td></tr>`;
 }
 
 /** An instant in UTC to the minute, with how long ago it was. */
 function time(date: Date, now: number): string {
   const iso = date.toISOString();
-  return `<time datetime="${iso}">${iso.slice(0, 16).replace("T", " ")} UTC</time> <span class="ago">(${
-    ago(now - date.getTime())
-  })</span>`;
+  // " UTC" is hidden where the column's header says it (CSS), and shown on a phone's cards.
+  return `<time datetime="${iso}">${
+    iso.slice(0, 16).replace("T", " ")
+  }<span class="utc"> UTC</span></time> <span class="ago">(${ago(now - date.getTime())})</span>`;
 }
 
 function ago(ms: number): string {
@@ -371,6 +376,26 @@ function page(title: string, body: string, options: DemoOptions, status = 200): 
   aside h2 { font-size: 1rem; margin: 0.3rem 0; }
   table { border-collapse: collapse; } th, td { text-align: left; padding: 0.25rem 0.75rem; border-bottom: 1px solid #d0d7de; }
   td form { margin: 0; } time { white-space: nowrap; } .ago { display: block; color: #57606a; font-size: 0.85rem; }
+  p { overflow-wrap: anywhere; }
+  /* Your sessions: each cell a value with a small grey line under it, the table as wide as the text. */
+  #sessions { width: 100%; }
+  #sessions th, #sessions td { padding: 0.4rem 0.5rem; vertical-align: top; }
+  #sessions th:first-child, #sessions td:first-child { padding-left: 0; }
+  #sessions td.action { padding-right: 0; text-align: right; vertical-align: middle; }
+  #sessions td.action form { justify-content: flex-end; }
+  .this-device { display: block; color: #57606a; font-size: 0.85rem; font-weight: normal; }
+  #sessions .utc { display: none; }
+  /* Below the full column width four columns do not fit: each session is a card, device and button on top. */
+  @media (max-width: 42rem) {
+    #sessions thead { display: none; }
+    #sessions, #sessions tbody { display: block; }
+    #sessions tr { display: grid; grid-template-columns: 1fr auto; column-gap: 0.75rem; padding: 0.5rem 0; border-bottom: 1px solid #d0d7de; }
+    #sessions td { display: block; padding: 0; border: 0; }
+    #sessions td.created, #sessions td.last-active { grid-column: 1 / -1; }
+    #sessions td.action { grid-column: 2; grid-row: 1; align-self: center; }
+    #sessions td[data-label]::before { content: attr(data-label) " "; color: #57606a; }
+    #sessions .ago, #sessions .utc { display: inline; }
+  }
   footer { margin-top: 2rem; color: #57606a; font-size: 0.85rem; }
 </style>
 </head>

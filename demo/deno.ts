@@ -1,6 +1,6 @@
 // The demo under Deno: `deno task start` (deno run -A demo/deno.ts). Same app and environment
 // variables as demo/main.ts, served by `Deno.serve`, which speaks Request/Response itself.
-import { gc } from "../mod.ts";
+
 import { createDemo } from "./app.ts";
 import { type DemoDatabase, openDatabase } from "./database.ts";
 import { describeStartupFailure, listenFailure } from "./startup.ts";
@@ -33,7 +33,7 @@ try {
     secrets: env.SESSION_SECRET ? [env.SESSION_SECRET] : undefined,
   });
   // Expired sessions: remove them at startup and hourly (Deno Deploy would use Deno.cron).
-  const collect = () => gc(database!.store).catch((error) => console.error("demo: gc failed", error));
+  const collect = () => database!.store.gc().catch((error) => console.error("demo: gc failed", error));
   await collect();
   const hourly = setInterval(collect, HOUR_MS);
   Deno.unrefTimer(hourly);

@@ -10,7 +10,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
-import { gc } from "../mod.ts";
+
 import { createDemo } from "./app.ts";
 import { type DemoDatabase, openDatabase } from "./database.ts";
 import { describeStartupFailure, listenFailure } from "./startup.ts";
@@ -70,7 +70,7 @@ try {
     secrets: process.env.SESSION_SECRET ? [process.env.SESSION_SECRET] : undefined,
   });
   // Expired sessions: remove them at startup and hourly (on Workers or Vercel a cron does this).
-  const collect = () => gc(database!.store).catch((error) => console.error("demo: gc failed", error));
+  const collect = () => database!.store.gc().catch((error) => console.error("demo: gc failed", error));
   await collect();
   timer = setInterval(collect, HOUR_MS);
   timer.unref();

@@ -18,6 +18,8 @@
  * - `CONFIG`: the options are unusable (a short secret, a cookie a browser would refuse), reported
  *   when they are read.
  * - `MIGRATION_REQUIRED`: the table lacks a column this feature needs; run `npx pgsession migrate`.
+ * - `TABLE_MISSING`: the session table does not exist; create it with `npx pgsession migrate --table <name>`
+ *   (or the statements of `schema.sql`).
  */
 export type SessionErrorCode =
   | "DATABASE_ERROR"
@@ -27,7 +29,35 @@ export type SessionErrorCode =
   | "ABORTED"
   | "CONFLICT"
   | "CONFIG"
-  | "MIGRATION_REQUIRED";
+  | "MIGRATION_REQUIRED"
+  | "TABLE_MISSING";
+
+/**
+ * Where pgsession reports what it recovered from without failing the request: corrupt stored data
+ * read as empty, an idle database connection lost, prepared statements given up behind a pooler, a
+ * background commit that failed. `console` fits.
+ *
+ * @example Collect warnings in a structured log
+ * ```ts
+ * import type { Logger } from "pgsession";
+ *
+ * const lines: string[] = [];
+ * const logger: Logger = {
+ *   warn: (message, details) => void lines.push(JSON.stringify({ level: "warn", message, ...details })),
+ * };
+ * logger.warn("Session data is corrupt and was read as empty", { handle: "3f9a…" });
+ * console.assert(lines.length === 1);
+ * ```
+ */
+export interface Logger {
+  /**
+   * Called with a message and details; never with a raw session id.
+   *
+   * @param message What happened and what was done about it, sentence case.
+   * @param details Values that help find the cause (a reason, a shortened handle).
+   */
+  warn(message: string, details?: Record<string, unknown>): void;
+}
 
 /**
  * A server-side session failure. Bad client input (a malformed, forged or expired cookie) is never

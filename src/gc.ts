@@ -5,21 +5,11 @@
  * @module
  */
 
+import { Budget } from "./_budget.ts";
 import { gcBatchSql } from "./_sql.ts";
-import type { Row } from "./client.ts";
+import type { SessionTable } from "./_table.ts";
 
-/**
- * What {@linkcode gc} needs of a store: its table, and a way to run one statement on its
- * connection. A `PostgresStore` is one.
- */
-export interface GcTarget {
-  /** The store's options; only `table` is used. */
-  readonly options: { readonly table: string };
-  /** Runs one statement; failures are `SessionError`s. */
-  query(what: string, text: string, params: unknown[]): Promise<Row[]>;
-}
-
-/** How {@linkcode gc} works through the table. */
+/** How `store.gc()` works through the table. */
 export interface GcOptions {
   /**
    * The most rows one batch (one statement, one transaction) deletes, from 1 to 100000. Smaller
@@ -48,7 +38,7 @@ export interface GcOptions {
   onBatch?: (progress: GcProgress) => void;
 }
 
-/** What a {@linkcode gc} run did. */
+/** What a `store.gc()` run did. */
 export interface GcResult {
   /** Rows deleted, over all batches. */
   deleted: number;
@@ -78,7 +68,8 @@ export const GC_DEFAULTS: Readonly<{ batchSize: number; maxDurationMs: number }>
   maxDurationMs: 25_000,
 });
 
-const MAX_BATCH_SIZE = 100_000;
+/** The largest `batchSize`. */
+export const MAX_BATCH_SIZE = 100_000;
 
 /**
  * Deletes expired sessions in batches, each one short statement in its own transaction, until
@@ -87,21 +78,18 @@ const MAX_BATCH_SIZE = 100_000;
  * stays. Safe to run from several places at once: concurrent runs skip each other's rows. Over
  * Neon's HTTP transport each batch is one round trip.
  *
- * @param store The store whose table to clean; its connection sends the statements.
+ * @param table The table to clean; its connection sends the statements.
+ * @param timeoutMs The store's bound for each statement.
  * @param options Batch size, time budget, abort signal and progress callback.
  * @returns Rows deleted, batches sent, and whether the run got to the end.
  * @throws {RangeError} For a `batchSize` or `maxDurationMs` out of range.
  * @throws {SessionError} `DATABASE_ERROR` when the database fails; batches already done stay done.
- * @example A scheduled trigger
- * ```ts ignore
- * import { gc, PostgresStore } from "pgsession";
- *
- * const store = new PostgresStore({ connectionString: "postgres://user:password@host/db" });
- * const { deleted, done } = await gc(store, { maxDurationMs: 25_000 });
- * console.log(`deleted ${deleted} expired sessions${done ? "" : ", more remain"}`);
- * ```
  */
-export async function gc(store: GcTarget, options: GcOptions = {}): Promise<GcResult> {
+export async function collectGarbage(
+  table: SessionTable,
+  timeoutMs: number,
+  options: GcOptions = {},
+): Promise<GcResult> {
   const batchSize = options.batchSize ?? GC_DEFAULTS.batchSize;
   if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH_SIZE) {
     throw new RangeError(`Cannot use batchSize ${batchSize}: expected a whole number from 1 to ${MAX_BATCH_SIZE}`);
@@ -111,14 +99,14 @@ export async function gc(store: GcTarget, options: GcOptions = {}): Promise<GcRe
     throw new RangeError(`Cannot use maxDurationMs ${budget}: expected a number of milliseconds, 0 or more`);
   }
   const { signal, onBatch } = options;
-  const text = gcBatchSql(store.options.table);
+  const text = gcBatchSql(table.options.table);
   const start = performance.now();
   let slowest = 0;
   let last = "-infinity";
   const result: GcResult = { deleted: 0, batches: 0, done: false };
   while (!signal?.aborted && performance.now() - start + slowest < budget) {
     const batchStart = performance.now();
-    const rows = await store.query("collect expired sessions", text, [batchSize, last]);
+    const rows = await table.run("collect expired sessions", text, [batchSize, last], new Budget(timeoutMs));
     const now = performance.now();
     const batchDeleted = Number(rows[0]?.n ?? 0);
     // The next batch starts where this one ended (ties included: a skipped row is tried again).

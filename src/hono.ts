@@ -25,6 +25,7 @@
  */
 
 import type { Context, Env, MiddlewareHandler } from "hono";
+import { aroundHandler, isSessions, SessionsCache } from "./_lifecycle.ts";
 import { createSessions, type RequestSession, type Sessions, type SessionsOptions } from "./sessions.ts";
 import type { SessionData } from "./session.ts";
 
@@ -51,7 +52,7 @@ export interface SessionMiddlewareOptions {
    * before responding either way. `false` commits everything before responding.
    * @default {true}
    */
-  background?: boolean;
+  background?: boolean | undefined;
 }
 
 /**
@@ -117,47 +118,36 @@ export function sessionMiddleware<Data extends object = SessionData, E extends E
   options: SessionMiddlewareOptions = {},
 ): MiddlewareHandler<E & SessionEnv<Data>> {
   const background = options.background ?? true;
-  const fixed = typeof source === "function" ? null : toSessions(source);
-  const byEnv = new WeakMap<object, Sessions<Data>>();
-  let noEnv: Sessions<Data> | undefined;
+  const fixed = typeof source === "function" ? null : isSessions(source) ? source : createSessions<Data>(source);
+  const cache = new SessionsCache<Data>();
+  const unbound = {};
   const sessionsFor = (c: Context<E>): Sessions<Data> => {
     if (fixed) return fixed;
-    const build = source as (c: Context<E>) => SessionsOptions<Data> | Sessions<Data>;
     const env: unknown = c.env;
-    if (typeof env !== "object" || env === null) return noEnv ??= toSessions(build(c));
-    let sessions = byEnv.get(env);
-    if (!sessions) byEnv.set(env, sessions = toSessions(build(c)));
-    return sessions;
+    const build = source as (c: Context<E>) => SessionsOptions<Data> | Sessions<Data>;
+    return cache.get(typeof env === "object" && env !== null ? env : unbound, () => build(c));
   };
 
   return async function sessionMiddleware(c, next): Promise<void> {
     const session = await sessionsFor(c as unknown as Context<E>).open(c.req.raw);
     c.set("session", session);
-    try {
-      await next();
-    } catch (error) {
-      // Only errors Hono could not hand to app.onError (non-Error throws) arrive here.
-      await session.discard();
-      throw error;
-    }
-    // A thrown error was already turned into c.res by app.onError: drop the changes, as
-    // withSession does, but never lose a sign-out.
-    if (c.error) return await session.discard();
     const waitUntil = background ? waitUntilOf(c) : undefined;
-    const response = await session.commit(c.res, waitUntil ? { waitUntil } : undefined);
+    const response = await aroundHandler(
+      session,
+      async () => {
+        await next();
+        // A thrown error was already turned into c.res by app.onError: only a sign-out is written.
+        return c.error ? null : c.res;
+      },
+      waitUntil ? { waitUntil } : {},
+      console,
+    );
+    if (!response) return;
     // Hono merges the previous response's headers into an assigned one, which would drop the
     // session's Set-Cookie and Vary from a copied response; clearing first assigns it as is.
     c.res = undefined;
     c.res = response;
   };
-}
-
-function toSessions<Data extends object>(source: SessionsOptions<Data> | Sessions<Data>): Sessions<Data> {
-  return isSessions(source) ? source : createSessions<Data>(source);
-}
-
-function isSessions<Data extends object>(value: SessionsOptions<Data> | Sessions<Data>): value is Sessions<Data> {
-  return typeof (value as Partial<Sessions<Data>>).open === "function";
 }
 
 /** `c.executionCtx.waitUntil` on Workers; the getter throws elsewhere (Node, Deno, Bun). */

@@ -4,10 +4,10 @@
  * @module
  */
 
-import { LruCache } from "./_cache.ts";
+import { aroundHandler, SessionsCache } from "./_lifecycle.ts";
 import { SessionError } from "./errors.ts";
 import type { SessionData } from "./session.ts";
-import { createSessions, type RequestSession, type Sessions, type SessionsOptions } from "./sessions.ts";
+import { createSessions, type RequestSession, type SessionsOptions } from "./sessions.ts";
 
 /** What `withSession` needs: the {@linkcode SessionsOptions} plus per-request hooks. */
 export interface WithSessionOptions<Data extends object = SessionData> extends SessionsOptions<Data> {
@@ -17,20 +17,20 @@ export interface WithSessionOptions<Data extends object = SessionData> extends S
    * committed first. A background failure goes to `onError`, or else to the logger.
    * @default {undefined} (commit before responding)
    */
-  waitUntil?: (promise: Promise<unknown>) => void;
+  waitUntil?: ((promise: Promise<unknown>) => void) | undefined;
   /**
    * Called once this request's session work is over (after the commit, also in the background):
    * end a per-request `Pool` here. An error it throws is logged; the response stands.
    * @default {undefined}
    */
-  release?: () => unknown;
+  release?: (() => unknown) | undefined;
   /**
    * Turns a `SessionError` (database down, data too large, bad options…) into a response.
    * Without it the wrapped handler rejects with the error. The cookie is never cleared or
    * rotated on an error.
    * @default {undefined}
    */
-  onError?: (error: SessionError, request: Request) => Response | Promise<Response>;
+  onError?: ((error: SessionError, request: Request) => Response | Promise<Response>) | undefined;
 }
 
 /**
@@ -53,8 +53,8 @@ export type SessionHandler<Data extends object, Rest extends unknown[]> = (
  * (Workers' `env` and `ctx`, `Deno.serve`'s `info`) pass through.
  *
  * Cookies: the value is the token (signed when `secrets` are given); `HttpOnly; Secure;
- * SameSite=Lax; Path=/` and the `__Host-` prefix by default; Set-Cookie only when the session is
- * new, changed id, moved its expiry forward or was destroyed, with a `Cache-Control` no shared
+ * SameSite=Lax; Path=/` and the `__Host-` prefix by default; Set-Cookie only when the token
+ * changes (a new session stored, a regenerate, a destroy), living until the absolute deadline, with a `Cache-Control` no shared
  * cache may store and `Vary: Cookie`. Malformed, oversized, badly signed or unknown cookies give
  * a fresh session; when several cookies share the name, the first well-formed (and well-signed)
  * one of the first four wins.
@@ -88,26 +88,9 @@ export function withSession<
     | WithSessionOptions<Data>
     | ((request: Request, ...rest: OptionsRest) => WithSessionOptions<Data> | Promise<WithSessionOptions<Data>>),
 ): (request: Request, ...rest: PlatformArgs<Rest, OptionsRest>) => Promise<Response> {
-  // An options object is validated here, at start-up; an options function's result per distinct object.
+  // An options object is validated here, at start-up; an options function's result once per distinct set of values.
   const fixed = typeof options === "function" ? null : createSessions(options);
-  // An options function usually returns a new object per request with the same values (read
-  // from Workers' `env`): validate and build once per distinct set of values.
-  const made = new LruCache<string, Sessions<Data>>(32);
-  const sessionsFor = (opts: WithSessionOptions<Data>): Sessions<Data> => {
-    const key = optionsKey(opts);
-    let sessions = made.get(key);
-    if (!sessions) {
-      try {
-        sessions = createSessions(opts);
-      } catch (error) {
-        throw new SessionError("CONFIG", `Cannot use the session options: ${(error as Error).message}`, {
-          cause: error,
-        });
-      }
-      made.set(key, sessions);
-    }
-    return sessions;
-  };
+  const cache = new SessionsCache<Data>();
 
   return async function sessionHandler(request: Request, ...extra: PlatformArgs<Rest, OptionsRest>): Promise<Response> {
     // Both callbacks get the platform's arguments; each declares only as many as it needs.
@@ -123,20 +106,10 @@ export function withSession<
       }
     };
     try {
-      const sessions = fixed ?? sessionsFor(opts);
+      const sessions = fixed ?? cache.get(null, () => opts as SessionsOptions<Data>);
       const session = await sessions.open(request);
-      let response: Response;
-      try {
-        response = await handler(request, session, ...(rest as Rest));
-      } catch (error) {
-        // A sign-out is never lost, whatever happened after it; nothing else is written.
-        await session.discard().catch((e) =>
-          logger.warn("Cannot commit the sign-out of a failed request", { error: e })
-        );
-        throw error;
-      }
       const waitUntil = opts.waitUntil;
-      return await session.commit(response, {
+      return (await aroundHandler(session, async () => await handler(request, session, ...(rest as Rest)), {
         waitUntil: waitUntil &&
           ((promise) => {
             backgroundOwnsRelease = true;
@@ -146,7 +119,7 @@ export function withSession<
           if (error instanceof SessionError && opts.onError) await opts.onError(error, request);
           else logger.warn("Background session commit failed", { error });
         },
-      });
+      }, logger))!;
     } catch (error) {
       if (error instanceof SessionError && opts.onError) return await opts.onError(error, request);
       throw error;
@@ -154,27 +127,4 @@ export function withSession<
       if (!backgroundOwnsRelease) await release();
     }
   };
-}
-
-// Objects that are not plain data (a pool, a store, a logger) count by identity.
-const identities = new WeakMap<object, number>();
-let nextIdentity = 0;
-
-/** A key equal for options that would make the same sessions; per-request hooks do not count. */
-function optionsKey<Data extends object>(opts: WithSessionOptions<Data>): string {
-  const { waitUntil: _w, release: _r, onError: _e, ...rest } = opts;
-  return JSON.stringify(rest, (_key, value: unknown) => {
-    if (typeof value === "function") return `#fn${identityOf(value)}`;
-    if (value !== null && typeof value === "object" && !Array.isArray(value)) {
-      const proto = Object.getPrototypeOf(value);
-      if (proto !== Object.prototype && proto !== null) return `#obj${identityOf(value)}`;
-    }
-    return value;
-  });
-}
-
-function identityOf(value: object): number {
-  let id = identities.get(value);
-  if (id === undefined) identities.set(value, id = nextIdentity++);
-  return id;
 }

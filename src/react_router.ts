@@ -47,7 +47,8 @@ import {
   type SessionStorage,
 } from "react-router";
 import type { Session } from "./session.ts";
-import { PostgresStore, type PostgresStoreOptions } from "./store.ts";
+import type { Connection } from "./client.ts";
+import { PostgresStore, type StoreOptions } from "./store.ts";
 
 /** What {@linkcode createPostgresSessionStorage} takes. */
 export interface PostgresSessionStorageOptions {
@@ -55,7 +56,7 @@ export interface PostgresSessionStorageOptions {
    * The store, or the options to make one (`{ client: pool }`, `{ connectionString }`, `ttl`…).
    * Its `ttl`/`absoluteTtl` decide when a session ends, by the database clock.
    */
-  store: PostgresStore | PostgresStoreOptions;
+  store: PostgresStore | (Connection & StoreOptions);
   /**
    * React Router's cookie that carries the id: a `Cookie` from `createCookie()` (used as it is),
    * or options for one. Options are completed with `httpOnly: true`, `secure: true`,

@@ -5,25 +5,25 @@
  * @module
  */
 
-import {
-  compileCookie,
-  type CookieOptions,
-  readCookies,
-  requestIsSecure,
-  type ResolvedCookie,
-  serializeCookie,
-} from "./cookie.ts";
-import type { Session, SessionData } from "./session.ts";
-import { checkSecrets, sign, unsign } from "./_signature.ts";
-import { type CookieValue, type Logger, PostgresStore, type PostgresStoreOptions, type SaveResult } from "./store.ts";
-import { isToken } from "./token.ts";
+import { compileCookie, type CookieOptions, readCookies, requestIsSecure, type ResolvedCookie } from "./cookie.ts";
+import type { Connection } from "./client.ts";
+import type { Logger } from "./errors.ts";
+import { adoptLegacy, compileLegacy, legacyClearCookie, readLegacyId } from "./_legacy.ts";
+import { Budget } from "./_budget.ts";
+import { SessionRecord } from "./_record.ts";
+import { RequestSessionImpl, type Settings } from "./_request_session.ts";
+import { checkSnapshotMaxAge, openSnapshot } from "./_snapshot.ts";
+import type { SaveResult, Session, SessionData } from "./session.ts";
+import { checkSecrets, unsign } from "./_signature.ts";
+import { internalsOf, PostgresStore, type StoreOptions } from "./store.ts";
+import { generateToken, hashToken, isToken } from "./token.ts";
 
 /** How sessions travel with requests; validated once, by {@linkcode createSessions}. */
 export interface SessionsOptions<Data extends object = SessionData> {
   /**
    * The store, or the options to make one (`{ client, ttl, … }` or `{ connectionString, … }`).
    */
-  store: PostgresStore<Data> | PostgresStoreOptions;
+  store: PostgresStore<Data> | (Connection & StoreOptions);
   /**
    * HMAC-SHA256 secrets (at least 32 characters each) to sign the cookie value with. The first
    * signs, all verify: prepend a new secret to rotate. Without secrets the bare 256-bit token is
@@ -31,33 +31,85 @@ export interface SessionsOptions<Data extends object = SessionData> {
    * also rejects forged values without a database round trip.
    * @default {undefined}
    */
-  secrets?: readonly string[];
+  secrets?: readonly string[] | undefined;
   /** The cookie's attributes; see {@linkcode CookieOptions} for the defaults. */
-  cookie?: CookieOptions;
+  cookie?: CookieOptions | undefined;
   /**
    * Also read the session id from this request header (it wins over the cookie) and send it back
    * in the same response header, for clients without cookies. Ids are never taken from the URL.
    * @default {undefined}
    */
-  header?: string;
+  header?: string | undefined;
   /**
    * Take the request's scheme from `X-Forwarded-Proto` or `Forwarded` (for `cookie.secure:
    * "auto"`), when a TLS-terminating proxy you control sets them. Never enable it where clients
    * reach the server directly: they could then choose the cookie's attributes.
    * @default {false}
    */
-  trustProxy?: boolean;
+  trustProxy?: boolean | undefined;
   /**
    * Commit changes even when the handler answered with a 5xx status. A `destroy()` is committed
    * either way.
    * @default {false}
    */
-  commitOnServerError?: boolean;
+  commitOnServerError?: boolean | undefined;
   /**
    * Receives warnings: a session that vanished while a request ran, a failed background commit.
    * @default {console}
    */
-  logger?: Logger;
+  logger?: Logger | undefined;
+  /**
+   * Serve reads from a snapshot: beside the session cookie, a second cookie (`<name>.s`) carries
+   * the session's stored data, encrypted and authenticated (AES-256-GCM, key derived from
+   * `secrets`, bound to the session id), for `maxAge` seconds (at most 60). A request whose
+   * snapshot is fresh reads the session with no database round trip, and a change is one
+   * compare-and-set against the snapshot's bytes. The cost: a session ended elsewhere (destroy,
+   * regenerate, revoke) stays readable on another client for up to `maxAge` seconds; the client
+   * that ended it stops at once. `session.fresh()` reads the database for sensitive actions. Needs
+   * `secrets`; not with `header`. A session whose data is over about 2.2 KB gets no snapshot.
+   * @default {undefined} (off: every request that reads the session asks the database)
+   */
+  snapshot?: { maxAge: number } | undefined;
+  /**
+   * Moves the sessions of express-session + connect-pg-simple over as their browsers come back:
+   * a request with a valid old cookie and no pgsession cookie gets the old session's data in a
+   * new pgsession session (the old row deleted in the same statement, the new cookie set, the
+   * old one cleared). `open()` then sends SQL for that request (two statements, once per
+   * browser). pgsession's table must not be the old one's: e.g. `store: { table: "pgsession" }`.
+   * See docs/migrating-from-express-session.md.
+   * @default {undefined}
+   */
+  legacy?:
+    | {
+      /**
+       * The name of express-session's cookie (its `name` option).
+       * @default {"connect.sid"}
+       */
+      cookie?: string | undefined;
+      /**
+       * express-session's `secret` option, as a list: each one verifies the old cookie's signature,
+       * first to last. An old cookie no secret verifies is ignored, without SQL.
+       */
+      secrets: readonly string[];
+      /**
+       * connect-pg-simple's table (its `tableName`, schema-qualified with its `schemaName`), with the
+       * columns `sid`, `sess` (json) and `expire`. pgsession's own table must have another name: the
+       * two tables live side by side until the migration is over.
+       * @default {"session"}
+       */
+      table?: string | undefined;
+      /**
+       * The `Path` of express-session's cookie (its `cookie.path`): the old cookie is cleared with it.
+       * @default {"/"}
+       */
+      path?: string | undefined;
+      /**
+       * The `Domain` of express-session's cookie (its `cookie.domain`), when it had one.
+       * @default {undefined}
+       */
+      domain?: string | undefined;
+    }
+    | undefined;
 }
 
 /** How {@linkcode RequestSession.commit} writes. */
@@ -65,23 +117,27 @@ export interface CommitOptions {
   /**
    * Runs plain updates (data changes and expiry touches of a stored session) after the response,
    * e.g. `ctx.waitUntil.bind(ctx)` on Workers. Inserts, regenerates and destroys are committed
-   * before the response either way, since the client's cookie depends on them.
+   * before the response either way, since the client's cookie depends on them; plain updates and
+   * touches never send a cookie.
    * @default {undefined} (everything is committed before responding)
    */
-  waitUntil?: (promise: Promise<unknown>) => void;
+  waitUntil?: ((promise: Promise<unknown>) => void) | undefined;
   /**
    * A failed background commit: gets the error instead of the logger.
    * @default {undefined}
    */
-  onBackgroundError?: (error: unknown) => unknown;
+  onBackgroundError?: ((error: unknown) => unknown) | undefined;
 }
 
 /** A session bound to one request. */
 export interface RequestSession<Data extends object = SessionData> extends Session<Data> {
   /**
    * Writes what changed and returns the response with `Set-Cookie`, `Vary` and `Cache-Control`
-   * added (a copy when its headers are immutable). Nothing but a `destroy()` is written for a 5xx
-   * response (unless `commitOnServerError`), and nothing at all once the request was aborted.
+   * added (a copy when its headers are immutable). `Set-Cookie` only when the token changes: a new
+   * session stored, a regenerate, a destroy. Nothing but a `destroy()` is written for a 5xx
+   * response (unless `commitOnServerError`), and nothing at all once the request was aborted
+   * (`request.signal`, read only when there is a write to abandon, and never on Deno, where
+   * reading it prints a notice and it aborts on every successful response).
    *
    * @param response The handler's response.
    * @param options `waitUntil` for background updates.
@@ -147,7 +203,10 @@ const MAX_CANDIDATES = 4;
  */
 export function createSessions<Data extends object = SessionData>(options: SessionsOptions<Data>): Sessions<Data> {
   if (!options || typeof options !== "object") throw new TypeError("Cannot create sessions: options must be an object");
-  const store = options.store instanceof PostgresStore ? options.store : new PostgresStore<Data>(options.store);
+  // A store made from options logs where the sessions log, unless its options name a logger.
+  const store = options.store instanceof PostgresStore
+    ? options.store
+    : new PostgresStore<Data>(options.logger ? { logger: options.logger, ...options.store } : options.store);
   const secrets = options.secrets ? [...options.secrets] : undefined;
   if (secrets) checkSecrets(secrets);
   const cookieFor = compileCookie(options.cookie);
@@ -156,8 +215,31 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
     throw new TypeError(`Cannot use header ${JSON.stringify(header)}: not an HTTP header name`);
   }
   const trustProxy = options.trustProxy ?? false;
-  const commitOnServerError = options.commitOnServerError ?? false;
-  const logger = options.logger ?? console;
+  const policy = internalsOf(store).policy;
+  const legacy = options.legacy
+    ? compileLegacy(options.legacy, { ...policy, table: policy.table.options.table })
+    : null;
+  const legacyIo = {
+    run: (what: string, text: string, params: unknown[]) =>
+      policy.table.run(what, text, params, new Budget(policy.timeoutMs)),
+    hash: hashToken,
+    exists: (token: string) => store.exists(token),
+    logger: options.logger ?? console,
+  };
+  let snapshot: { maxAge: number } | null = null;
+  if (options.snapshot !== undefined) {
+    if (!secrets) throw new TypeError("Cannot use snapshot without secrets: its key is derived from them");
+    if (header !== undefined) throw new TypeError("Cannot use snapshot with header: snapshots travel only in cookies");
+    snapshot = { maxAge: checkSnapshotMaxAge(options.snapshot?.maxAge as number) };
+  }
+  const settings: Settings = {
+    snapshot,
+    store: internalsOf(store),
+    secrets,
+    header,
+    commitOnServerError: options.commitOnServerError ?? false,
+    logger: options.logger ?? console,
+  };
 
   async function readToken(request: Request, cookie: ResolvedCookie): Promise<string | null> {
     const candidates = readCookies(request.headers.get("cookie"), cookie.name, MAX_CANDIDATES);
@@ -170,99 +252,43 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
     return null;
   }
 
-  async function decorate(
-    response: Response,
-    out: CookieValue | null,
-    accessed: boolean,
-    cookie: ResolvedCookie,
-  ): Promise<Response> {
-    if (!out && !accessed) return response;
-    let res = response;
-    // Few Headers calls: each is costly on some runtimes.
-    const before = res.headers.get("Vary");
-    const vary = mergeVary(before, header ? ["Cookie", header] : ["Cookie"]);
-    if (vary !== before) {
-      try {
-        res.headers.set("Vary", vary);
-      } catch {
-        // fetch() responses and Response.redirect() have immutable headers; the body stream moves over.
-        res = new Response(response.body, response);
-        res.headers.set("Vary", vary);
-      }
-    }
-    if (out) {
-      const value = out.token && secrets ? await sign(out.token, secrets[0]!) : out.token;
-      try {
-        res.headers.append("Set-Cookie", serializeCookie(cookie, value, out.maxAge));
-      } catch {
-        res = new Response(res.body, res);
-        res.headers.append("Set-Cookie", serializeCookie(cookie, value, out.maxAge));
-      }
-      if (header) res.headers.set(header, value);
-    }
-    const cacheControl = res.headers.get("Cache-Control");
-    const privateOne = privateCacheControl(cacheControl, out !== null);
-    if (privateOne !== cacheControl) {
-      try {
-        res.headers.set("Cache-Control", privateOne);
-      } catch {
-        res = new Response(res.body, res);
-        res.headers.set("Cache-Control", privateOne);
-      }
-    }
-    return res;
-  }
-
   return {
     store,
     async open(request: Request): Promise<RequestSession<Data>> {
       const cookie = cookieFor(requestIsSecure(request, trustProxy));
       const inPath = cookie.path === "/" || pathMatches(new URL(request.url).pathname, cookie.path);
-      const token = inPath || header ? await readToken(request, cookie) : null;
-      const session = store.open(token, { signal: request.signal }) as RequestSession<Data>;
-      let done = false;
-      const once = (what: string) => {
-        if (done) throw new TypeError(`Cannot ${what}: this session was committed already`);
-        done = true;
-      };
-      const settle = (result: SaveResult) => {
-        (session as Mutable<RequestSession<Data>>).outcome = result;
-        if (result === "gone") {
-          logger.warn("Session ended by another request while this one ran; its changes were dropped");
+      let token = inPath || header ? await readToken(request, cookie) : null;
+      // A valid express-session cookie and no pgsession one: move that session over (once per browser).
+      const legacyId = legacy && inPath && token === null ? await readLegacyId(request, legacy) : null;
+      const adopted = legacyId ? await adoptLegacy(legacyId, legacy!, legacyIo) : null;
+      token = adopted?.token ?? token;
+      const record = new SessionRecord(settings.store.policy, token ?? generateToken(), token !== null);
+      record.cookiePending = adopted?.token != null;
+      const openedAt = Date.now();
+      // A fresh snapshot of this session's row: reads need no statement (snapshots on, signed cookie).
+      let snapshotSent = false;
+      if (snapshot && token !== null && !adopted) {
+        const value = readCookies(request.headers.get("cookie"), `${cookie.name}.s`, 1)[0];
+        if (value !== undefined) {
+          snapshotSent = true;
+          const opened = await openSnapshot(value, {
+            token,
+            secrets: secrets!,
+            maxAge: snapshot.maxAge,
+            now: openedAt,
+          });
+          if (opened) record.applySnapshot(opened);
         }
-        return result;
-      };
-      // Plain properties, not defineProperties: cheap per request, and the object keeps its shape.
-      const bound = session as Mutable<RequestSession<Data>>;
-      bound.outcome = null;
-      bound.discard = async (): Promise<void> => {
-        once("discard");
-        const plan = await store.plan(session, { onlyDestroy: true });
-        settle(await plan.run());
-      };
-      bound.commit = async (response: Response, commitOptions: CommitOptions = {}): Promise<Response> => {
-        once("commit");
-        // The client went away: abandon the session work.
-        if (request.signal?.aborted) return response;
-        if (response.status === 101) return response; // an upgraded socket carries no cookies
-        const failed = response.status >= 500 && !commitOnServerError;
-        // Outside the cookie's path the browser would never send the cookie back: store nothing.
-        const plan = await store.plan(session, { onlyDestroy: failed || !inPath });
-        const { waitUntil } = commitOptions;
-        if (waitUntil && !plan.critical && plan.kind !== "none") {
-          const out = plan.cookie();
-          waitUntil(
-            plan.run().then(settle, async (error) => {
-              if (commitOptions.onBackgroundError) await commitOptions.onBackgroundError(error);
-              else logger.warn("Background session commit failed", { error });
-            }),
-          );
-          return await decorate(response, out, plan.accessed, cookie);
-        }
-        settle(await plan.run({ signal: request.signal }));
-        return await decorate(response, plan.cookie(), plan.accessed, cookie);
-      };
-      return session;
+      }
+      const clearLegacy = adopted?.clear ? legacyClearCookie(legacy!, requestIsSecure(request, trustProxy)) : null;
+      return new RequestSessionImpl<Data>(record, settings, {
+        request,
+        cookie,
+        inPath,
+        clearLegacy,
+        snapshotSent,
+        openedAt,
+      });
     },
   };
 }
@@ -273,29 +299,3 @@ function pathMatches(requestPath: string, cookiePath: string): boolean {
   if (!requestPath.startsWith(cookiePath)) return false;
   return cookiePath.endsWith("/") || requestPath[cookiePath.length] === "/";
 }
-
-/**
- * A Cache-Control value no shared cache may store: `public` and `s-maxage` go, `private` comes in
- * unless the response is `private` or `no-store` already; a response that sets the cookie and
- * said nothing gets `private, no-store`.
- */
-function privateCacheControl(existing: string | null, setsCookie: boolean): string {
-  if (!existing) return setsCookie ? "private, no-store" : "private";
-  const kept = existing.split(",").map((p) => p.trim()).filter((p) =>
-    p && !/^(public|s-maxage\s*=.*|proxy-revalidate)$/i.test(p)
-  );
-  if (!kept.some((p) => /^(private|no-store)$/i.test(p))) kept.unshift("private");
-  return kept.join(", ");
-}
-
-/** A Vary value with `names` added once each, case-insensitively. */
-function mergeVary(existing: string | null, names: string[]): string {
-  if (!existing) return names.join(", ");
-  const parts = existing.split(",").map((p) => p.trim()).filter(Boolean);
-  const seen = new Set(parts.map((p) => p.toLowerCase()));
-  if (seen.has("*")) return existing;
-  for (const name of names) if (!seen.has(name.toLowerCase())) parts.push(name);
-  return parts.join(", ");
-}
-
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };

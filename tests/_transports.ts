@@ -7,16 +7,17 @@ import { Client, neon, Pool } from "@neondatabase/serverless";
 import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
 import {
+  type Connection,
   type NeonSql,
   PostgresStore,
-  type PostgresStoreOptions,
   type QueryClient,
-  type Row,
   schemaSql,
   type StoreOptions,
 } from "../mod.ts";
+import { type Row } from "../src/client.ts";
 import { adminPool, databaseUrl, DB_TIME_ZONE, withTimeZone } from "./_db.ts";
 import { configureNeon, startSupportServer } from "./support/harness.ts";
+import { startPgBouncer } from "./support/pgbouncer.ts";
 
 /** What a test may pass to {@linkcode Fixture.store}: any store option but the connection. */
 export type FixtureStoreOptions = StoreOptions;
@@ -142,7 +143,7 @@ function neonHttp(
   };
 }
 
-function makeStore(options: PostgresStoreOptions): PostgresStore {
+function makeStore(options: Connection & StoreOptions): PostgresStore {
   return new PostgresStore(options);
 }
 
@@ -212,6 +213,11 @@ function neonWs(name: string, kind: "pool" | "client"): Transport {
 const pgPool: Transport = pgPoolTransport("pg.Pool", undefined);
 /** The same with `prepare: false`: unnamed statements, planned on every call. */
 const pgPoolUnprepared: Transport = pgPoolTransport("pg.Pool, prepare: false", false);
+/**
+ * A `pg.Pool` with default options through a PgBouncer of its own in transaction mode (two server
+ * connections for the pool's four), which routes no prepared statements.
+ */
+const pgPoolPgBouncer: Transport = pgPoolTransport("pg.Pool via PgBouncer (transaction mode)", undefined, true);
 
 /** Counts `query` calls on the pool itself, so the store still sees a real `pg.Pool`. */
 function countingPool(pool: pg.Pool): { count(): number; reset(): void } {
@@ -229,13 +235,24 @@ function countingPool(pool: pg.Pool): { count(): number; reset(): void } {
   };
 }
 
-function pgPoolTransport(name: string, prepare: boolean | undefined): Transport {
+function pgPoolTransport(name: string, prepare: boolean | undefined, viaPgBouncer = false): Transport {
   return {
     name,
     needsServer: true,
     async setup(schema) {
       const admin = await serverAdmin(schema);
-      const url = withTimeZone(databaseUrl());
+      let url = withTimeZone(databaseUrl());
+      let bouncer: Awaited<ReturnType<typeof startPgBouncer>> | undefined;
+      if (viaPgBouncer) {
+        try {
+          // PgBouncer refuses the startup `options` that carry the time zone; it sets it itself.
+          bouncer = await startPgBouncer(databaseUrl(), { timeZone: DB_TIME_ZONE, poolSize: 2 });
+        } catch (error) {
+          await admin.drop();
+          throw error;
+        }
+        url = bouncer.url;
+      }
       const pool = new pg.Pool({ connectionString: url, max: 4 });
       pool.on("error", (): void => {});
       const counter = countingPool(pool);
@@ -260,7 +277,11 @@ function pgPoolTransport(name: string, prepare: boolean | undefined): Transport 
           try {
             await pool.end();
           } finally {
-            await admin.drop();
+            try {
+              await bouncer?.close();
+            } finally {
+              await admin.drop();
+            }
           }
         },
       };
@@ -315,5 +336,6 @@ export const transports: readonly Transport[] = [
   neonWs("Neon Client via WebSocket proxy", "client"),
   pgPool,
   pgPoolUnprepared,
+  pgPoolPgBouncer,
   pglite,
 ];

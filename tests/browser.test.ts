@@ -36,9 +36,13 @@ const CHROMIUM_ARGS = [
   "--disable-component-update",
   "--disable-sync",
 ];
-const SEVEN_DAYS_S = 7 * 24 * 3600;
+// The cookie lives until the absolute deadline (30 days by default), fixed when the id is issued.
+const THIRTY_DAYS_S = 30 * 24 * 3600;
 const FIREFOX_ON_WINDOWS = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0";
 const VIEWPORT = { width: 900, height: 700 };
+/** A laptop window and a phone (an iPhone 12 to 15 is 390 CSS pixels wide). */
+const WIDE = { width: 1200, height: 800 };
+const PHONE = { width: 390, height: 844 };
 
 /** Installs Debian's Chromium when it is missing (the test machine is root with apt). */
 function ensureChromium(): void {
@@ -163,6 +167,33 @@ describe("demo in Chromium", { skip: IN_DENO && "runs under Node only (it drives
     await on.goto(demo.url + "/sessions");
     return on.locator("#sessions tbody tr");
   };
+  /**
+   * How far the page and the sessions table stick out sideways (0 when they fit), and every piece
+   * of text in the device cells with the number of lines it is drawn on.
+   */
+  const layout = (on: import("playwright-core").Page) =>
+    on.evaluate(() => {
+      const root = document.documentElement;
+      const table = document.querySelector<HTMLElement>("#sessions")!;
+      const container = table.parentElement!;
+      const texts: Record<string, number> = {};
+      for (const cell of table.querySelectorAll("td.label")) {
+        const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+          const text = node.textContent!.trim();
+          if (!text) continue;
+          const range = document.createRange();
+          range.selectNodeContents(node);
+          const tops = new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+          texts[text] = tops.size;
+        }
+      }
+      return {
+        page: Math.max(0, root.scrollWidth - root.clientWidth),
+        table: Math.max(0, Math.max(table.offsetWidth, table.scrollWidth) - container.clientWidth),
+        texts,
+      };
+    });
 
   before(async () => {
     ensureChromium();
@@ -237,7 +268,7 @@ describe("demo in Chromium", { skip: IN_DENO && "runs under Node only (it drives
     assert.equal(await visits(), 5);
   });
 
-  test("the browser holds the cookie as HttpOnly, SameSite=Lax, Path=/, not Secure over http, expiring in 7 days", async () => {
+  test("the browser holds the cookie as HttpOnly, SameSite=Lax, Path=/, not Secure over http, expiring at the 30-day absolute deadline", async () => {
     const cookie = await sessionCookie();
     assert.ok(cookie);
     assert.equal(cookie.httpOnly, true);
@@ -247,7 +278,10 @@ describe("demo in Chromium", { skip: IN_DENO && "runs under Node only (it drives
     assert.match(cookie.value, /^[A-Za-z0-9_-]{43}$/);
     const now = Date.now() / 1000;
     assert.ok(cookie.expires > now, `expires ${cookie.expires} is in the future`);
-    assert.ok(Math.abs(cookie.expires - (now + SEVEN_DAYS_S)) < 120, `expires ${cookie.expires} is about 7 days away`);
+    assert.ok(
+      Math.abs(cookie.expires - (now + THIRTY_DAYS_S)) < 120,
+      `expires ${cookie.expires} is about 30 days away`,
+    );
     // HttpOnly: the page's scripts cannot read it.
     assert.equal(await page.evaluate(() => document.cookie), "");
   });
@@ -291,7 +325,14 @@ describe("demo in Chromium", { skip: IN_DENO && "runs under Node only (it drives
   });
 
   test("a second device signed in with the same name is listed in Your sessions with its label and times", async () => {
+    // The first browser holds an anonymous session from the sign-out before; it signs in later.
+    await page.goto(demo.url + "/");
+    assert.ok(await sessionCookie(), "an anonymous session before the sign-in");
+    const anonymousBy = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const signInFrom = Date.now();
     await signIn(page, "Grace");
+    const signInBy = Date.now();
     await signIn(otherPage, "Grace");
     await page.click("p.who >> text=Your sessions");
     await page.waitForURL(demo.url + "/sessions");
@@ -302,7 +343,21 @@ describe("demo in Chromium", { skip: IN_DENO && "runs under Node only (it drives
     for (const cell of await page.locator("#sessions td.created, #sessions td.last-active").all()) {
       assert.match(await cell.textContent() ?? "", /^\d{4}-\d\d-\d\d \d\d:\d\d UTC \((just now|\d+ min ago)\)$/);
     }
-    assert.equal(await page.locator("#sessions tr.other button").textContent(), "Sign out this device");
+    // "Signed in" is the sign-in, 1.5 s after the anonymous session began, not that session's start.
+    const signedIn = Date.parse(
+      await page.locator("#sessions tr.current td.created time").getAttribute("datetime") ?? "",
+    );
+    assert.ok(
+      signedIn >= signInFrom - 250 && signedIn <= signInBy + 250,
+      `signed in at ${new Date(signedIn).toISOString()}: not within the sign-in, ${
+        new Date(signInFrom).toISOString()
+      } to ${new Date(signInBy).toISOString()} (the anonymous session existed by ${
+        new Date(anonymousBy).toISOString()
+      })`,
+    );
+    // The other row's button signs out that device, not this one; its accessible name says which.
+    assert.equal(await page.locator("#sessions tr.other button").textContent(), "Sign out");
+    assert.equal(await page.getByRole("button", { name: "Sign out Firefox on Windows" }).count(), 1);
     assert.equal(await page.locator("form.revoke-others button").count(), 1);
     await page.screenshot({ path: join(ARTIFACTS, "demo-your-sessions.png"), fullPage: true });
 
@@ -312,6 +367,29 @@ describe("demo in Chromium", { skip: IN_DENO && "runs under Node only (it drives
       await otherPage.locator("#sessions tr.current .label").textContent(),
       "Firefox on Windows (this device)",
     );
+  });
+
+  test("Your sessions fits a 1200 px window and a 390 px phone: no sideways scroll, no device name broken over lines", async () => {
+    try {
+      for (const viewport of [WIDE, PHONE]) {
+        await page.setViewportSize(viewport);
+        assert.equal(await (await openSessions(page)).count(), 2);
+        await page.screenshot({ path: join(ARTIFACTS, `demo-your-sessions-${viewport.width}.png`), fullPage: true });
+        const { page: pageOverflow, table: tableOverflow, texts } = await layout(page);
+        assert.deepEqual(
+          { pageOverflow, tableOverflow },
+          { pageOverflow: 0, tableOverflow: 0 },
+          `at ${viewport.width} px, pixels sticking out sideways`,
+        );
+        assert.deepEqual(
+          texts,
+          { "Chrome on Linux": 1, "(this device)": 1, "Firefox on Windows": 1 },
+          `at ${viewport.width} px, lines each text of the device column is drawn on`,
+        );
+      }
+    } finally {
+      await page.setViewportSize(VIEWPORT);
+    }
   });
 
   test("signing out the other device from Your sessions signs it out on its next load", async () => {

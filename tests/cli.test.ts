@@ -2,11 +2,14 @@
 // what it does to the table. Runs under Node and Deno; the CLI runs as a child process on the same
 // runtime (one test uses the other runtime), with the database TimeZone away from UTC.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
 import pg from "pg";
 import { Client, neon } from "@neondatabase/serverless";
@@ -39,6 +42,8 @@ function run(
     env?: Record<string, string | undefined>;
     runtime?: "node" | "deno";
     started?: (child: ChildProcess) => void;
+    /** Node only: options before the script, e.g. another `--import`. */
+    nodeOptions?: string[];
   } = {},
 ): Promise<Run> {
   const env: Record<string, string> = {};
@@ -49,7 +54,7 @@ function run(
   const [command, prefix] = runtime === "deno"
     ? ["Deno" in globalThis ? process.execPath : `${REPO_ROOT}node_modules/.bin/deno`, ["run", "-A", "--quiet", CLI]]
     // Under Deno, process.execPath is deno itself: Node comes from PATH.
-    : ["Deno" in globalThis ? "node" : process.execPath, ["--import", "tsx", CLI]];
+    : ["Deno" in globalThis ? "node" : process.execPath, ["--import", "tsx", ...options.nodeOptions ?? [], CLI]];
   return new Promise((resolve, reject): void => {
     const child = spawn(command, [...prefix, ...args], { cwd: REPO_ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
@@ -187,8 +192,9 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
     await seed(table, 1, 1);
     const second = await run(["migrate", "--table", table]);
     assert.equal(second.code, 0, second.stderr);
-    assert.match(second.stdout, /already exists/);
-    assert.match(second.stdout, /Nothing to do/);
+    assert.match(second.stdout, /^Schema "cli_test_\w+" already exists$/m);
+    assert.match(second.stdout, /^Table "cli_test_\w+"\."session\d+" already exists$/m);
+    assert.match(second.stdout, /^Nothing to do: the schema is up to date, nothing was added$/m);
     assert.deepEqual(await counts(table), { live: 1, expired: 1 });
   });
 
@@ -395,7 +401,7 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
     assert.match(result.stdout, /^POST \/sql 400 0 statements .*only loopback databases/m);
     assert.match(
       result.stdout,
-      /^Stopped after 3 HTTP requests \(3 statements\) and 1 WebSocket connections \(1 statements\)$/m,
+      /^Stopped after 3 HTTP requests \(3 statements\) and 1 WebSocket connections$/m,
     );
   });
 
@@ -403,13 +409,25 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
     const unreachable = { DATABASE_URL: "postgres://127.0.0.1:1/x" };
     const cases: [string[], RegExp][] = [
       [[], /no command given/],
-      [["vacuum"], /unknown command: vacuum/],
-      [["gc", "--frobnicate"], /unknown option: --frobnicate/],
+      [["vacuum"], /unknown command: vacuum; write pgsession <command> \[options\], the command one of migrate, /],
+      [["migrat"], /unknown command: migrat; did you mean migrate\?/],
+      [["Stats"], /did you mean stats\?/],
+      [["dev_proxy", "--port", "0"], /did you mean dev-proxy\?/],
+      [["--url", DATABASE_URL, "migrate"], /--url before the command: write pgsession <command> \[options\]/],
+      [["gc", "--frobnicate"], /unknown option: --frobnicate \(see/],
+      [["gc", "--batch-szie", "5"], /unknown option: --batch-szie; did you mean --batch-size\?/],
+      [["gc", "-x"], /unknown option: -x/],
       [["gc", "--batch-size", "0"], /--batch-size 0/],
       [["gc", "--max-duration", "soon"], /--max-duration soon/],
-      [["gc", "--max-duration", "-1"], /--max-duration -1: out of range/],
+      // Node's parseArgs says how to pass a value that starts with a dash.
+      [["gc", "--max-duration", "-1"], /'--max-duration' argument is ambiguous. .*'--max-duration=-XYZ'$/m],
       [["gc", "--max-duration=-0.5"], /--max-duration -0.5: out of range/],
-      [["gc", "--max-duration"], /--max-duration: it needs a value/],
+      [["gc", "--max-duration"], /'--max-duration <value>' argument missing/],
+      [["gc", "--help=yes"], /'-h, --help' does not take an argument/],
+      [
+        ["dev-proxy", "--table", "x"],
+        /--table with dev-proxy: it is an option of migrate, gc, stats, sessions and revoke/,
+      ],
       [["stats", "--connect-timeout", "0"], /--connect-timeout 0: out of range/],
       [["stats", "--batch-size", "5"], /option of gc/],
       [["stats", "--port", "5"], /option of dev-proxy/],
@@ -422,6 +440,115 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
     ];
     assertFailure(await run(["vacuum"], { env: unreachable }), 2, /unknown command: vacuum/);
     for (const [args, message] of cases) assertFailure(await runHere(args, unreachable), 2, message);
+  });
+
+  test("migrate (and stats) on connect-pg-simple's session table name it, suggest --table and change nothing", async (): Promise<void> => {
+    const schema = `${SCHEMA}_express`;
+    // The table exactly as connect-pg-simple's own table.sql makes it.
+    const client = await pool.connect();
+    try {
+      await client.query(`CREATE SCHEMA ${schema}; SET search_path TO ${schema}`);
+      await client.query(readFileSync(`${REPO_ROOT}node_modules/connect-pg-simple/table.sql`, "utf8"));
+    } finally {
+      await client.query("RESET search_path");
+      client.release();
+    }
+    const shape = async (): Promise<unknown> =>
+      (await pool.query(
+        `SELECT (SELECT array_agg(column_name::text ORDER BY ordinal_position) FROM information_schema.columns
+           WHERE table_schema = $1 AND table_name = 'session') AS columns,
+         (SELECT array_agg(indexname::text ORDER BY indexname) FROM pg_indexes WHERE schemaname = $1) AS indexes`,
+        [schema],
+      )).rows[0];
+    try {
+      const before = await shape();
+      const refused = await run(["migrate", "--table", `${schema}.session`]);
+      assertFailure(
+        refused,
+        2,
+        /table "cli_test_\w+_express\.session" is connect-pg-simple's \(sid, sess, expire\), not pgsession's; nothing was changed/,
+      );
+      assert.match(refused.stderr, /`pgsession migrate --table <another name>`/);
+      assert.deepEqual(await shape(), before, "the old table is untouched");
+      assertFailure(
+        await runHere(["stats", "--table", `${schema}.session`]),
+        1,
+        /is not a session table \(column "session_expiry" does not exist\); .*`pgsession migrate --table <another name>`/,
+      );
+
+      const beside = await runHere(["migrate", "--table", `${schema}.pgsession`]);
+      assert.equal(beside.code, 0, beside.stderr);
+      assert.match(beside.stdout, /^Created table /m);
+
+      await pool.query(`CREATE TABLE ${schema}.other (id int, note text)`);
+      assertFailure(
+        await runHere(["migrate", "--table", `${schema}.other`]),
+        2,
+        /has columns id, note, not pgsession's \(session_key, session_data, session_expiry\)/,
+      );
+    } finally {
+      await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    }
+  });
+
+  test("without the pg package (or ws for dev-proxy), the message says what to install, exit 2", async (): Promise<void> => {
+    // A resolve hook that finds neither package stands in for a project that never installed them.
+    const missing = (names: string[]): string[] => {
+      const hook = `export async function resolve(specifier, context, next) {
+        if (${JSON.stringify(names)}.includes(specifier)) {
+          throw Object.assign(new Error("Cannot find package '" + specifier + "'"), { code: "ERR_MODULE_NOT_FOUND" });
+        }
+        return next(specifier, context);
+      }`;
+      const register = `import { register } from "node:module"; register(${
+        JSON.stringify(`data:text/javascript,${encodeURIComponent(hook)}`)
+      });`;
+      return ["--import", `data:text/javascript,${encodeURIComponent(register)}`];
+    };
+    assertFailure(
+      await run(["stats"], { nodeOptions: missing(["pg"]), runtime: "node" }),
+      2,
+      /^pgsession: Cannot connect: the pgsession command needs the pg package \(an optional peer dependency\); install it with `npm install pg`$/m,
+    );
+    assertFailure(
+      await run(["dev-proxy", "--database", DATABASE_URL, "--port", "0"], {
+        nodeOptions: missing(["ws"]),
+        runtime: "node",
+      }),
+      2,
+      /^pgsession: Cannot start dev-proxy: the pgsession command needs the ws package \(an optional peer dependency\); install it with `npm install ws`$/m,
+    );
+  });
+
+  test("in a fresh clone, npx pgsession runs the documented commands with no build step", async (): Promise<void> => {
+    // A contributor's clone: `git clone` (of the last commit), then `npm ci`, which would install
+    // the node_modules this checkout has; they are linked here instead of downloaded. npm ci would
+    // run no lifecycle script of ours (checked below), so linking skips nothing. What makes the
+    // command work is npx itself, which links the project's own bin in its cache, as for a user;
+    // its cache is a new, empty one.
+    const { scripts } = JSON.parse(readFileSync(`${REPO_ROOT}package.json`, "utf8")) as {
+      scripts: Record<string, string>;
+    };
+    for (const script of ["preinstall", "install", "postinstall", "prepare"]) {
+      assert.equal(scripts[script], undefined, `npm ci would run the ${script} script, which linking skips`);
+    }
+    const temp = mkdtempSync(join(tmpdir(), "pgsession-clone-"));
+    const clone = join(temp, "clone");
+    const env = { ...process.env, npm_config_cache: join(temp, "npm-cache"), npm_config_update_notifier: "false" };
+    const npx = async (args: string[]): Promise<string> =>
+      (await promisify(execFile)("npx", ["--no-install", "pgsession", ...args], { cwd: clone, env })).stdout;
+    try {
+      await promisify(execFile)("git", ["clone", "--quiet", REPO_ROOT, clone]);
+      assert.ok(!existsSync(join(clone, "dist")), "a clone has no build");
+      symlinkSync(join(REPO_ROOT, "node_modules"), join(clone, "node_modules"), "dir");
+      assert.match(await npx(["--help"]), /^Usage: pgsession <command> \[options\]$/m);
+      const table = newTable();
+      assert.match(await npx(["migrate", "--url", DATABASE_URL, "--table", table]), /^Created table /m);
+      assert.deepEqual(await counts(table), { live: 0, expired: 0 });
+      assert.ok(!existsSync(join(clone, "dist")), "nothing was built");
+    } finally {
+      rmSync(temp, { recursive: true, force: true });
+    }
   });
 
   test("runs the same on the other runtime (Deno from Node, Node from Deno)", async (): Promise<void> => {
@@ -440,7 +567,8 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
 
 // `pgsession sessions`, `pgsession revoke` and the users line of `stats`, on sessions the library
 // itself signed in (PostgresStore over its own pool), so the CLI reads what applications write.
-const { hashToken, PostgresStore } = await import("../mod.ts");
+const { PostgresStore } = await import("../mod.ts");
+const { hashToken } = await import("../src/token.ts");
 describe("pgsession CLI: a user's sessions", { skip: dbSkip }, (): void => {
   const schema = randomSchema("cli_users");
   let admin: pg.Pool;
@@ -565,9 +693,10 @@ describe("pgsession CLI: a user's sessions", { skip: dbSkip }, (): void => {
     const stranger = await signIn("7");
 
     const wrong = await runHere(["revoke", "--user", "42", "--except", await hashToken(stranger), "--table", table]);
-    assertFailure(wrong, 1, /none of them has handle [0-9a-f]{64}; nothing was revoked/);
-    const typo = await runHere(["revoke", "--user", "42", "--except", "not-a-handle", "--table", table]);
-    assertFailure(typo, 1, /nothing was revoked/);
+    // A handle that is none of the user's sessions is the caller's mistake, not the database's.
+    assertFailure(wrong, 2, /none of them has handle [0-9a-f]{64}; nothing was revoked/);
+    const typo = await run(["revoke", "--user", "42", "--except", "not-a-handle", "--table", table]);
+    assertFailure(typo, 2, /nothing was revoked/);
     assert.deepEqual(await liveUsers(table), { "42": 3, "7": 1 });
 
     const handle = await hashToken(keep);
@@ -600,13 +729,23 @@ describe("pgsession CLI: a user's sessions", { skip: dbSkip }, (): void => {
     const before = await runHere(["stats", "--table", table]);
     assert.equal(before.code, 0, before.stderr);
     assert.match(before.stdout, /^ {2}live sessions +3$/m);
-    assert.match(before.stdout, /^ {4}with a user +unknown: no user column yet; run pgsession migrate to add it$/m);
+    assert.match(before.stdout, /^ {4}with a user +unknown: no user columns yet; run pgsession migrate to add them$/m);
     const hint = new RegExp(`has no user column yet; add it with \`pgsession migrate --table ${table}\``);
     assertFailure(await run(["sessions", "--user", "42", "--table", table]), 1, hint);
     assertFailure(await runHere(["revoke", "--user", "42", "--table", table]), 1, hint);
 
     const migrated = await run(["migrate", "--table", table]);
     assert.equal(migrated.code, 0, migrated.stderr);
+    assert.match(
+      migrated.stdout,
+      /^Added the user columns session_user_id, session_label to .* \(every session kept\)$/m,
+    );
+    assert.match(migrated.stdout, /^Created index "cli_users_\w+"\."old_table_user_idx" \(sessions by user\)$/m);
+    assert.doesNotMatch(migrated.stdout, /Nothing to do/);
+    const again = await runHere(["migrate", "--table", table]);
+    assert.match(again.stdout, /^User columns session_user_id, session_label already exist$/m);
+    assert.match(again.stdout, /^Index "cli_users_\w+"\."old_table_user_idx" already exists$/m);
+    assert.match(again.stdout, /^Nothing to do: the schema is up to date, nothing was added$/m);
     const after = await runHere(["stats", "--table", table]);
     assert.match(after.stdout, /^ {4}with a user +0 live sessions of 0 users$/m);
     assert.deepEqual(await counts(table), { live: 3, expired: 0 }, "nothing lost");
@@ -625,7 +764,7 @@ describe("pgsession CLI: a user's sessions", { skip: dbSkip }, (): void => {
       [["revoke", "--user", "42", "--except", ""], /--except with an empty value/],
       [["stats", "--user", "42"], /--user with stats: it is an option of sessions and revoke/],
       [["gc", "--except", "abc"], /--except with gc/],
-      [["revoke", "--user"], /option --user: it needs a value/],
+      [["revoke", "--user"], /'--user <value>' argument missing/],
     ];
     assertFailure(await run(["revoke"], { env: unreachable }), 2, /revoke: it needs --user ID/);
     for (const [args, message] of cases) assertFailure(await runHere(args, unreachable), 2, message);

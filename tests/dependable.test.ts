@@ -6,7 +6,8 @@ import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import pg from "pg";
-import { hashToken, type Logger, PostgresStore, type RequestSession, SessionError, withSession } from "../mod.ts";
+import { type Logger, PostgresStore, type RequestSession, SessionError, withSession } from "../mod.ts";
+import { hashToken } from "../src/token.ts";
 import { adminPool, databaseUrl, dbSkip, randomSchema, withTimeZone } from "./_db.ts";
 import { schemaSql } from "../mod.ts";
 import { startSupportServer, type SupportServer } from "./support/harness.ts";
@@ -208,16 +209,20 @@ describe("dependable in production (pg.Pool)", { skip: dbSkip }, () => {
 
   test("an aborted request abandons its session work and commits nothing", async () => {
     const store = new PostgresStore({ client: pool(2), table });
-    const before = Number((await admin.query(`select count(*) from ${table}`)).rows[0].count);
-    const controller = new AbortController();
-    const handler = withSession((_req, s) => {
-      s.set("x", 1);
-      controller.abort(); // the client goes away while the handler runs
-      return new Response("too late");
-    }, { store });
-    await handler(new Request("https://app.test/", { signal: controller.signal }));
-    const after = Number((await admin.query(`select count(*) from ${table}`)).rows[0].count);
-    assert.equal(after, before, "no row inserted");
+    // Deno: the library never reads request.signal (reading a Deno.serve request's signal prints a
+    // notice, and Deno aborts it on every successful response); the store's own signal still works.
+    if (!("Deno" in globalThis)) {
+      const before = Number((await admin.query(`select count(*) from ${table}`)).rows[0].count);
+      const controller = new AbortController();
+      const handler = withSession((_req, s) => {
+        s.set("x", 1);
+        controller.abort(); // the client goes away while the handler runs
+        return new Response("too late");
+      }, { store });
+      await handler(new Request("https://app.test/", { signal: controller.signal }));
+      const after = Number((await admin.query(`select count(*) from ${table}`)).rows[0].count);
+      assert.equal(after, before, "no row inserted");
+    }
 
     // Aborted while the session's read is waiting for a stalled database: the read gives up at once.
     const proxy = await stallingProxy(new URL(databaseUrl()));

@@ -7,7 +7,8 @@
 // Against PostgreSQL through a pg.Pool whose `query` calls are counted.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { generateToken, hashToken, type PostgresStore } from "../mod.ts";
+import { type PostgresStore } from "../mod.ts";
+import { generateToken, hashToken } from "../src/token.ts";
 import { createSessions, type Sessions } from "../mod.ts";
 import { dbSkip, randomSchema } from "./_db.ts";
 import { type Fixture, transports } from "./_transports.ts";

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import pg from "pg";
-import { gc, type GcProgress, PostgresStore, schemaSql, type SessionData } from "../mod.ts";
+import { type GcProgress, PostgresStore, schemaSql, type SessionData } from "../mod.ts";
 import { databaseUrl, dbSkip, randomSchema, withTimeZone } from "./_db.ts";
 import { type Fixture as TransportFixture, transports } from "./_transports.ts";
 import { configureNeon, startSupportServer, type SupportServer } from "./support/harness.ts";
@@ -90,7 +90,7 @@ describe("gc()", { skip: dbSkip }, (): void => {
       `INSERT INTO ${table} VALUES (repeat('a', 64), NULL, ${NOW} - interval '1 millisecond'),
                                    (repeat('b', 64), NULL, ${NOW} + interval '5 seconds')`,
     );
-    const result = await gc(store);
+    const result = await store.gc();
     assert.deepEqual(result, { deleted: 301, batches: 1, done: true });
     assert.deepEqual(await counts(table), { live: 201, expired: 0 });
     const { rows } = await pool.query(`SELECT session_key FROM ${table} WHERE session_key = repeat('b', 64)`);
@@ -102,7 +102,7 @@ describe("gc()", { skip: dbSkip }, (): void => {
     await seedExpired(table, 2500);
     await seedLive(table, 10);
     const progress: GcProgress[] = [];
-    const result = await gc(store, { batchSize: 1000, onBatch: (p: GcProgress): void => void progress.push(p) });
+    const result = await store.gc({ batchSize: 1000, onBatch: (p: GcProgress): void => void progress.push(p) });
     assert.deepEqual(result, { deleted: 2500, batches: 3, done: true });
     assert.equal(statements.length, 3);
     assert.deepEqual(progress.map((p: GcProgress): number => p.batchDeleted), [1000, 1000, 500]);
@@ -115,8 +115,8 @@ describe("gc()", { skip: dbSkip }, (): void => {
   test("an exact multiple of batchSize needs one more, empty batch to be done", async (): Promise<void> => {
     const { table, store } = await fixture();
     await seedExpired(table, 200);
-    assert.deepEqual(await gc(store, { batchSize: 100 }), { deleted: 200, batches: 3, done: true });
-    assert.deepEqual(await gc(store, { batchSize: 100 }), { deleted: 0, batches: 1, done: true });
+    assert.deepEqual(await store.gc({ batchSize: 100 }), { deleted: 200, batches: 3, done: true });
+    assert.deepEqual(await store.gc({ batchSize: 100 }), { deleted: 0, batches: 1, done: true });
   });
 
   test("the batch statement walks the session_expiry index and deletes by TID", async (): Promise<void> => {
@@ -124,11 +124,11 @@ describe("gc()", { skip: dbSkip }, (): void => {
     await seedExpired(table, 5000);
     await seedLive(table, 5000);
     await pool.query(`ANALYZE ${table}`);
-    await gc(store, { batchSize: 1000, maxDurationMs: 0 }); // sends nothing
-    await gc(store, { batchSize: 1000, signal: AbortSignal.abort() }); // sends nothing
+    await store.gc({ batchSize: 1000, maxDurationMs: 0 }); // sends nothing
+    await store.gc({ batchSize: 1000, signal: AbortSignal.abort() }); // sends nothing
     assert.equal(statements.length, 0);
     const stop = new AbortController();
-    await gc(store, { batchSize: 10, signal: stop.signal, onBatch: (): void => stop.abort() });
+    await store.gc({ batchSize: 10, signal: stop.signal, onBatch: (): void => stop.abort() });
     assert.equal(statements.length, 1);
     const { rows } = await pool.query(`EXPLAIN ${statements[0]!.replace("$1", "1000").replace("$2", "'-infinity'")}`);
     const plan = rows.map((r: Record<string, string>): string => r["QUERY PLAN"]!).join("\n");
@@ -140,8 +140,8 @@ describe("gc()", { skip: dbSkip }, (): void => {
   test("a zero budget or an aborted signal sends no statement and reports done: false", async (): Promise<void> => {
     const { table, store, statements } = await fixture();
     await seedExpired(table, 50);
-    assert.deepEqual(await gc(store, { maxDurationMs: 0 }), { deleted: 0, batches: 0, done: false });
-    assert.deepEqual(await gc(store, { signal: AbortSignal.abort() }), { deleted: 0, batches: 0, done: false });
+    assert.deepEqual(await store.gc({ maxDurationMs: 0 }), { deleted: 0, batches: 0, done: false });
+    assert.deepEqual(await store.gc({ signal: AbortSignal.abort() }), { deleted: 0, batches: 0, done: false });
     assert.equal(statements.length, 0);
     assert.deepEqual(await counts(table), { live: 0, expired: 50 });
   });
@@ -152,7 +152,7 @@ describe("gc()", { skip: dbSkip }, (): void => {
     const budget = 60;
     let slowest = 0;
     const started = performance.now();
-    const result = await gc(store, {
+    const result = await store.gc({
       batchSize: 1,
       maxDurationMs: budget,
       onBatch: (p: GcProgress): void => void (slowest = Math.max(slowest, p.batchMs)),
@@ -171,7 +171,7 @@ describe("gc()", { skip: dbSkip }, (): void => {
     const { table, store, statements } = await fixture();
     await seedExpired(table, 1000);
     const controller = new AbortController();
-    const result = await gc(store, {
+    const result = await store.gc({
       batchSize: 100,
       signal: controller.signal,
       onBatch: (p: GcProgress): void => {
@@ -188,7 +188,7 @@ describe("gc()", { skip: dbSkip }, (): void => {
     await seedLive(table, 1000);
     // Separate stores on the same table, as from overlapping cron runs or two regions.
     const stores = Array.from({ length: 4 }, (): PostgresStore => new PostgresStore({ client: pool, table }));
-    const results = await Promise.all(stores.map((store: PostgresStore) => gc(store, { batchSize: 100 })));
+    const results = await Promise.all(stores.map((store: PostgresStore) => store.gc({ batchSize: 100 })));
     assert.equal(results.reduce((sum, r): number => sum + r.deleted, 0), 5000);
     assert.ok(results.every((r): boolean => r.done));
     // Every batch but each run's last is full: no batch was spent on rows another run had taken.
@@ -208,7 +208,7 @@ describe("gc()", { skip: dbSkip }, (): void => {
          WHERE session_key = encode(sha256(convert_to('expired:1', 'UTF8')), 'hex') RETURNING 1`,
       );
       assert.equal(renewed.rowCount, 1);
-      const result = await gc(store, { batchSize: 30, maxDurationMs: 5_000 });
+      const result = await store.gc({ batchSize: 30, maxDurationMs: 5_000 });
       assert.deepEqual(result, { deleted: 99, batches: 4, done: true });
       await client.query("COMMIT");
     } finally {
@@ -235,7 +235,7 @@ describe("gc()", { skip: dbSkip }, (): void => {
       }
     })();
     try {
-      const result = await gc(store, { batchSize: 200 });
+      const result = await store.gc({ batchSize: 200 });
       assert.deepEqual(result, { deleted: 20_000, batches: 101, done: true });
     } finally {
       running = false;
@@ -261,24 +261,27 @@ describe("gc()", { skip: dbSkip }, (): void => {
     const { store, statements } = await fixture();
     for (const batchSize of [0, -1, 1.5, 100_001, Number.NaN]) {
       await assert.rejects(
-        gc(store, { batchSize }),
+        store.gc({ batchSize }),
         (e: unknown): boolean => e instanceof RangeError && /batchSize/.test(e.message),
       );
     }
     for (const maxDurationMs of [-1, Number.NaN]) {
       await assert.rejects(
-        gc(store, { maxDurationMs }),
+        store.gc({ maxDurationMs }),
         (e: unknown): boolean => e instanceof RangeError && /maxDurationMs/.test(e.message),
       );
     }
     assert.equal(statements.length, 0);
   });
 
-  test("a database failure is a SessionError DATABASE_ERROR with the driver's error as cause", async (): Promise<void> => {
+  test("a missing table is a SessionError TABLE_MISSING with the driver's error as cause", async (): Promise<void> => {
     const store = new PostgresStore({ client: pool, table: `${SCHEMA}.missing` });
-    await assert.rejects(gc(store), (e: unknown): boolean => {
-      assert.equal((e as { code?: string }).code, "DATABASE_ERROR");
-      assert.match((e as Error).message, /^Cannot collect expired sessions: .*does not exist/);
+    await assert.rejects(store.gc(), (e: unknown): boolean => {
+      assert.equal((e as { code?: string }).code, "TABLE_MISSING");
+      assert.match(
+        (e as Error).message,
+        /^Cannot collect expired sessions: table .*missing does not exist; create it with npx pgsession migrate --table/,
+      );
       assert.equal(((e as Error).cause as { code?: string }).code, "42P01");
       return true;
     });
@@ -302,7 +305,7 @@ describe("gc()", { skip: dbSkip }, (): void => {
       await seedLive(table, 5);
       const store = new PostgresStore({ connectionString: DATABASE_URL, fetchEndpoint: `${server.url}/sql`, table });
       await server.reset();
-      assert.deepEqual(await gc(store, { batchSize: 100 }), { deleted: 250, batches: 3, done: true });
+      assert.deepEqual(await store.gc({ batchSize: 100 }), { deleted: 250, batches: 3, done: true });
       assert.deepEqual((await server.stats()).http, { requests: 3, statements: 3 });
       assert.deepEqual(await counts(table), { live: 5, expired: 0 });
     });
@@ -329,7 +332,7 @@ for (const transport of transports) {
       await seedLive(t.table, 7, "live", sql);
       const store = t.store();
       await t.resetCount();
-      assert.deepEqual(await gc(store, { batchSize: 1000 }), { deleted: 2500, batches: 3, done: true });
+      assert.deepEqual(await store.gc({ batchSize: 1000 }), { deleted: 2500, batches: 3, done: true });
       assert.equal(await t.statements(), 3);
       assert.deepEqual(await counts(t.table, sql), { live: 7, expired: 0 });
       assert.deepEqual(await store.gc(), { deleted: 0, batches: 1, done: true });

@@ -10,7 +10,8 @@ import { serve, type ServerType } from "@hono/node-server";
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { setCookie } from "hono/cookie";
 import { HTTPException } from "hono/http-exception";
-import { generateToken, hashToken, type PostgresStore, SessionError } from "../mod.ts";
+import { type PostgresStore, SessionError } from "../mod.ts";
+import { generateToken, hashToken } from "../src/token.ts";
 import { type SessionEnv, sessionMiddleware } from "../src/hono.ts";
 import pg from "pg";
 import { dbSkip, randomSchema } from "./_db.ts";
@@ -437,6 +438,58 @@ describe("pgsession/hono on workerd: a Worker whose Hono app is built once at mo
     });
   });
 
+  for (const write of [false, true]) {
+    test(`a late ${write ? "updating" : "read-only"} response after a sign-in in another tab leaves the new cookie alone (waitUntil, the default)`, async () => {
+      const login = await dispatch("http://localhost/login?user=ada", { method: "POST" });
+      await login.text();
+      const set = login.headers.getSetCookie().find((c) => /^(__Host-)?session=/.test(c))!;
+      const cookie = set.slice(0, set.indexOf(";"));
+      // Make a touch due, so the late request has a write to run in waitUntil.
+      await h.sql(`UPDATE ${h.table} SET session_expiry = session_expiry - interval '2 days' WHERE session_key = $1`, [
+        await hashToken(cookie.slice(cookie.indexOf("=") + 1).split(".")[0]!),
+      ]);
+      // The gate: the late request waits here after reading its session, until released.
+      let arrived!: () => void;
+      const reached = new Promise<void>((resolve) => (arrived = resolve));
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const gate = serve({
+        fetch: async () => {
+          arrived();
+          await released;
+          return new Response("go");
+        },
+        port: 0,
+        hostname: "127.0.0.1",
+      });
+      try {
+        await new Promise<void>((resolve) => gate.once("listening", () => resolve()));
+        const port = (gate.address() as AddressInfo).port;
+        const late = dispatch(`http://localhost/late?write=${write ? 1 : 0}&gate=http://127.0.0.1:${port}/`, {
+          headers: { cookie },
+        });
+        await reached;
+        const signIn = await dispatch("http://localhost/login?user=ada", { method: "POST", headers: { cookie } });
+        await signIn.text();
+        assert.ok(
+          signIn.headers.getSetCookie().some((c) => /^(__Host-)?session=/.test(c)),
+          "the sign-in set a new cookie",
+        );
+        release();
+        const res = await late;
+        await res.text();
+        assert.deepEqual(
+          res.headers.getSetCookie().filter((c) => /^(__Host-)?session=/.test(c)),
+          [],
+          "the late response sets no session cookie",
+        );
+      } finally {
+        release();
+        gate.close();
+      }
+    });
+  }
+
   test("the options function ran once for all those requests (one bindings object)", async () => {
     const res = await dispatch("http://localhost/health");
     await res.text();
@@ -446,7 +499,7 @@ describe("pgsession/hono on workerd: a Worker whose Hono app is built once at mo
   test("a SessionError from the commit reaches app.onError and sets no session cookie", async () => {
     const res = await broken.fetch("http://localhost/login?user=ada", { method: "POST" });
     assert.equal(res.status, 503);
-    assert.equal(await res.text(), "session error DATABASE_ERROR");
+    assert.equal(await res.text(), "session error TABLE_MISSING");
     assert.deepEqual(res.headers.getSetCookie().filter((c) => c.startsWith("session=")), []);
   });
 });

@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { type Cookie, createCookie, createSession, type SessionStorage } from "react-router";
-import { generateToken, hashToken, isToken, type PostgresStore, SessionError } from "../mod.ts";
+import { type PostgresStore, SessionError } from "../mod.ts";
+import { generateToken, hashToken, isToken } from "../src/token.ts";
 import { createPostgresSessionStorage } from "../src/react_router.ts";
 import { dbSkip, randomSchema } from "./_db.ts";
 import { type Fixture, transports } from "./_transports.ts";

@@ -180,6 +180,11 @@ describe("runtimes", { skip: IN_DENO && "runs under Node only; it starts Deno it
         });
       }
     });
+
+    test("nothing the library does prints Deno.serve's legacy request.signal notice", () => {
+      // The scenario above signed in, wrote, regenerated and signed out: every commit path ran.
+      assert.doesNotMatch(server.stderr(), /request\.signal|legacy behavior/);
+    });
   });
 
   describe("Cloudflare Workers: module worker in workerd via Miniflare", () => {

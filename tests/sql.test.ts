@@ -15,44 +15,65 @@ describe("SQL builder", () => {
     }
   });
 
-  test("the read is one plain indexed SELECT: no CTE, no UPDATE, no hashing", () => {
-    const { plain, users } = buildStatements(OPTIONS);
-    for (const read of [plain.read, users.read]) {
-      assert.match(read, /^SELECT .* FROM "auth"\."session" WHERE session_key = \$1$/s);
-      assert.doesNotMatch(read, /WITH|UPDATE|sha256|encode\(/i);
+  test("the read is one indexed SELECT of the row: no UPDATE, no hashing, user columns when the table has them", () => {
+    const { read } = buildStatements(OPTIONS);
+    assert.match(read, /FROM "auth"\."session" WHERE session_key = \$1\) AS r$/s);
+    assert.doesNotMatch(read, /WITH|UPDATE|sha256|encode\(/i);
+    // Unqualified names: the table's columns when it has them, the outer NULLs when it does not.
+    assert.match(read, /SELECT NULL::text AS session_user_id, NULL::text AS session_label\) AS absent/);
+    assert.match(read, /LATERAL \(SELECT .*session_user_id AS user_id, session_label AS label FROM/s);
+  });
+
+  test("only the statements that bind or list users name the user columns as targets", () => {
+    const sql = buildStatements(OPTIONS);
+    for (const name of ["insert", "update", "touch", "move", "moveChanged", "destroy", "count"] as const) {
+      assert.doesNotMatch(sql[name].replace(/SELECT r\.\* FROM[\s\S]*$/, ""), /session_user_id\s*(=|,|\))/, name);
     }
-    assert.match(users.read, /session_user_id/);
-    assert.doesNotMatch(plain.read, /session_user_id/);
+    assert.match(sql.insertUser, /session_user_id, session_label\)/);
+    assert.match(sql.moveUser, /session_user_id = \$5::text/);
+  });
+
+  test("a regenerate changes the key in place, so a revocation waiting on the row follows it", () => {
+    const { move, moveChanged } = buildStatements(OPTIONS);
+    for (const text of [move, moveChanged]) {
+      assert.match(text, /UPDATE "auth"\."session" SET session_key = \$2/);
+      assert.doesNotMatch(text, /DELETE|INSERT/);
+    }
   });
 
   test("the update is a compare-and-set on the bytes read, never an upsert, without hashing", () => {
-    const { plain } = buildStatements(OPTIONS);
-    assert.match(plain.update, /session_data IS NOT DISTINCT FROM \$3::bytea/);
-    assert.doesNotMatch(plain.update, /INSERT|ON CONFLICT|sha256/i);
-    assert.doesNotMatch(plain.touch, /INSERT|ON CONFLICT|session_data/i);
+    const { update, touch } = buildStatements(OPTIONS);
+    assert.match(update, /session_data IS NOT DISTINCT FROM \$3::bytea/);
+    assert.doesNotMatch(update, /INSERT|ON CONFLICT|sha256/i);
+    assert.doesNotMatch(touch, /INSERT|ON CONFLICT|session_data/i);
+  });
+
+  test("revocations count live rows only", () => {
+    const { revoke, revokeAll } = buildStatements(OPTIONS);
+    for (const text of [revoke, revokeAll]) assert.match(text, /RETURNING \(s\.session_expiry > /);
   });
 
   test("every statement that writes or deletes bounds its lock wait in the same statement", () => {
-    const { plain, users } = buildStatements(OPTIONS);
-    for (const [name, text] of Object.entries({ ...plain, ...users })) {
-      if (name === "read" || name === "count" || name === "insert" || name === "sessionsOf") continue;
+    const sql = buildStatements(OPTIONS);
+    for (const [name, text] of Object.entries(sql)) {
+      if (["read", "count", "insert", "insertUser", "sessionsOf"].includes(name)) continue;
       assert.match(text, /set_config\('lock_timeout', \$\d+::text, true\)/, name);
     }
   });
 
   test("instants come from the database clock only", () => {
-    const { plain, users } = buildStatements(OPTIONS);
-    for (const text of [...Object.values(plain), ...Object.values(users), gcBatchSql("session"), statsSql("session")]) {
+    const sql = buildStatements(OPTIONS);
+    for (const text of [...Object.values(sql), gcBatchSql("session"), statsSql("session")]) {
       assert.doesNotMatch(text, /current_timestamp|localtimestamp|clock_timestamp/i);
     }
     assert.equal(NOW, "(now() AT TIME ZONE 'UTC')");
-    assert.match(plain.insert, /interval '3600 seconds'/);
+    assert.match(sql.insert, /interval '3600 seconds'/);
   });
 
   test("the absolute lifetime is optional and shapes the statements", () => {
-    const without = buildStatements({ ...OPTIONS, absoluteTtl: null }).plain;
+    const without = buildStatements({ ...OPTIONS, absoluteTtl: null });
     assert.doesNotMatch(without.count, /86400/);
-    const shorter = buildStatements({ ...OPTIONS, absoluteTtl: 600 }).plain;
+    const shorter = buildStatements({ ...OPTIONS, absoluteTtl: 600 });
     assert.match(shorter.insert, /interval '600 seconds'/, "a first expiry capped by a shorter absolute lifetime");
   });
 

@@ -5,11 +5,11 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { describe, test } from "node:test";
-import { generateToken, hashToken, isToken } from "../mod.ts";
 import { decodeBase64url, encodeBase64url } from "../src/_base64url.ts";
 import { LruCache } from "../src/_cache.ts";
 import * as web from "../src/_crypto.ts";
 import * as node from "../src/_crypto_node.ts";
+import { generateToken, hashToken, isToken } from "../src/token.ts";
 
 const SHAPE = /^[A-Za-z0-9_-]{43}$/;
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

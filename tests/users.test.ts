@@ -2,7 +2,8 @@
 // transport; tables without the user columns keep working for everything else.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { hashToken, isToken, type PostgresStore, SessionError, withSession } from "../mod.ts";
+import { type PostgresStore, SessionError, withSession } from "../mod.ts";
+import { hashToken, isToken } from "../src/token.ts";
 import { dbSkip, randomSchema } from "./_db.ts";
 import { type Fixture, transports } from "./_transports.ts";
 

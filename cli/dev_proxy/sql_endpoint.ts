@@ -21,8 +21,6 @@ export interface HttpCounters {
 /** How an endpoint is set up. */
 export interface SqlEndpointOptions {
   counters: HttpCounters;
-  /** Read on every request, so the delay can be changed while serving. */
-  delayMs: () => number;
   /** Told about every request once it is answered, for a request log. */
   onRequest?: (event: SqlRequestEvent) => void;
 }
@@ -118,7 +116,7 @@ const TEXT_TYPES: pg.CustomTypesConfig = {
  * Creates the endpoint: one `pg.Pool` per connection string, values passed through as Postgres
  * text (the driver parses them itself).
  *
- * @param options Counters, the test delay and the request log hook.
+ * @param options Counters and the request log hook.
  * @returns The handler for `POST /sql` and a `close()` that ends the pools.
  */
 export function createSqlEndpoint(options: SqlEndpointOptions): SqlEndpoint {
@@ -228,12 +226,6 @@ export function createSqlEndpoint(options: SqlEndpointOptions): SqlEndpoint {
     } catch (error: unknown) {
       [status, answer] = errorResponse(error);
       event.error = String((answer as { message?: unknown }).message);
-    }
-    const delay: number = options.delayMs();
-    if (delay > 0) {
-      await new Promise<void>((resolve: () => void): void => {
-        setTimeout(resolve, delay);
-      });
     }
     res.writeHead(status, { "content-type": "application/json", "access-control-allow-origin": "*" });
     res.end(JSON.stringify(answer));

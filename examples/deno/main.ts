@@ -3,7 +3,7 @@
 // PORT (default 8000); locally DATABASE_HTTP_ENDPOINT, the `/sql` URL of `npx pgsession dev-proxy`
 // (or `deno run -A jsr:@pgsession/pgsession/cli dev-proxy`) in front of your PostgreSQL. In your own project map "pgsession" to "jsr:@pgsession/pgsession" in
 // deno.json (`deno add jsr:@pgsession/pgsession`).
-import { gc, PostgresStore, withSession } from "pgsession";
+import { PostgresStore, withSession } from "pgsession";
 
 /** What this server keeps in a session. */
 interface Data {
@@ -34,5 +34,5 @@ Deno.serve(
 
 // Expired sessions, hourly (Deno Deploy runs Deno.cron for you; locally it needs --unstable-cron).
 Deno.cron("pgsession gc", "0 * * * *", async () => {
-  console.log("gc", await gc(store, { batchSize: 1000, maxDurationMs: 20_000 }));
+  console.log("gc", await store.gc({ batchSize: 1000, maxDurationMs: 20_000 }));
 });

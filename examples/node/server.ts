@@ -6,7 +6,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import pg from "pg";
-import { gc, PostgresStore, withSession } from "pgsession";
+import { PostgresStore, withSession } from "pgsession";
 
 /** What this app keeps in a session. */
 interface Data {
@@ -57,7 +57,7 @@ const server = serve(handler, Number(process.env.PORT ?? 8000));
 server.on("listening", () => console.log(`Listening on http://127.0.0.1:${(server.address() as AddressInfo).port}/`));
 
 // Expired sessions, hourly; a cron job running `npx pgsession gc` does the same.
-const timer = setInterval(() => gc(store).catch(console.error), 3_600_000);
+const timer = setInterval(() => store.gc().catch(console.error), 3_600_000);
 timer.unref();
 
 process.once("SIGTERM", () => {

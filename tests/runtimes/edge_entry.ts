@@ -9,7 +9,7 @@
 //   everything else: the shared app over Neon's HTTP transport, committing in the background
 //                 with the event's waitUntil (Vercel's `waitUntil` from @vercel/functions)
 import { neonConfig } from "@neondatabase/serverless";
-import { gc, type GcResult, PostgresStore } from "../../mod.ts";
+import { type GcResult, PostgresStore } from "../../mod.ts";
 import { type AppOptions, createApp } from "./app.ts";
 
 declare const process: { env: Record<string, string> };
@@ -48,7 +48,7 @@ async function cronGc(req: Request): Promise<Response> {
     fetchEndpoint,
     table: process.env.SESSION_TABLE,
   });
-  const result: GcResult = await gc(store, { batchSize: 2, maxDurationMs: 10_000, signal: req.signal });
+  const result: GcResult = await store.gc({ batchSize: 2, maxDurationMs: 10_000, signal: req.signal });
   return Response.json(result);
 }
 

@@ -34,6 +34,14 @@ app.use(sessionMiddleware<AppData, { Bindings: Bindings }>((c) => {
     cookie: { secure: false },
   };
 }));
+// A request that reads (and with ?write=1 changes) the session, then waits at a gate the test
+// holds, so another request can sign in while this one is in flight.
+app.get("/late", async (c) => {
+  const visits: number = (await c.var.session.get("visits")) ?? 0;
+  if (c.req.query("write") === "1") c.var.session.set("visits", visits + 1);
+  await (await fetch(c.req.query("gate")!)).text();
+  return c.json({ visits });
+});
 addRoutes(app);
 
 export default app;

@@ -8,7 +8,7 @@
 //                 pool once that background commit is done
 // and a `scheduled` handler that collects expired sessions.
 import { neonConfig, Pool } from "@neondatabase/serverless";
-import { gc, type GcResult, PostgresStore } from "../../mod.ts";
+import { type GcResult, PostgresStore } from "../../mod.ts";
 import { type AppOptions, createApp } from "./app.ts";
 
 interface Env {
@@ -100,7 +100,7 @@ export default {
     });
     // Batched, within the cron trigger's time budget; the event lasts until this settles.
     ctx.waitUntil(
-      gc(store, { batchSize: 2, maxDurationMs: 10_000 }).then((result: GcResult): void => {
+      store.gc({ batchSize: 2, maxDurationMs: 10_000 }).then((result: GcResult): void => {
         console.log(`gc ${JSON.stringify(result)}`);
       }),
     );

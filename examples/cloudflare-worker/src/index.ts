@@ -2,7 +2,7 @@
 // Neon's HTTP transport needs no connection setup, so the store is made per request from `env`,
 // and the commit runs after the response with ctx.waitUntil. Locally, `npx pgsession dev-proxy`
 // stands in for Neon in front of your own PostgreSQL: see .dev.vars.example.
-import { gc, PostgresStore, type RequestSession, withSession } from "pgsession";
+import { PostgresStore, type RequestSession, withSession } from "pgsession";
 
 /** What this Worker keeps in a session. */
 interface Data {
@@ -47,6 +47,6 @@ export default {
       fetchEndpoint: env.DATABASE_HTTP_ENDPOINT,
       table: env.SESSION_TABLE,
     });
-    ctx.waitUntil(gc(store, { batchSize: 1000, maxDurationMs: 20_000 }));
+    ctx.waitUntil(store.gc({ batchSize: 1000, maxDurationMs: 20_000 }));
   },
 };

@@ -1,6 +1,6 @@
 // app/api/cron/gc/route.ts: the cron job from vercel.json. Vercel calls it with
 // `Authorization: Bearer ${CRON_SECRET}` when CRON_SECRET is set; anything else is refused.
-import { gc, PostgresStore } from "pgsession";
+import { PostgresStore } from "pgsession";
 
 export const runtime = "edge";
 
@@ -15,6 +15,6 @@ export async function GET(req: Request): Promise<Response> {
     table: process.env.SESSION_TABLE,
   });
   // Stay well inside the function's time limit; what is left waits for the next run.
-  const result = await gc(store, { batchSize: 1000, maxDurationMs: 20_000, signal: req.signal });
+  const result = await store.gc({ batchSize: 1000, maxDurationMs: 20_000, signal: req.signal });
   return Response.json(result);
 }

@@ -1,0 +1,306 @@
+/**
+ * The per-session record: what the client holds, what the table holds, what this request changed.
+ * Only this module, the commit runner (`_commit.ts`) and the store write its fields.
+ *
+ * @module
+ */
+
+import { Budget } from "./_budget.ts";
+import { decodeData, encodeData } from "./_codec.ts";
+import { deadlineOf, HEADER_BYTES, headerFor, type Lifetimes, readRow, readStored } from "./_format.ts";
+import type { OpenedSnapshot, SnapshotContent } from "./_snapshot.ts";
+import type { Row } from "./client.ts";
+import { type Logger, SessionError } from "./errors.ts";
+import type { RegenerateOptions, SaveResult } from "./session.ts";
+import { Changes } from "./_changes.ts";
+import type { SessionTable, UserBinding } from "./_table.ts";
+import { generateToken, hashToken } from "./token.ts";
+
+/** What a record needs from its store: the table, the lifetimes and limits, where to log. */
+export interface RecordPolicy extends Lifetimes {
+  readonly table: SessionTable;
+  readonly maxDataBytes: number;
+  readonly timeoutMs: number;
+  readonly logger: Logger;
+}
+
+const MAX_USER = 1024;
+const MAX_LABEL = 200;
+
+/**
+ * Checks a user id: a non-empty string of at most 1024 characters.
+ *
+ * @throws {TypeError} Otherwise.
+ */
+export function checkUser(user: unknown): asserts user is string {
+  if (typeof user !== "string" || user.length === 0 || user.length > MAX_USER) {
+    throw new TypeError(
+      `Cannot use a user id of type ${typeof user}${
+        typeof user === "string" ? ` and length ${user.length}` : ""
+      }: expected a non-empty string of at most ${MAX_USER} characters`,
+    );
+  }
+}
+
+/** The state of one session. */
+export class SessionRecord {
+  /** The token the request came with and whose row was believed stored; `null` for a new session. */
+  readonly requestToken: string | null;
+  /** The token the client should hold after this request. */
+  token: string;
+  /** The token whose row is believed stored, or `null`. */
+  rowToken: string | null;
+  /** Tokens whose rows a commit deletes (after `destroy()`). */
+  readonly toDelete: string[] = [];
+  /** The stored data, decoded; `null` until loaded. */
+  storedData: Map<string, unknown> | null;
+  /** The stored column as last read or written: the compare-and-set's expected value. */
+  storedBytes: Uint8Array | null = null;
+  /** The header an update keeps. */
+  header: Uint8Array | null = null;
+  /** Absolute deadline in ms (database clock), or `null` for none or unknown. */
+  deadlineMs: number | null = null;
+  expiresMs: number | null = null;
+  /** The database's `now()` at the last read or write, in ms. */
+  nowMs: number | null = null;
+  /** The stored expiry lags enough that this request should move it forward. */
+  touchDue = false;
+  /** `regenerate({ restart: true })` was asked for. */
+  restart = false;
+  /** The user the stored session belongs to, read with the row. */
+  user: string | null = null;
+  label: string | null = null;
+  /** A user to bind on commit (`regenerate({ user })`). */
+  pendingUser: UserBinding | null = null;
+  /** The row is stored but the client does not hold its token yet (a session moved over from express-session). */
+  cookiePending = false;
+  /** Where this request's copy of the stored data came from. */
+  source: "none" | "database" | "snapshot" = "none";
+  /** What the last commit did; `null` before. */
+  outcome: SaveResult | null = null;
+  readonly changes: Changes = new Changes();
+  #loading: Promise<void> | null = null;
+
+  /**
+   * @param policy The store's side.
+   * @param token The token: the client's (`stored` true) or a new one.
+   * @param stored Whether a row is believed stored for `token`.
+   * @param signal Abandons this session's statements.
+   */
+  constructor(
+    readonly policy: RecordPolicy,
+    token: string,
+    stored: boolean,
+    readonly signal?: AbortSignal | undefined,
+  ) {
+    this.requestToken = stored ? token : null;
+    this.token = token;
+    this.rowToken = stored ? token : null;
+    this.storedData = stored ? null : new Map();
+  }
+
+  /** A budget for one operation on this session. */
+  budget(signal: AbortSignal | undefined = this.signal): Budget {
+    return new Budget(this.policy.timeoutMs, signal);
+  }
+
+  /** Loads the stored data once; strict mode: an unknown or expired token becomes a new session. */
+  load(): Promise<ReadonlyMap<string, unknown>> {
+    if (this.storedData) return Promise.resolve(this.storedData);
+    this.#loading ??= this.#load().finally(() => {
+      this.#loading = null;
+    });
+    return this.#loading.then(() => this.storedData!);
+  }
+
+  async #load(): Promise<void> {
+    const token = this.rowToken!;
+    if (await this.fetch(this.budget())) return;
+    this.rowToken = null;
+    this.storedData = new Map();
+    if (this.token === token) this.token = generateToken();
+  }
+
+  /** Reads the row of `rowToken` into the record; `false` when there is no live row. */
+  async fetch(budget: Budget): Promise<boolean> {
+    const key = await hashToken(this.rowToken!);
+    const row = await this.policy.table.read(key, budget);
+    return row !== undefined && this.applyRow(row.data, row.expires, row.now, key, row);
+  }
+
+  /** Takes a row as what is stored; `false` when it is not live. */
+  applyRow(data: unknown, expires: unknown, now: unknown, key: string, row?: Row): boolean {
+    const state = readRow(data, expires, now, this.policy);
+    if (state.corruptExpiry) {
+      this.policy.logger.warn("Session expiry is out of range and was read as expired", {
+        key: `${key.slice(0, 12)}…`,
+      });
+    }
+    if (!state.live) return false;
+    if (row) {
+      this.user = typeof row.user_id === "string" ? row.user_id : null;
+      this.label = typeof row.label === "string" ? row.label : null;
+    }
+    this.storedBytes = state.storedBytes;
+    this.header = state.header ?? headerFor(state.nowMs);
+    this.deadlineMs = state.deadlineMs;
+    this.expiresMs = state.expiresMs;
+    this.nowMs = state.nowMs;
+    this.touchDue = state.touchDue;
+    this.storedData = this.decode(state.storedBytes, key);
+    this.source = "database";
+    return true;
+  }
+
+  /**
+   * Takes an opened snapshot as what is stored: no statement. The deadline comes from the
+   * header on the database clock, as for a row; the database's `now` is estimated from it and the
+   * snapshot's durations, so durations taken later stay on one clock.
+   */
+  applySnapshot(snapshot: OpenedSnapshot): void {
+    const data = snapshot.data;
+    this.storedBytes = data;
+    this.header = data.subarray(0, HEADER_BYTES);
+    this.deadlineMs = deadlineOf(readRow(data, 0, 0, this.policy).createdMs, this.policy);
+    this.nowMs = this.deadlineMs !== null && snapshot.deadlineInMs !== null
+      ? this.deadlineMs - snapshot.deadlineInMs
+      : Date.now();
+    this.expiresMs = this.nowMs + snapshot.expiresInMs;
+    this.touchDue = snapshot.touchDue;
+    this.user = snapshot.user;
+    this.label = snapshot.label;
+    this.storedData = this.decode(data, "snapshot");
+    this.source = "snapshot";
+  }
+
+  /**
+   * What a snapshot of the stored session holds now, or `null` when nothing is stored or loaded.
+   *
+   * @param touched A touch runs after the response: seal the expiry it will set, and no touch due.
+   */
+  snapshotContent(touched = false): SnapshotContent | null {
+    if (this.rowToken === null || !this.storedBytes || this.expiresMs === null || this.nowMs === null) return null;
+    const expiresMs = touched
+      ? Math.min(this.nowMs + this.policy.ttl * 1000, this.deadlineMs ?? Infinity)
+      : this.expiresMs;
+    return {
+      data: this.storedBytes,
+      expiresInMs: expiresMs - this.nowMs,
+      deadlineInMs: this.deadlineMs === null ? null : this.deadlineMs - this.nowMs,
+      touchDue: touched ? false : this.touchDue,
+      user: this.user,
+      label: this.label,
+    };
+  }
+
+  /** Reads the stored session from the database unless this request already did (changes kept). */
+  async refresh(): Promise<void> {
+    if (this.rowToken === null || this.source === "database") return;
+    this.storedData = null;
+    this.source = "none";
+    await this.load();
+  }
+
+  /** Records a successful write of `data` (as `written` bytes, or as the row returned them). */
+  written(data: Map<string, unknown>, row: Row, written?: Uint8Array): void {
+    this.storedData = data;
+    this.source = "database";
+    this.changes.reset();
+    const state = readRow(written ?? row.data, row.expires, row.now, this.policy);
+    this.storedBytes = state.storedBytes;
+    if (state.header) this.header = state.header;
+    this.deadlineMs = state.deadlineMs ?? this.deadlineMs;
+    this.expiresMs = state.expiresMs;
+    this.nowMs = state.nowMs;
+    this.touchDue = false;
+  }
+
+  /** The stored row vanished (destroyed, regenerated or expired meanwhile): nothing is re-created. */
+  gone(): "gone" {
+    this.rowToken = null;
+    this.storedData ??= new Map();
+    this.touchDue = false;
+    return "gone";
+  }
+
+  /** A user binding was written: it is the session's user now. */
+  bound(): void {
+    if (!this.pendingUser) return;
+    this.user = this.pendingUser.user;
+    this.label = this.pendingUser.label;
+    this.pendingUser = null;
+  }
+
+  /** Gives the session a new token on commit; binds a user when asked. */
+  regenerate(options: RegenerateOptions): void {
+    if (options.user !== undefined) {
+      checkUser(options.user);
+      const label = options.label ?? null;
+      if (label !== null && (typeof label !== "string" || label.length > MAX_LABEL)) {
+        throw new TypeError(
+          `Cannot use a session label of ${
+            typeof label === "string" ? `${label.length} characters` : typeof label
+          }: expected a string of at most ${MAX_LABEL}`,
+        );
+      }
+      this.pendingUser = { user: options.user, label };
+    }
+    this.token = generateToken();
+    this.restart ||= options.restart === true;
+  }
+
+  /** Marks the stored session for deletion and starts a new, empty one. */
+  destroy(): void {
+    if (this.rowToken !== null) this.toDelete.push(this.rowToken);
+    this.token = generateToken();
+    this.rowToken = null;
+    this.storedData = new Map();
+    this.storedBytes = this.header = null;
+    this.deadlineMs = this.expiresMs = null;
+    this.touchDue = this.restart = false;
+    this.user = this.label = null;
+    this.pendingUser = null;
+    this.changes.reset();
+  }
+
+  /** The user the session is bound to (or will be on commit), loading the row if needed. */
+  async currentUser(): Promise<string | null> {
+    if (this.pendingUser) return this.pendingUser.user;
+    if (this.rowToken !== null && !this.storedData) await this.load();
+    return this.rowToken === null ? null : this.user;
+  }
+
+  /** Decodes stored bytes; corrupt data becomes an empty session, logged with a key prefix. */
+  decode(storedBytes: Uint8Array | null, key: string): Map<string, unknown> {
+    try {
+      if (!storedBytes) throw new RangeError("Session data is NULL or not bytes");
+      return decodeData(readStored(storedBytes).payload, this.policy.maxDataBytes);
+    } catch (error) {
+      // A prefix of the row's key (a hash) lets an operator find it; tokens never reach logs.
+      this.policy.logger.warn("Session data is corrupt and was read as empty", {
+        key: `${key.slice(0, 12)}…`,
+        reason: (error as Error).message,
+      });
+      return new Map();
+    }
+  }
+
+  /** Encodes data for a write, within the size limit. */
+  encode(data: ReadonlyMap<string, unknown>): Uint8Array {
+    let payload: Uint8Array;
+    try {
+      payload = encodeData(data);
+    } catch (error) {
+      throw new SessionError("UNENCODABLE_DATA", (error as Error).message.replace(/^Cannot encode/, "Cannot save"), {
+        cause: error,
+      });
+    }
+    if (payload.byteLength > this.policy.maxDataBytes) {
+      throw new SessionError(
+        "DATA_TOO_LARGE",
+        `Cannot save session: encoded data is ${payload.byteLength} bytes, over the ${this.policy.maxDataBytes}-byte limit`,
+      );
+    }
+    return payload;
+  }
+}
