@@ -20,7 +20,7 @@ const TOKEN_SHAPE = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
  * @returns A fresh token.
  * @example
  * ```ts
- * import { generateToken, isToken } from "pgsession";
+ * import { generateToken, isToken } from "./token.ts";
  *
  * const token = generateToken();
  * console.assert(token.length === 43 && isToken(token));
@@ -38,7 +38,7 @@ export function generateToken(): string {
  * @returns `true` for a canonical 43-character base64url token.
  * @example
  * ```ts
- * import { isToken } from "pgsession";
+ * import { isToken } from "./token.ts";
  *
  * console.assert(!isToken("' OR 1=1 --"));
  * ```
@@ -55,7 +55,7 @@ export function isToken(value: unknown): value is string {
  * @returns 64 lower-case hex characters.
  * @example
  * ```ts
- * import { generateToken, hashToken } from "pgsession";
+ * import { generateToken, hashToken } from "./token.ts";
  *
  * const key = await hashToken(generateToken());
  * console.assert(/^[0-9a-f]{64}$/.test(key));
