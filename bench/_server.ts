@@ -12,9 +12,10 @@
 // BENCH_APP=<name> (the connections' application_name, by which the benchmark finds this system's
 // PostgreSQL backends to read their CPU time).
 //
-// Pools keep their connections between runs (idleTimeoutMillis: 0): with pg's default of 10 s
-// every run would start by reconnecting (and re-preparing), a cost of the benchmark's schedule,
-// not of a system, and the backends whose CPU is read would change under the reading.
+// Pools close idle connections after 1 s, so only the system under load holds connections: 10 per
+// server kept open would pass PostgreSQL's default max_connections of 100 with 8 to 11 servers
+// ("sorry, too many clients already", seen with --variants and short runs under pg's 10-s
+// default). Every run therefore starts by connecting, as 3-s runs about 25 s apart did anyway.
 import { serve } from "@hono/node-server";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -41,7 +42,7 @@ const app = process.env.BENCH_APP ?? `bench_${system}`;
 const poolOptions: pg.PoolConfig = {
   connectionString: url,
   max: POOL_SIZE,
-  idleTimeoutMillis: 0,
+  idleTimeoutMillis: 1000,
   application_name: app,
 };
 

@@ -6,7 +6,7 @@
 //
 // 1. statements per request per scenario, counted at the database client;
 // 2. throughput and latency under load: every server in its own process, autocannon in another,
-//    pool of 10 connections each (kept open between runs), 1000 seeded sessions per system, runs
+//    pool of 10 connections each, 1000 seeded sessions per system, runs
 //    interleaved, rotated every round and reversed every other round. pgsession runs with
 //    default options. pgsession and the limit (the same statements with no session library) are
 //    fetch handlers served by @hono/node-server, so they differ only by the library; the limit on
@@ -15,7 +15,8 @@
 //    (a third pgsession process with the same schedule, whose every read carries the signed cookie
 //    of a session no process has seen, minted beforehand, so no per-process cache can hit; its
 //    table holds the seeded sessions, which it modifies, and every minted one). CPU per request is read from /proc for the server, its
-//    PostgreSQL backends, the whole cluster and the load generator;
+//    PostgreSQL backends (born during the run, counted whole: pools close idle connections after 1 s),
+//    the whole cluster and the load generator;
 // 3. latency per scenario with a fixed delay per database round trip (an edge region);
 // 4. codec: cbor-x vs JSON on three payloads;
 // 5. bundle: a Worker with pgsession vs the same Worker with only the Neon driver.
@@ -38,7 +39,7 @@
 //   of the cache-miss read (pgsessionPgMiss) over pgsessionPg's hit read, median of the rounds'
 //   ratios; two processes, as in the A/A row, whose deviation is its noise;
 // - targets.*: { target, value, met, aaMaxDeviation } (atMost: true for the cache-miss CPU);
-// - runs[].cpu: the CPU per request of each run; setup.missRate, setup.poolIdleTimeoutMs.
+// - runs[].cpu: the CPU per request of each run; setup.missRate.
 //
 // Options: --seconds N (per load run, default 3, or BENCH_SECONDS), --rounds N (default 4),
 // --warmup N (seconds per system and mode, default 2), --connections N (default 20), --sessions N
@@ -995,7 +996,6 @@ async function main(): Promise<void> {
         "pg.Pool, 1 primary-key SELECT (read) or SELECT + UPDATE (modify), the cookie holds the key; a fetch handler behind @hono/node-server, and a raw node:http handler",
       systems: Object.fromEntries(systems.map((s) => [s.key, s.label])),
       missRate: MISS_RATE,
-      poolIdleTimeoutMs: 0,
     },
     statements,
     throughput,
