@@ -50,7 +50,19 @@ export function pgsessionHandler(
       default:
         return new Response("not found", { status: 404 });
     }
-  }, signed ? { store, secrets: [SECRET] } : { store });
+  }, { store, ...(signed ? { secrets: [SECRET] } : {}), onError: logFirstErrors });
+}
+
+let errorsLogged = 0;
+/**
+ * A 500 for a session error, the first 3 of a process logged: a benchmark must not count failures
+ * silently. ABORTED is the load generator hanging up at the end of a run, not a failure.
+ */
+function logFirstErrors(error: Error & { code?: string }, request: Request): Response {
+  if (error.code !== "ABORTED" && errorsLogged++ < 3) {
+    console.error(`pgsession ${new URL(request.url).pathname}:`, error);
+  }
+  return new Response(null, { status: 500 });
 }
 
 declare module "express-session" {

@@ -8,7 +8,14 @@
 // fetch handlers use; express by express; limit-node is a raw node:http handler.
 // Env: DATABASE_URL, BENCH_SCHEMA, SUPPORT_PORT (pgsession-http), BENCH_PREPARE=1 (named prepared
 // statements: the limit's, or pgsession's `prepare: true`), BENCH_NO_SECRETS=1 (profiling),
-// BENCH_PGSESSION=<dir> (load pgsession from another checkout: its dist/mod.js, else its mod.ts).
+// BENCH_PGSESSION=<dir> (load pgsession from another checkout: its dist/mod.js, else its mod.ts),
+// BENCH_APP=<name> (the connections' application_name, by which the benchmark finds this system's
+// PostgreSQL backends to read their CPU time).
+//
+// Pools close idle connections after 1 s, so only the system under load holds connections: 10 per
+// server kept open would pass PostgreSQL's default max_connections of 100 with 8 to 11 servers
+// ("sorry, too many clients already", seen with --variants and short runs under pg's 10-s
+// default). Every run therefore starts by connecting, as 3-s runs about 25 s apart did anyway.
 import { serve } from "@hono/node-server";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -31,6 +38,13 @@ const system = process.argv[2];
 const url = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const schema = process.env.BENCH_SCHEMA!;
 const prepare = process.env.BENCH_PREPARE === "1";
+const app = process.env.BENCH_APP ?? `bench_${system}`;
+const poolOptions: pg.PoolConfig = {
+  connectionString: url,
+  max: POOL_SIZE,
+  idleTimeoutMillis: 1000,
+  application_name: app,
+};
 
 function listen(server: http.Server): Promise<number> {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port)));
@@ -65,7 +79,7 @@ if (system === "pgsession-pg" || system === "pgsession-http") {
   );
   let store: InstanceType<typeof lib.PostgresStore>;
   if (system === "pgsession-pg") {
-    pool = new pg.Pool({ connectionString: url, max: POOL_SIZE });
+    pool = new pg.Pool(poolOptions);
     // Default options unless asked: what most users run.
     store = new lib.PostgresStore({ client: pool, table: `${schema}.session`, ...(prepare ? { prepare: true } : {}) });
   } else {
@@ -73,18 +87,21 @@ if (system === "pgsession-pg" || system === "pgsession-http") {
     configureNeon(Number(process.env.SUPPORT_PORT));
     // fetchEndpoint names the local endpoint (a non-Neon host needs it); older builds of the
     // --baseline ignore it and use the global neonConfig set above.
+    // The endpoint keeps one pool per connection string; application_name names its backends.
+    const named = new URL(url);
+    named.searchParams.set("application_name", app);
     store = new lib.PostgresStore({
-      connectionString: url,
+      connectionString: named.href,
       fetchEndpoint: `http://127.0.0.1:${process.env.SUPPORT_PORT}/sql`,
       table: `${schema}.session`,
     });
   }
   ({ port, server } = await serveFetch(pgsessionHandler(store, process.env.BENCH_NO_SECRETS !== "1", lib.withSession)));
 } else if (system === "limit-hono") {
-  pool = new pg.Pool({ connectionString: url, max: POOL_SIZE });
+  pool = new pg.Pool(poolOptions);
   ({ port, server } = await serveFetch(limitFetchHandler(pool, `${schema}.limit_session`, prepare)));
 } else if (system === "express" || system === "limit-node") {
-  pool = new pg.Pool({ connectionString: url, max: POOL_SIZE });
+  pool = new pg.Pool(poolOptions);
   server = http.createServer(
     system === "express" ? expressApp(pool, schema) : limitHandler(pool, `${schema}.limit_session`, prepare),
   );

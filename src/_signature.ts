@@ -1,11 +1,14 @@
 /**
- * HMAC-SHA256 signatures on session tokens, with Web Crypto. The first secret signs; every
- * secret verifies, so secrets can rotate without signing anyone out.
+ * HMAC-SHA256 signatures on session tokens (Web Crypto, or `node:crypto` under Node's `node`
+ * condition: see `_crypto.ts`). The first secret signs; every secret verifies, so secrets can
+ * rotate without signing anyone out.
  *
  * @module
  */
 
+import { decodeBase64url, encodeBase64url } from "./_base64url.ts";
 import { LruCache } from "./_cache.ts";
+import { hmacSha256, verifyHmacSha256 } from "./_crypto.ts";
 import { isToken } from "./token.ts";
 
 /**
@@ -21,36 +24,21 @@ import { isToken } from "./token.ts";
  */
 export const MIN_SECRET_LENGTH = 32;
 
-const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-// Code unit -> 6-bit value, -1 outside the base64url alphabet (so `+`, `/`, `=` and spaces fail).
-const DECODE = new Int8Array(128).fill(-1);
-for (let i = 0; i < 64; i++) DECODE[ALPHABET.charCodeAt(i)] = i;
-const MAC_BYTES = 32;
 // 32 bytes are 43 characters: 42 full ones, and a last one whose 2 low bits are padding.
 const MAC_CHARS = 43;
 
-const keys = new Map<string, Promise<CryptoKey>>();
-
-function keyFor(secret: string): Promise<CryptoKey> {
-  let key = keys.get(secret);
-  if (!key) {
-    key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
-      "sign",
-      "verify",
-    ]);
-    // A few secrets per deployment; the bound only stops a misuse from growing without limit.
-    if (keys.size > 64) keys.clear();
-    keys.set(secret, key);
-  }
-  return key;
-}
+// What to do, in every message about a bad secret.
+const MAKE = "e.g. SESSION_SECRET=$(openssl rand -base64 32)";
+const FIX = `set it to at least ${MIN_SECRET_LENGTH} random characters, ${MAKE}`;
 
 /**
- * Checks secrets once, up front.
+ * Checks secrets once, up front, saying what was received and how to make a good one.
  *
  * @param secrets The secrets, the signing one first.
- * @throws {RangeError} When a secret is shorter than {@linkcode MIN_SECRET_LENGTH} characters or
- *   the list is empty.
+ * @throws {TypeError} When `secrets` is not an array or a secret is not a string (an unset
+ *   environment variable reads as `undefined`).
+ * @throws {RangeError} When the list is empty or a secret is shorter than
+ *   {@linkcode MIN_SECRET_LENGTH} characters.
  * @example
  * ```ts
  * import { checkSecrets } from "./_signature.ts";
@@ -65,16 +53,40 @@ function keyFor(secret: string): Promise<CryptoKey> {
  * ```
  */
 export function checkSecrets(secrets: readonly string[]): void {
-  if (secrets.length === 0) throw new RangeError("Cannot sign cookies: secrets is empty");
+  if (!Array.isArray(secrets)) {
+    throw new TypeError(
+      `Cannot sign cookies: secrets is ${describe(secrets)}, not an array; pass [secret], the signing secret first`,
+    );
+  }
+  if (secrets.length === 0) {
+    throw new RangeError(
+      `Cannot sign cookies: secrets is an empty array; list at least one secret of ${MIN_SECRET_LENGTH} or more random characters (${MAKE}), or leave secrets out for unsigned cookies`,
+    );
+  }
   for (const [i, s] of secrets.entries()) {
-    if (typeof s !== "string" || s.length < MIN_SECRET_LENGTH) {
+    if (typeof s !== "string") {
+      const unset = s === undefined || s === null ? " (an unset environment variable?)" : "";
+      throw new TypeError(`Cannot sign cookies: secrets[${i}] is ${describe(s)}${unset}, not a string; ${FIX}`);
+    }
+    if (s.length === 0) {
       throw new RangeError(
-        `Cannot sign cookies: secrets[${i}] is ${
-          typeof s === "string" ? s.length : typeof s
-        } characters, under ${MIN_SECRET_LENGTH}`,
+        `Cannot sign cookies: secrets[${i}] is an empty string (an unset environment variable?); ${FIX}`,
+      );
+    }
+    if (s.length < MIN_SECRET_LENGTH) {
+      throw new RangeError(
+        `Cannot sign cookies: secrets[${i}] is ${s.length} characters, under ${MIN_SECRET_LENGTH}; ${FIX}`,
       );
     }
   }
+}
+
+/** A value's kind for a message, never its content: a secret must not reach a log. */
+function describe(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  if (typeof value === "string") return `a string of ${value.length} characters`;
+  if (typeof value === "object") return `an object`;
+  return /^[aeiou]/.test(typeof value) ? `an ${typeof value}` : `a ${typeof value}`;
 }
 
 /**
@@ -95,18 +107,11 @@ export function checkSecrets(secrets: readonly string[]): void {
  * ```
  */
 export async function sign(token: string, secret: string): Promise<string> {
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", await keyFor(secret), new TextEncoder().encode(token)));
-  let out = "";
-  for (let i = 0; i < 30; i += 3) {
-    const n = (mac[i]! << 16) | (mac[i + 1]! << 8) | mac[i + 2]!;
-    out += ALPHABET[n >> 18]! + ALPHABET[(n >> 12) & 63]! + ALPHABET[(n >> 6) & 63]! + ALPHABET[n & 63]!;
-  }
-  const n = (mac[30]! << 8) | mac[31]!;
-  return `${token}.${out}${ALPHABET[n >> 10]!}${ALPHABET[(n >> 4) & 63]!}${ALPHABET[(n << 2) & 63]!}`;
+  return `${token}.${encodeBase64url(await hmacSha256(secret, token))}`;
 }
 
 /**
- * Verifies a signed value in constant time (Web Crypto's `verify`). Only the exact spelling
+ * Verifies a signed value in constant time. Only the exact spelling
  * {@linkcode sign} produces verifies: the signature must be 43 base64url characters with a
  * canonical last character, so the standard alphabet (`+`, `/`), padding, whitespace or other
  * spellings of the same bytes are refused before any HMAC runs. Values verified before are
@@ -129,17 +134,16 @@ export async function sign(token: string, secret: string): Promise<string> {
  * ```
  */
 export async function unsign(value: string, secrets: readonly string[]): Promise<string | null> {
-  // The cache is keyed by the whole signed value, so only an exact, once-valid value can hit it.
+  // Keyed by the whole signed value, so only an exact, once-valid value can hit.
   const known = verified.get(value);
   if (known && secrets.includes(known.secret)) return known.token;
   const dot = value.indexOf(".");
-  if (dot < 0) return null;
+  if (dot < 0 || value.length - dot - 1 !== MAC_CHARS) return null;
   const token = value.slice(0, dot);
-  const mac = decodeMac(value, dot + 1);
+  const mac = decodeBase64url(value, dot + 1);
   if (!mac || !isToken(token)) return null;
-  const data = new TextEncoder().encode(token);
   for (const secret of secrets) {
-    if (await crypto.subtle.verify("HMAC", await keyFor(secret), mac, data)) {
+    if (await verifyHmacSha256(secret, token, mac)) {
       verified.set(value, { token, secret });
       return token;
     }
@@ -148,28 +152,3 @@ export async function unsign(value: string, secrets: readonly string[]): Promise
 }
 
 const verified = new LruCache<string, { token: string; secret: string }>(10_000);
-
-/**
- * The 32 bytes of a signature that runs from `start` to the end of `text`, or `null` unless it is
- * the one canonical spelling: exactly 43 base64url characters, the last one's 2 padding bits zero.
- */
-function decodeMac(text: string, start: number): Uint8Array<ArrayBuffer> | null {
-  if (text.length - start !== MAC_CHARS) return null;
-  const mac = new Uint8Array(MAC_BYTES);
-  let bits = 0;
-  let buffer = 0;
-  let j = 0;
-  for (let i = start; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    const sextet = code < 128 ? DECODE[code]! : -1;
-    if (sextet < 0) return null;
-    buffer = ((buffer << 6) | sextet) & 0xffff;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      mac[j++] = (buffer >> bits) & 0xff;
-    }
-  }
-  // 43 × 6 = 258 bits: 2 left over, which a canonical encoding leaves at zero.
-  return (buffer & ((1 << bits) - 1)) === 0 ? mac : null;
-}

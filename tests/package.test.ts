@@ -35,6 +35,7 @@ interface PackageJson {
   name: string;
   version: string;
   exports: Record<string, unknown>;
+  imports?: Record<string, unknown>;
   bin?: string | Record<string, string>;
   files?: string[];
   scripts: Record<string, string>;
@@ -213,7 +214,7 @@ describe("npm package", () => {
   });
 
   test("every file the manifest points at is in the tarball", () => {
-    for (const path of [...targets(pkg.exports), ...targets(pkg.bin)]) {
+    for (const path of [...targets(pkg.exports), ...targets(pkg.imports), ...targets(pkg.bin)]) {
       assert.ok(entries.includes(path), `${path} is in the tarball`);
     }
   });
@@ -245,6 +246,64 @@ describe("npm package", () => {
       removed: [],
       schema: true,
     });
+  });
+
+  test("under Node the installed package hashes and verifies with node:crypto, never crypto.subtle", async () => {
+    // Web Crypto made unusable: a request with a validly signed cookie must still be verified and
+    // its token's hash sent to the database, which only the node condition's module can do.
+    const script = `
+      import { createHash, createHmac, randomBytes } from "node:crypto";
+      for (const method of ["digest", "sign", "verify", "importKey"]) {
+        Object.defineProperty(crypto.subtle, method, { value: () => { throw new Error("crypto.subtle." + method); } });
+      }
+      const { withSession } = await import("pgsession");
+      const secret = "s".repeat(32);
+      const token = randomBytes(32).toString("base64url");
+      const params = [];
+      const client = { query: async (text, values) => { params.push(...(values ?? [])); return { rows: [] }; } };
+      const handler = withSession(async (request, session) => new Response(String(await session.get("n") ?? 0)), {
+        store: { client }, secrets: [secret], cookie: { name: "sid" },
+      });
+      const cookie = "sid=" + token + "." + createHmac("sha256", secret).update(token).digest("base64url");
+      const res = await handler(new Request("http://localhost/", { headers: { cookie } }));
+      const key = createHash("sha256").update(token).digest("hex");
+      console.log(JSON.stringify({ status: res.status, body: await res.text(), keySent: params.includes(key) }));`;
+    const out = await sh(NODE, ["--input-type=module", "-e", script], consumer);
+    assert.deepEqual(JSON.parse(out.trim().split("\n").at(-1)!), { status: 200, body: "0", keySent: true });
+  });
+
+  test("every entry reaches the digests through #crypto; a Workers bundle gets Web Crypto, a Node one node:crypto", async () => {
+    const dist = join(consumer, "node_modules/pgsession/dist");
+    const built = (await sh("find", [dist, "-name", "*.js"], consumer)).split("\n").filter(Boolean);
+    const relative = built.filter((file) =>
+      /from\s*["'][./]+(src\/)?_crypto(_node)?\.js["']/.test(readFileSync(file, "utf8"))
+    );
+    assert.deepEqual(relative, [], "no built module imports a digest module by path, around the condition");
+    const esbuild = await import("esbuild");
+    const bundle = async (options: Record<string, unknown>): Promise<string> => {
+      const result = await esbuild.build({
+        stdin: {
+          contents: `export { createSessions, withSession } from "pgsession";
+            export { sessionMiddleware } from "pgsession/hono";
+            export { sessionMiddleware as express } from "pgsession/express";`,
+          resolveDir: consumer,
+        },
+        bundle: true,
+        write: false,
+        format: "esm",
+        logLevel: "silent",
+        external: ["hono", "pg", "react-router"],
+        ...options,
+      });
+      return result.outputFiles[0]!.text;
+    };
+    const worker = await bundle({ platform: "neutral", conditions: ["workerd", "worker", "browser"] });
+    assert.ok(worker.includes("crypto.subtle.digest"), "Workers: Web Crypto");
+    assert.ok(!worker.includes("node:crypto"), "Workers: no node:crypto");
+    const edge = await bundle({ platform: "neutral", conditions: ["edge-light", "node"] });
+    assert.ok(!edge.includes("node:crypto"), "Vercel Edge: no node:crypto, even beside a node condition");
+    const nodeBundle = await bundle({ platform: "node" });
+    assert.ok(nodeBundle.includes("node:crypto") && !nodeBundle.includes("crypto.subtle.digest"), "Node: node:crypto");
   });
 
   test("the installed package's types resolve for a TypeScript consumer", async () => {

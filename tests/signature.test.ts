@@ -1,11 +1,15 @@
 // Signed cookie values without a database: HMAC-SHA256 in canonical base64url, one spelling per
-// value, secrets that rotate, and a verified-value cache that only an exact once-valid value hits.
+// value, secrets that rotate, a verified-value cache that only an exact once-valid value hits, the
+// same MACs from node:crypto (the built package's `node` condition), and messages that say what
+// was wrong with a secret and how to make one.
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHmac } from "node:crypto";
 import { describe, test } from "node:test";
 import { checkSecrets, MIN_SECRET_LENGTH, sign, unsign } from "../src/_signature.ts";
 import { generateToken } from "../src/token.ts";
+import * as web from "../src/_crypto.ts";
+import * as node from "../src/_crypto_node.ts";
 
 const SECRET = "s".repeat(32);
 const OTHER = "o".repeat(32);
@@ -145,17 +149,95 @@ describe("unsign", () => {
   });
 });
 
+describe("HMAC-SHA256 on Web Crypto and on node:crypto", () => {
+  const secrets = [SECRET, "é".repeat(32), "\u{1f511}".repeat(16), "\ud83d".repeat(32)];
+
+  test("both give the same MAC, and each verifies the other's", async () => {
+    for (const secret of secrets) {
+      for (const text of [generateToken(), generateToken(), "", "é"]) {
+        const fromNode = node.hmacSha256(secret, text);
+        assert.ok(fromNode instanceof Uint8Array, "node:crypto answers synchronously");
+        const fromWeb = await web.hmacSha256(secret, text);
+        assert.deepEqual(new Uint8Array(fromNode), fromWeb, `${JSON.stringify(secret)} ${JSON.stringify(text)}`);
+        assert.equal(node.verifyHmacSha256(secret, text, new Uint8Array(fromWeb)), true);
+        assert.equal(await web.verifyHmacSha256(secret, text, new Uint8Array(fromNode)), true);
+      }
+    }
+  });
+
+  test("both refuse a MAC with one bit changed, a short one and another secret's", async () => {
+    const token = generateToken();
+    const mac = new Uint8Array(node.hmacSha256(SECRET, token) as Uint8Array);
+    const flipped = mac.slice();
+    flipped[31]! ^= 1;
+    for (
+      const [what, secret, bytes] of [
+        ["one bit", SECRET, flipped],
+        ["31 bytes", SECRET, mac.slice(0, 31)],
+        ["33 bytes", SECRET, Uint8Array.from([...mac, 0])],
+        ["other secret", OTHER, mac],
+      ] as const
+    ) {
+      assert.equal(node.verifyHmacSha256(secret, token, bytes), false, what);
+      assert.equal(await web.verifyHmacSha256(secret, token, bytes), false, what);
+    }
+  });
+});
+
 describe("checkSecrets", () => {
-  test(`refuses an empty list and any secret under ${MIN_SECRET_LENGTH} characters, naming its index and length`, () => {
-    assert.throws(() => checkSecrets([]), { name: "RangeError", message: "Cannot sign cookies: secrets is empty" });
+  const HOW = /set it to at least 32 random characters, e\.g\. SESSION_SECRET=\$\(openssl rand -base64 32\)$/;
+
+  test("an unset secret says it is undefined, probably an unset variable, and how to make one", () => {
+    const env: Record<string, string | undefined> = {};
+    assert.throws(() => checkSecrets([env.SESSION_SECRET as string]), (error: Error) => {
+      assert.equal(error.name, "TypeError");
+      assert.match(
+        error.message,
+        /^Cannot sign cookies: secrets\[0\] is undefined \(an unset environment variable\?\)/,
+      );
+      assert.match(error.message, HOW);
+      return true;
+    });
+    assert.throws(() => checkSecrets([SECRET, ""]), {
+      name: "RangeError",
+      message: /^Cannot sign cookies: secrets\[1\] is an empty string \(an unset environment variable\?\); set it/,
+    });
+  });
+
+  test(`a short secret gives its length, the ${MIN_SECRET_LENGTH} needed and how to make one`, () => {
     assert.throws(() => checkSecrets([SECRET, "x".repeat(31)]), {
       name: "RangeError",
-      message: /secrets\[1\] is 31 characters, under 32/,
+      message: /^Cannot sign cookies: secrets\[1\] is 31 characters, under 32; set it to at least 32 random/,
     });
-    assert.throws(() => checkSecrets([42 as unknown as string]), {
-      name: "RangeError",
-      message: /secrets\[0\] is number/,
-    });
+    assert.throws(() => checkSecrets(["x".repeat(31)]), { message: HOW });
     checkSecrets([SECRET, "x".repeat(MIN_SECRET_LENGTH)]);
+  });
+
+  test("a secret that is not a string, or secrets that are not an array, name the type and never the value", () => {
+    assert.throws(() => checkSecrets([42 as unknown as string]), {
+      name: "TypeError",
+      message: /^Cannot sign cookies: secrets\[0\] is a number, not a string; set it/,
+    });
+    assert.throws(() => checkSecrets([SECRET, null as unknown as string]), {
+      message: /secrets\[1\] is null \(an unset/,
+    });
+    const oneString = "s3cret-".repeat(6);
+    assert.throws(() => checkSecrets(oneString as unknown as string[]), (error: Error) => {
+      assert.equal(error.name, "TypeError");
+      assert.equal(
+        error.message,
+        "Cannot sign cookies: secrets is a string of 42 characters, not an array; pass [secret], the signing secret first",
+      );
+      assert.ok(!error.message.includes("s3cret"), "the secret itself is not in the message");
+      return true;
+    });
+  });
+
+  test("an empty list says what to give, or to leave secrets out", () => {
+    assert.throws(() => checkSecrets([]), {
+      name: "RangeError",
+      message:
+        "Cannot sign cookies: secrets is an empty array; list at least one secret of 32 or more random characters (e.g. SESSION_SECRET=$(openssl rand -base64 32)), or leave secrets out for unsigned cookies",
+    });
   });
 });

@@ -1,9 +1,14 @@
 // Session tokens: 256 bits from crypto.getRandomValues, 43 base64url characters, one spelling
-// each, and stored only as the hex SHA-256 of their ASCII text.
+// each, and stored only as the hex SHA-256 of their ASCII text, the same from Web Crypto and from
+// node:crypto (the built package's `node` condition).
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { describe, test } from "node:test";
+import { decodeBase64url, encodeBase64url } from "../src/_base64url.ts";
+import { LruCache } from "../src/_cache.ts";
+import * as web from "../src/_crypto.ts";
+import * as node from "../src/_crypto_node.ts";
 import { generateToken, hashToken, isToken } from "../src/token.ts";
 
 const SHAPE = /^[A-Za-z0-9_-]{43}$/;
@@ -119,5 +124,67 @@ describe("hashToken", () => {
     }
     // A known vector: SHA-256("abc").
     assert.equal(await hashToken("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  });
+});
+
+describe("SHA-256 on Web Crypto and on node:crypto", () => {
+  test("both give the same 64 hex characters for tokens, the empty string and non-ASCII text", async () => {
+    const texts = ["", "abc", "é", "\u{1f511} key", "\ud83d", ...Array.from({ length: 200 }, generateToken)];
+    for (const text of texts) {
+      const fromNode = node.sha256Hex(text);
+      assert.equal(typeof fromNode, "string", "node:crypto answers synchronously");
+      assert.equal(await web.sha256Hex(text), fromNode, JSON.stringify(text));
+      assert.equal(fromNode, createHash("sha256").update(text, "utf8").digest("hex"));
+    }
+    assert.equal(node.sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  });
+});
+
+describe("base64url", () => {
+  test("encodes every length as Buffer's base64url does, and decodes its own output back", () => {
+    for (let length = 0; length < 70; length++) {
+      const bytes = crypto.getRandomValues(new Uint8Array(length));
+      const text = encodeBase64url(bytes);
+      assert.equal(text, Buffer.from(bytes).toString("base64url"));
+      assert.deepEqual(decodeBase64url(text), bytes);
+      assert.deepEqual(decodeBase64url(`xyz.${text}`, 4), bytes, "from an offset");
+    }
+  });
+
+  test("decodes only the canonical spelling: no padding, no other alphabet, zero padding bits", () => {
+    for (const text of ["-_9", "-_8=", "+/8", "-_8 ", "A", "AAAAA", "\u00e9AA", "-_\uff21"]) {
+      assert.equal(decodeBase64url(text), null, JSON.stringify(text));
+    }
+  });
+});
+
+describe("the hash and signature cache", () => {
+  test("keeps at most its bound, the latest entries among them", () => {
+    const cache = new LruCache<number, string>(10);
+    for (let i = 0; i < 1000; i++) cache.set(i, `v${i}`);
+    const kept: number[] = [];
+    for (let i = 999; i >= 0; i--) if (cache.get(i) !== undefined) kept.push(i);
+    assert.ok(kept.length <= 10, `kept ${kept.length}`);
+    assert.deepEqual(kept.slice(0, 5), [999, 998, 997, 996, 995]);
+  });
+
+  test("an entry used within every half of its bound in insertions is never evicted", () => {
+    const cache = new LruCache<number, string>(10);
+    cache.set(0, "v0");
+    for (let i = 1; i < 1000; i++) {
+      cache.set(i, `v${i}`);
+      if (i % 4 === 0) assert.equal(cache.get(0), "v0", `after ${i} insertions`);
+    }
+  });
+
+  test("a value set again replaces the one kept before", () => {
+    const cache = new LruCache<string, number>(4);
+    cache.set("a", 1);
+    cache.set("b", 2); // "a" moves to the old generation
+    cache.set("a", 3);
+    assert.equal(cache.get("a"), 3);
+    cache.set("c", 4);
+    cache.set("d", 5);
+    assert.equal(cache.get("a"), 3);
   });
 });
