@@ -21,12 +21,13 @@ export type FetchHandler = (req: Request) => Promise<Response>;
 /**
  * pgsession: `withSession` with signed cookies (as express signs its own) and the store's
  * defaults, touchAfter included. `signed = false` is only for profiling; `wrap` is another build's
- * `withSession` (the benchmark's `--baseline`).
+ * `withSession` (the benchmark's `--baseline`); `snapshot` turns the snapshot on (issue 18).
  */
 export function pgsessionHandler(
   store: PostgresStore,
   signed = true,
   wrap: typeof withSession = withSession,
+  snapshot?: { maxAge: number },
 ): FetchHandler {
   return wrap(async function app(req: Request, session: Session): Promise<Response> {
     const path = new URL(req.url).pathname;
@@ -50,7 +51,7 @@ export function pgsessionHandler(
       default:
         return new Response("not found", { status: 404 });
     }
-  }, { store, ...(signed ? { secrets: [SECRET] } : {}), onError: logFirstErrors });
+  }, { store, ...(signed ? { secrets: [SECRET] } : {}), ...(snapshot ? { snapshot } : {}), onError: logFirstErrors });
 }
 
 let errorsLogged = 0;

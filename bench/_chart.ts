@@ -26,7 +26,9 @@ function esc(s: string): string {
 }
 
 function fmt(n: number): string {
-  return n >= 100 ? Math.round(n).toLocaleString("en-US") : String(Math.round(n * 10) / 10);
+  // Two decimals below 10, so 0.21 round trips per request is not drawn as 0.2.
+  if (n >= 100) return Math.round(n).toLocaleString("en-US");
+  return String(n < 10 ? Math.round(n * 100) / 100 : Math.round(n * 10) / 10);
 }
 
 function panel(p: Panel, x0: number): { svg: string; height: number } {

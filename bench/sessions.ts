@@ -17,9 +17,12 @@
 //    table holds the seeded sessions, which it modifies, and every minted one). CPU per request is read from /proc for the server, its
 //    PostgreSQL backends (born during the run, counted whole: pools close idle connections after 1 s),
 //    the whole cluster and the load generator;
-// 3. latency per scenario with a fixed delay per database round trip (an edge region);
+// 3. latency per scenario with a fixed delay per database round trip (an edge region); the
+//    read-only and modify requests again with the snapshot on (issue 18), and the browsing trace
+//    (bench/trace.json, see bench/_trace.ts) replayed without and with it on a virtual clock;
 // 4. codec: cbor-x vs JSON on three payloads;
-// 5. bundle: a Worker with pgsession vs the same Worker with only the Neon driver.
+// 5. bundle: a Worker with pgsession vs the same Worker with only the Neon driver, and without
+//    the snapshot module.
 //
 // bench/results.json: date, machine, setup, statements, throughput[mode][system] ({ rps, p50Ms,
 // p99Ms, errors, non2xx, rpsPerRound }), ratios[mode] (medians of per-round ratios), targets,
@@ -40,6 +43,17 @@
 //   ratios; two processes, as in the A/A row, whose deviation is its noise;
 // - targets.*: { target, value, met, aaMaxDeviation } (atMost: true for the cache-miss CPU);
 // - runs[].cpu: the CPU per request of each run; setup.missRate.
+// And since issue 18 (written to bench/snapshot.svg too):
+// - edge.readOnlySnapshot, edge.modifySnapshot: { pgsessionRoundTrips, pgsessionP50Ms }: Neon HTTP
+//   at the same delay as edge.readOnly/edge.modify, default options plus `snapshot: { maxAge: 5 }`,
+//   the snapshot fresh (the session was created just before); round trips: the most of any sample;
+// - edge.browsingTrace: { requests, writes, views, browsers, spanMinutes, maxAge, clock,
+//   clockLagMs (the most a request started after its time in the trace), sameAnswers (both sides
+//   answered every request alike), withoutSnapshot and withSnapshot: { roundTripsPerRequest,
+//   p50Ms, p95Ms, requestsByRoundTrips }, goal (0.2 round trips per request), met };
+// - bundle.workerWithoutSnapshotModule: the Worker with src/_snapshot.ts stubbed out;
+//   bundle.snapshotModule: what that module adds, { minifiedBytes, gzipBytes };
+// - targets.browsingTraceRoundTripsPerRequest (atMost).
 //
 // Options: --seconds N (per load run, default 3, or BENCH_SECONDS), --rounds N (default 4),
 // --warmup N (seconds per system and mode, default 2), --connections N (default 20), --sessions N
@@ -67,13 +81,14 @@ import { gzipSync } from "node:zlib";
 import { serve } from "@hono/node-server";
 import * as esbuild from "esbuild";
 import pg from "pg";
-import { PostgresStore, schemaSql } from "../mod.ts";
+import { PostgresStore, schemaSql, withSession } from "../mod.ts";
 import { decodeData, encodeData } from "../src/_codec.ts";
 import { configureNeon, startSupportServer, type SupportServer } from "../tests/support/harness.ts";
 import { countingPool, expressApp, type FetchHandler, pgsessionHandler, POOL_SIZE, SECRET } from "./_apps.ts";
 import { drawChart } from "./_chart.ts";
 import { clusterCpu, cpuBetween, cpuByPid, findChild, mainThreadCpu, parentOf, processCpu } from "./_cpu.ts";
 import { startDelayProxy } from "./_delay_proxy.ts";
+import { Jar, type Trace, VirtualClock } from "./_trace.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -101,6 +116,11 @@ const SESSIONS = Number(args.sessions);
 const DELAY_MS = Number(args.delay);
 const SAMPLES = Number(args.samples);
 const MISS_RATE = Number(args["miss-rate"]);
+/** The snapshot's maxAge in the edge rows and the browsing trace, seconds. */
+const SNAPSHOT_MAX_AGE = 5;
+/** Round trips per request the browsing trace should stay within, with the snapshot (issue 18). */
+const TRACE_GOAL = 0.2;
+const TRACE = JSON.parse(readFileSync(new URL("./trace.json", import.meta.url), "utf8")) as Trace;
 const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const SCHEMA = `bench_s_${Math.random().toString(36).slice(2, 8)}`;
 const TABLE = `${SCHEMA}.session`;
@@ -175,8 +195,11 @@ async function mintSessions(table: string, like: string, n: number): Promise<str
 // ---------------------------------------------------------------- systems under test, in-process
 
 interface Client {
-  /** One request; `cookie` is `name=value` or undefined. */
-  request(path: string, cookie?: string): Promise<{ status: number; cookie: string | null }>;
+  /**
+   * One request; `cookie` is a Cookie header or undefined. Answers the first cookie set (the
+   * session cookie) and every cookie set, as a Cookie header (with a snapshot: both).
+   */
+  request(path: string, cookie?: string): Promise<{ status: number; cookie: string | null; cookies: string | null }>;
   /** Statements (or round trips) sent so far. */
   count(): Promise<number>;
 }
@@ -188,12 +211,17 @@ function firstCookie(res: Response): string | null {
   return pair.endsWith("=") ? null : pair;
 }
 
+function allCookies(res: Response): string | null {
+  const pairs = res.headers.getSetCookie().map((set) => set.split(";")[0]!).filter((pair) => !pair.endsWith("="));
+  return pairs.length ? pairs.join("; ") : null;
+}
+
 function fetchClient(base: string, count: () => Promise<number>): Client {
   return {
     async request(path, cookie) {
       const res = await fetch(base + path, { headers: cookie ? { cookie } : {} });
       await res.arrayBuffer();
-      return { status: res.status, cookie: firstCookie(res) };
+      return { status: res.status, cookie: firstCookie(res), cookies: allCookies(res) };
     },
     count,
   };
@@ -204,7 +232,7 @@ function handlerClient(handler: FetchHandler, count: () => Promise<number>): Cli
     async request(path, cookie) {
       const res = await handler(new Request(`http://127.0.0.1${path}`, { headers: cookie ? { cookie } : {} }));
       await res.arrayBuffer();
-      return { status: res.status, cookie: firstCookie(res) };
+      return { status: res.status, cookie: firstCookie(res), cookies: allCookies(res) };
     },
     count,
   };
@@ -453,8 +481,30 @@ function codecBench(): Record<string, unknown>[] {
 
 // ---------------------------------------------------------------- 5. bundle
 
-async function bundleSize(entry: string): Promise<{ minifiedBytes: number; gzipBytes: number }> {
+/**
+ * What the Worker is without the snapshot module: src/_snapshot.ts replaced by three stubs with
+ * the same names (a snapshot never opens, never seals), so the difference is that module's share.
+ * The snapshot's few lines in sessions.ts and the request session stay in both.
+ */
+const withoutSnapshotModule: esbuild.Plugin = {
+  name: "without-snapshot-module",
+  setup(build) {
+    build.onResolve({ filter: /(^|\/)_snapshot\.ts$/ }, (a) => ({ path: a.path, namespace: "stub" }));
+    build.onLoad({ filter: /.*/, namespace: "stub" }, () => ({
+      contents: "export const checkSnapshotMaxAge = (n) => n;\n" +
+        "export const openSnapshot = async () => null;\n" +
+        "export const sealSnapshot = async () => null;\n",
+      loader: "js",
+    }));
+  },
+};
+
+async function bundleSize(
+  entry: string,
+  plugins: esbuild.Plugin[] = [],
+): Promise<{ minifiedBytes: number; gzipBytes: number }> {
   const result = await esbuild.build({
+    plugins,
     absWorkingDir: ROOT,
     entryPoints: [here(entry)],
     bundle: true,
@@ -469,6 +519,103 @@ async function bundleSize(entry: string): Promise<{ minifiedBytes: number; gzipB
   });
   const code = result.outputFiles[0]!.contents;
   return { minifiedBytes: code.byteLength, gzipBytes: gzipSync(code, { level: 9 }).byteLength };
+}
+
+// ---------------------------------------------------------------- 3b. the browsing trace
+
+/** One side of the browsing trace's replay. */
+interface TraceSide {
+  roundTripsPerRequest: number;
+  p50Ms: number;
+  p95Ms: number;
+  /** How many requests sent 0, 1, 2, … round trips. */
+  requestsByRoundTrips: Record<string, number>;
+}
+
+interface BrowsingTrace {
+  trace: string;
+  requests: number;
+  writes: number;
+  views: number;
+  browsers: number;
+  spanMinutes: number;
+  maxAge: number;
+  clock: string;
+  /** The most a request started after its time in the trace (the clock never goes back). */
+  clockLagMs: number;
+  /** Both sides answered every request with the same body (the counter each browser sees). */
+  sameAnswers: boolean;
+  withoutSnapshot: TraceSide;
+  withSnapshot: TraceSide;
+  goal: number;
+  met: boolean;
+}
+
+/** The nearest-rank percentile. */
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.max(0, Math.ceil(p * s.length) - 1)]!;
+}
+
+/**
+ * Replays bench/trace.json against pgsession without (`plain`) and with (`snapshot`) the
+ * snapshot, one request at a time: each request of the trace goes to both, in alternating order,
+ * each side with its own cookie jar per browser, on the virtual clock (see bench/_trace.ts).
+ * Round trips are counted at the /sql endpoint around each request.
+ */
+async function replayTrace(plain: string, snapshot: string, count: () => Promise<number>): Promise<BrowsingTrace> {
+  const sides = [plain, snapshot].map((base) => ({
+    base,
+    jars: Array.from({ length: TRACE.browsers }, () => new Jar()),
+    ms: [] as number[],
+    trips: [] as number[],
+    bodies: [] as string[],
+  }));
+  const clock = new VirtualClock();
+  clock.install();
+  try {
+    for (const [i, [atMs, browser, write]] of TRACE.requests.entries()) {
+      for (const side of i % 2 ? [...sides].reverse() : sides) {
+        clock.set(atMs);
+        const jar = side.jars[browser]!;
+        const cookie = jar.header();
+        const before = await count();
+        const t = performance.now();
+        const res = await fetch(side.base + (write ? "/modify" : "/read"), { headers: cookie ? { cookie } : {} });
+        const body = await res.text();
+        side.ms.push(performance.now() - t);
+        side.trips.push((await count()) - before);
+        if (res.status !== 200) throw new Error(`browsing trace, request ${i}: HTTP ${res.status}`);
+        jar.take(res);
+        side.bodies.push(body);
+      }
+    }
+  } finally {
+    clock.uninstall();
+  }
+  const summary = ({ ms, trips }: (typeof sides)[number]): TraceSide => ({
+    roundTripsPerRequest: round(trips.reduce((a, b) => a + b, 0) / trips.length, 3),
+    p50Ms: round(percentile(ms, 0.5), 1),
+    p95Ms: round(percentile(ms, 0.95), 1),
+    requestsByRoundTrips: trips.reduce<Record<string, number>>((acc, n) => ((acc[n] = (acc[n] ?? 0) + 1), acc), {}),
+  });
+  const [without, withSnapshot] = sides.map(summary) as [TraceSide, TraceSide];
+  return {
+    trace: "bench/trace.json",
+    requests: TRACE.requests.length,
+    writes: TRACE.requests.filter((r) => r[2]).length,
+    views: TRACE.views,
+    browsers: TRACE.browsers,
+    spanMinutes: round(TRACE.requests[TRACE.requests.length - 1]![0] / 60_000, 1),
+    maxAge: SNAPSHOT_MAX_AGE,
+    clock: "virtual: Date.now() set to each request's time in the trace, real speed within a request",
+    clockLagMs: round(clock.lagMs, 1),
+    sameAnswers: sides[0]!.bodies.every((b, i) => b === sides[1]!.bodies[i]),
+    withoutSnapshot: without,
+    withSnapshot,
+    goal: TRACE_GOAL,
+    met: withSnapshot.roundTripsPerRequest <= TRACE_GOAL,
+  };
 }
 
 // ---------------------------------------------------------------- main
@@ -497,12 +644,18 @@ async function main(): Promise<void> {
   log("bundle sizes");
   const withPgsession = await bundleSize("./bundle/worker.ts");
   const neonOnly = await bundleSize("./bundle/neon_only.ts");
+  const noSnapshot = await bundleSize("./bundle/worker.ts", [withoutSnapshotModule]);
   const bundle = {
     worker: withPgsession,
     neonOnly,
     pgsessionOwn: {
       minifiedBytes: withPgsession.minifiedBytes - neonOnly.minifiedBytes,
       gzipBytes: withPgsession.gzipBytes - neonOnly.gzipBytes,
+    },
+    workerWithoutSnapshotModule: noSnapshot,
+    snapshotModule: {
+      minifiedBytes: withPgsession.minifiedBytes - noSnapshot.minifiedBytes,
+      gzipBytes: withPgsession.gzipBytes - noSnapshot.gzipBytes,
     },
   };
 
@@ -903,17 +1056,15 @@ async function main(): Promise<void> {
     return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   };
   const httpRequests = async (): Promise<number> => (await support.stats()).http.requests;
-  edgeClients.push([
-    "pgsession",
-    fetchClient(
-      await serveEdge(
-        pgsessionHandler(
-          new PostgresStore({ connectionString: DATABASE_URL, fetchEndpoint: `${support.url}/sql`, table: TABLE }),
-        ),
-      ),
-      httpRequests,
-    ),
-  ]);
+  const edgeStore = (): PostgresStore =>
+    new PostgresStore({ connectionString: DATABASE_URL, fetchEndpoint: `${support.url}/sql`, table: TABLE });
+  const edgeBase = await serveEdge(pgsessionHandler(edgeStore()));
+  edgeClients.push(["pgsession", fetchClient(edgeBase, httpRequests)]);
+  // The same with the snapshot on (issue 18): default options plus `snapshot: { maxAge }`.
+  const snapshotBase = await serveEdge(
+    pgsessionHandler(edgeStore(), true, withSession, { maxAge: SNAPSHOT_MAX_AGE }),
+  );
+  const snapshotClient = fetchClient(snapshotBase, httpRequests);
   if (args.baseline) {
     const lib: typeof import("../mod.ts") = await import(pathToFileURL(path.resolve(args.baseline, "mod.ts")).href);
     const store = new lib.PostgresStore(
@@ -944,8 +1095,25 @@ async function main(): Promise<void> {
   ]);
   await setDelays(support, proxy, DELAY_MS);
   // Open the pools' connections before timing anything.
-  for (const [, c] of edgeClients) await Promise.all(Array.from({ length: 4 }, () => c.request("/read", undefined)));
-  const edge: Record<string, Record<string, number>> = {};
+  for (const c of [...edgeClients.map(([, c]) => c), snapshotClient]) {
+    await Promise.all(Array.from({ length: 4 }, () => c.request("/read", undefined)));
+  }
+  const edge: Record<string, Record<string, number> | BrowsingTrace> = {};
+  // Read-only and modify with the snapshot, sampled beside the same requests without it: the
+  // cookies (session and snapshot) of a session just created, so the snapshot is fresh.
+  const snapshotSamples: Record<string, { ms: number[]; trips: number[] }> = {};
+  const sampleSnapshot = async (s: Scenario): Promise<void> => {
+    const setup = await snapshotClient.request("/modify");
+    if (!setup.cookies?.includes(".s=")) throw new Error(`edge snapshot: no snapshot cookie from /modify`);
+    const before = await snapshotClient.count();
+    const t = performance.now();
+    const { status } = await snapshotClient.request(s.path, setup.cookies);
+    const ms = performance.now() - t;
+    if (status !== 200) throw new Error(`edge snapshot ${s.path}: HTTP ${status}`);
+    const sample = (snapshotSamples[s.key] ??= { ms: [], trips: [] });
+    sample.ms.push(ms);
+    sample.trips.push((await snapshotClient.count()) - before);
+  };
   for (const s of SCENARIOS) {
     const samples: Record<string, number[]> = Object.fromEntries(edgeClients.map(([name]) => [name, []]));
     const trips: Record<string, number> = {};
@@ -959,6 +1127,7 @@ async function main(): Promise<void> {
         trips[name] = (await client.count()) - before;
         if (status !== 200) throw new Error(`edge ${name} ${s.path}: HTTP ${status}`);
       }
+      if (s.key === "readOnly" || s.key === "modify") await sampleSnapshot(s);
     }
     edge[s.key] = Object.fromEntries(
       edgeClients.flatMap((
@@ -966,6 +1135,12 @@ async function main(): Promise<void> {
       ) => [[`${name}P50Ms`, round(median(samples[name]!), 1)], [`${name}RoundTrips`, trips[name]!]]),
     );
   }
+  for (const [key, { ms, trips }] of Object.entries(snapshotSamples)) {
+    // The most any sample sent: a claim of 0 or 1 holds for every sample or is not made.
+    edge[`${key}Snapshot`] = { pgsessionP50Ms: round(median(ms), 1), pgsessionRoundTrips: Math.max(...trips) };
+  }
+  log(`browsing trace: ${TRACE.requests.length} requests, without and with the snapshot (maxAge ${SNAPSHOT_MAX_AGE})`);
+  edge.browsingTrace = await replayTrace(edgeBase, snapshotBase, httpRequests);
   await setDelays(support, proxy, 0);
 
   const results = {
@@ -1018,6 +1193,12 @@ async function main(): Promise<void> {
         atMost: true,
         aaMaxDeviation: cacheMiss.aaServerCpuMaxDeviation,
       },
+      browsingTraceRoundTripsPerRequest: {
+        target: TRACE_GOAL,
+        value: (edge.browsingTrace as BrowsingTrace).withSnapshot.roundTripsPerRequest,
+        met: (edge.browsingTrace as BrowsingTrace).met,
+        atMost: true,
+      },
       ...(ratios.readOnly.pgsessionHttpOverBaseline === undefined ? {} : {
         httpReadOnlyOverBaseline: target(1.25, ratios.readOnly.pgsessionHttpOverBaseline, noise.readOnly),
         httpModifyOverBaseline: target(1.25, ratios.modify.pgsessionHttpOverBaseline!, noise.modify),
@@ -1030,6 +1211,7 @@ async function main(): Promise<void> {
   };
   writeFileSync(here("./results.json"), JSON.stringify(results, null, 2) + "\n");
   writeFileSync(here("./chart.svg"), chart(results));
+  writeFileSync(here("./snapshot.svg"), snapshotChart(results));
   print(results);
 }
 
@@ -1099,6 +1281,82 @@ function chart(r: any): string {
       r.machine.postgres.split(" ")[0]
     }; fetch handlers on @hono/node-server; ${r.date.slice(0, 10)}; npm run bench`,
   );
+}
+
+/** bench/snapshot.svg: round trips and latency without and with the snapshot (issue 18). */
+// deno-lint-ignore no-explicit-any
+function snapshotChart(r: any): string {
+  const off = { label: "pgsession, Neon HTTP", color: "#7dd3fc" };
+  const on = { label: `the same with snapshot: { maxAge: ${r.edge.browsingTrace.maxAge} }`, color: "#16a34a" };
+  const t = r.edge.browsingTrace;
+  return drawChart(
+    [
+      {
+        title: "Database round trips per request",
+        unit: "counted at the database endpoint (lower is better)",
+        rows: ["read-only", "modify", "browsing trace"],
+        series: [off, on],
+        values: [
+          [r.edge.readOnly.pgsessionRoundTrips, r.edge.readOnlySnapshot.pgsessionRoundTrips],
+          [r.edge.modify.pgsessionRoundTrips, r.edge.modifySnapshot.pgsessionRoundTrips],
+          [t.withoutSnapshot.roundTripsPerRequest, t.withSnapshot.roundTripsPerRequest],
+        ],
+      },
+      {
+        title: `Latency, ${r.setup.edgeDelayMs} ms per database round trip`,
+        unit: "ms per request (lower is better)",
+        rows: ["read-only, p50", "modify, p50", "trace, p50", "trace, p95"],
+        series: [off, on],
+        values: [
+          [r.edge.readOnly.pgsessionP50Ms, r.edge.readOnlySnapshot.pgsessionP50Ms],
+          [r.edge.modify.pgsessionP50Ms, r.edge.modifySnapshot.pgsessionP50Ms],
+          [t.withoutSnapshot.p50Ms, t.withSnapshot.p50Ms],
+          [t.withoutSnapshot.p95Ms, t.withSnapshot.p95Ms],
+        ],
+      },
+    ],
+    `Trace: ${t.requests} requests, ${t.views} page views, ${t.browsers} browsers, ${t.spanMinutes} min (bench/trace.json), virtual clock; ${
+      r.date.slice(0, 10)
+    }; npm run bench`,
+  );
+}
+
+/** The snapshot rows and the browsing trace as markdown (empty for results from before them). */
+// deno-lint-ignore no-explicit-any
+function snapshotTables(r: any): string {
+  const t = r.edge.browsingTrace;
+  if (!t || !r.edge.readOnlySnapshot) return "";
+  const trips = (side: { requestsByRoundTrips: Record<string, number> }): string =>
+    Object.entries(side.requestsByRoundTrips).map(([n, c]) => `${c} × ${n}`).join(", ");
+  const kb = (v: number): string => `${(v / 1024).toFixed(1)} KB`;
+  const m = r.bundle.snapshotModule;
+  return `
+Snapshot (issue 18), Neon HTTP, ${r.setup.edgeDelayMs} ms per round trip, default options plus \`snapshot: { maxAge: ${t.maxAge} }\`:
+
+| request | round trips, without | with snapshot | p50, without | with snapshot |
+|---|---|---|---|---|
+| read-only (snapshot fresh) | ${r.edge.readOnly.pgsessionRoundTrips} | ${r.edge.readOnlySnapshot.pgsessionRoundTrips} | ${r.edge.readOnly.pgsessionP50Ms} ms | ${r.edge.readOnlySnapshot.pgsessionP50Ms} ms |
+| modify (snapshot fresh) | ${r.edge.modify.pgsessionRoundTrips} | ${r.edge.modifySnapshot.pgsessionRoundTrips} | ${r.edge.modify.pgsessionP50Ms} ms | ${r.edge.modifySnapshot.pgsessionP50Ms} ms |
+
+Browsing trace (bench/trace.json: ${t.requests} requests, ${t.writes} of them writes, ${t.views} page views of ${t.browsers} browsers over ${t.spanMinutes} min, replayed on a virtual clock, at most ${t.clockLagMs} ms behind the trace${
+    t.sameAnswers ? "; both sides gave every request the same answer" : "; !! the two sides answered differently"
+  }):
+
+| | round trips per request | p50 | p95 | requests × round trips |
+|---|---|---|---|---|
+| without snapshot | ${t.withoutSnapshot.roundTripsPerRequest} | ${t.withoutSnapshot.p50Ms} ms | ${t.withoutSnapshot.p95Ms} ms | ${
+    trips(t.withoutSnapshot)
+  } |
+| with \`snapshot: { maxAge: ${t.maxAge} }\` | **${t.withSnapshot.roundTripsPerRequest}** (goal ≤ ${t.goal}) | ${t.withSnapshot.p50Ms} ms | ${t.withSnapshot.p95Ms} ms | ${
+    trips(t.withSnapshot)
+  } |
+${
+    m
+      ? `\nWhat the snapshot module (src/_snapshot.ts) adds to the Worker: ${kb(m.minifiedBytes)} minified, ${
+        kb(m.gzipBytes)
+      } gzip (${m.gzipBytes} bytes).\n`
+      : ""
+  }`;
 }
 
 // deno-lint-ignore no-explicit-any
@@ -1236,7 +1494,7 @@ Bundle (esbuild, minified / gzip): Worker with pgsession ${kb(b.worker.minifiedB
   }; with only the Neon driver ${kb(b.neonOnly.minifiedBytes)} / ${kb(b.neonOnly.gzipBytes)}; pgsession's own cost ${
     kb(b.pgsessionOwn.minifiedBytes)
   } / ${kb(b.pgsessionOwn.gzipBytes)}.
-`);
+${snapshotTables(r)}`);
   const targets = Object.entries(
     r.targets as Record<
       string,
@@ -1258,6 +1516,7 @@ Bundle (esbuild, minified / gzip): Worker with pgsession ${kb(b.worker.minifiedB
 if (args.redraw) {
   const results = JSON.parse(readFileSync(here("./results.json"), "utf8"));
   writeFileSync(here("./chart.svg"), chart(results));
+  if (results.edge.browsingTrace) writeFileSync(here("./snapshot.svg"), snapshotChart(results));
   print(results);
   await admin.end();
   process.exit(0);
