@@ -22,6 +22,7 @@
 
 import type { Row } from "./client.ts";
 import { encodeData } from "./_codec.ts";
+import { encodeBase64url } from "./_base64url.ts";
 import { readCookies } from "./cookie.ts";
 import type { Logger } from "./errors.ts";
 import type { SessionsOptions } from "./sessions.ts";
@@ -92,7 +93,6 @@ const MAX_ATTEMPTS = 3;
 // pgsession's own flash messages live under this key; Session.set() refuses it.
 const FLASH_KEY = "__flash";
 const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 const DECODE = new Int8Array(128).fill(-1);
 for (let i = 0; i < 64; i++) DECODE[BASE64.charCodeAt(i)] = i;
 // Separates the derived token from the signatures the same secret makes.
@@ -353,11 +353,5 @@ async function deriveToken(key: CryptoKey, sid: string): Promise<string> {
   const mac = new Uint8Array(
     await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(DERIVE_PREFIX + sid)),
   );
-  let out = "";
-  for (let i = 0; i < 30; i += 3) {
-    const n = (mac[i]! << 16) | (mac[i + 1]! << 8) | mac[i + 2]!;
-    out += BASE64URL[n >> 18]! + BASE64URL[(n >> 12) & 63]! + BASE64URL[(n >> 6) & 63]! + BASE64URL[n & 63]!;
-  }
-  const n = (mac[30]! << 8) | mac[31]!;
-  return out + BASE64URL[n >> 10]! + BASE64URL[(n >> 4) & 63]! + BASE64URL[(n << 2) & 63]!;
+  return encodeBase64url(mac);
 }

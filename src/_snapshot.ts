@@ -37,6 +37,8 @@
  * @module
  */
 
+import { decodeBase64url, encodeBase64url } from "./_base64url.ts";
+
 /** The format version this module seals and the only one it opens. */
 export const SNAPSHOT_VERSION = 1;
 
@@ -121,11 +123,6 @@ const HAS_DEADLINE = 2;
 const HAS_USER = 4;
 const HAS_LABEL = 8;
 const KNOWN_FLAGS = TOUCH_DUE | HAS_DEADLINE | HAS_USER | HAS_LABEL;
-
-const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-// Code unit -> 6-bit value, -1 outside the base64url alphabet.
-const DECODE = new Int8Array(128).fill(-1);
-for (let i = 0; i < 64; i++) DECODE[ALPHABET.charCodeAt(i)] = i;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -315,7 +312,7 @@ export async function sealSnapshot(content: SnapshotContent, options: SealOption
     plain,
   );
   out.set(new Uint8Array(sealed), HEADER_BYTES + IV_BYTES);
-  return encode(out);
+  return encodeBase64url(out);
 }
 
 /**
@@ -349,7 +346,7 @@ export async function openSnapshot(value: string, options: OpenOptions): Promise
   if (
     typeof value !== "string" || value.length > MAX_SNAPSHOT_BYTES || value.length < sealedLength(FIXED_PLAIN_BYTES)
   ) return null;
-  const bytes = decode(value);
+  const bytes = decodeBase64url(value);
   if (!bytes || bytes[0] !== SNAPSHOT_VERSION) return null;
   const head = new DataView(bytes.buffer);
   // The seal time is checked before decrypting (a stale value costs nothing) and trusted only
@@ -459,45 +456,4 @@ function setUint48(view: DataView, at: number, n: number): void {
 
 function getUint48(view: DataView, at: number): number {
   return view.getUint16(at) * 2 ** 32 + view.getUint32(at + 2);
-}
-
-function encode(bytes: Uint8Array): string {
-  let out = "";
-  let i = 0;
-  for (; i + 2 < bytes.length; i += 3) {
-    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    out += ALPHABET[n >> 18]! + ALPHABET[(n >> 12) & 63]! + ALPHABET[(n >> 6) & 63]! + ALPHABET[n & 63]!;
-  }
-  if (bytes.length - i === 1) {
-    const n = bytes[i]!;
-    out += ALPHABET[n >> 2]! + ALPHABET[(n << 4) & 63]!;
-  } else if (bytes.length - i === 2) {
-    const n = (bytes[i]! << 8) | bytes[i + 1]!;
-    out += ALPHABET[n >> 10]! + ALPHABET[(n >> 4) & 63]! + ALPHABET[(n << 2) & 63]!;
-  }
-  return out;
-}
-
-/**
- * The bytes of canonical base64url without padding, or `null`: any other character, a length
- * no encoding has, or padding bits that are not zero (so each value has one spelling).
- */
-function decode(text: string): Uint8Array<ArrayBuffer> | null {
-  if (text.length % 4 === 1) return null;
-  const out = new Uint8Array(Math.floor((text.length * 3) / 4));
-  let buffer = 0;
-  let bits = 0;
-  let j = 0;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    const sextet = code < 128 ? DECODE[code]! : -1;
-    if (sextet < 0) return null;
-    buffer = ((buffer << 6) | sextet) & 0xffff;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[j++] = (buffer >> bits) & 0xff;
-    }
-  }
-  return (buffer & ((1 << bits) - 1)) === 0 ? out : null;
 }
