@@ -1,5 +1,5 @@
 /**
- * Base64url without padding (RFC 4648 §5), the one spelling tokens and signatures have: encoded
+ * Base64url without padding (RFC 4648 §5), the one spelling ids and signatures have: encoded
  * here, and decoded only when it is that exact spelling.
  *
  * @module

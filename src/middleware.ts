@@ -52,8 +52,8 @@ export type SessionHandler<Data extends object, Rest extends unknown[]> = (
  * changed; for a handler that throws or answers 5xx, only a `destroy()`. Extra arguments
  * (Workers' `env` and `ctx`, `Deno.serve`'s `info`) pass through.
  *
- * Cookies: the value is the token (signed when `secrets` are given); `HttpOnly; Secure;
- * SameSite=Lax; Path=/` and the `__Host-` prefix by default; Set-Cookie only when the token
+ * Cookies: the value is the id (signed when `secrets` are given); `HttpOnly; Secure;
+ * SameSite=Lax; Path=/` and the `__Host-` prefix by default; Set-Cookie only when the id
  * changes (a new session stored, a regenerate, a destroy), living until the absolute deadline, with a `Cache-Control` no shared
  * cache may store and `Vary: Cookie`. Malformed, oversized, badly signed or unknown cookies give
  * a fresh session; when several cookies share the name, the first well-formed (and well-signed)

@@ -12,7 +12,7 @@ import express5 from "express";
 import express4 from "express4";
 import pg from "pg";
 import { PostgresStore, schemaSql, type Session, SessionError } from "../mod.ts";
-import { generateToken, hashToken } from "../src/token.ts";
+import { generateId, handleOf } from "../src/id.ts";
 import { sign } from "../src/_signature.ts";
 import { sessionMiddleware } from "../src/express.ts";
 import { adminPool, dbSkip, randomSchema } from "./_db.ts";
@@ -231,7 +231,7 @@ describe("pgsession/express", { skip: dbSkip }, () => {
 
   async function rowOf(token: string): Promise<boolean> {
     const { rows } = await admin.query(`SELECT 1 FROM "${schema}".pgsession WHERE session_key = $1`, [
-      await hashToken(token),
+      await handleOf(token),
     ]);
     return rows.length === 1;
   }
@@ -421,7 +421,7 @@ describe("pgsession/express", { skip: dbSkip }, () => {
           assert.deepEqual(sessionCookies(res), []);
           assert.ok(seen[0] instanceof SessionError);
           // A read with a cookie: the handler's get() fails, the cookie is left alone.
-          browser.cookies.set(COOKIE, await sign(generateToken(), SECRET));
+          browser.cookies.set(COOKIE, await sign(generateId(), SECRET));
           const read = await browser.fetch("/visit", { method: "POST" });
           assert.equal(read.status, 500);
           assert.deepEqual(await read.json(), { error: "DATABASE_ERROR" });

@@ -11,7 +11,7 @@ import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { setCookie } from "hono/cookie";
 import { HTTPException } from "hono/http-exception";
 import { type PostgresStore, SessionError } from "../mod.ts";
-import { generateToken, hashToken } from "../src/token.ts";
+import { generateId, handleOf } from "../src/id.ts";
 import { type SessionEnv, sessionMiddleware } from "../src/hono.ts";
 import pg from "pg";
 import { dbSkip, randomSchema } from "./_db.ts";
@@ -128,7 +128,7 @@ describe("pgsession/hono over pg.Pool", { skip: dbSkip }, () => {
 
   const rows = async (): Promise<string[]> =>
     (await h.sql(`select session_key from ${h.table}`)).map((r) => String(r.session_key));
-  const stored = async (cookie: string): Promise<boolean> => (await rows()).includes(await hashToken(tokenOf(cookie)));
+  const stored = async (cookie: string): Promise<boolean> => (await rows()).includes(await handleOf(tokenOf(cookie)));
   /** One request through app.request(), with the statements it sent. */
   async function call(
     path: string,
@@ -250,14 +250,14 @@ describe("pgsession/hono over pg.Pool", { skip: dbSkip }, () => {
   });
 
   test("an unknown well-formed id gets a new id and no row is created for it", async () => {
-    const planted = generateToken();
+    const planted = generateId();
     const before = (await rows()).length;
     const { res } = await call("/me", { cookie: `${COOKIE}=${planted}` });
     assert.equal((await res.json()).user, null);
     assert.equal((await rows()).length, before);
     const login = await call("/login", { method: "POST", cookie: `${COOKIE}=${planted}` });
     assert.notEqual(tokenOf(sessionCookie(login.res)!), planted);
-    assert.equal((await rows()).includes(await hashToken(planted)), false);
+    assert.equal((await rows()).includes(await handleOf(planted)), false);
   });
 
   test("a SessionError from reading or from the commit reaches app.onError and sets no cookie", async () => {
@@ -364,7 +364,7 @@ describe("pgsession/hono over pg.Pool", { skip: dbSkip }, () => {
       const out = await fetch(`${base}/logout`, { method: "POST", headers: { cookie } });
       assert.equal(out.status, 204);
       await out.body?.cancel();
-      assert.equal((await rows()).includes(await hashToken(tokenOf(cookie))), false);
+      assert.equal((await rows()).includes(await handleOf(tokenOf(cookie))), false);
     });
 
     test("a proxied fetch() response keeps its own Set-Cookie and Vary and gets the session cookie", async () => {
@@ -375,7 +375,7 @@ describe("pgsession/hono over pg.Pool", { skip: dbSkip }, () => {
       const cookie = set.find((c) => c.startsWith("session="));
       assert.ok(cookie, set.join(" | "));
       assert.deepEqual((res.headers.get("vary") ?? "").split(/,\s*/).sort(), ["Accept-Encoding", "Cookie"]);
-      assert.ok((await rows()).includes(await hashToken(tokenOf(cookie.split(";")[0]!))));
+      assert.ok((await rows()).includes(await handleOf(tokenOf(cookie.split(";")[0]!))));
     });
   });
 });
@@ -446,7 +446,7 @@ describe("pgsession/hono on workerd: a Worker whose Hono app is built once at mo
       const cookie = set.slice(0, set.indexOf(";"));
       // Make a touch due, so the late request has a write to run in waitUntil.
       await h.sql(`UPDATE ${h.table} SET session_expiry = session_expiry - interval '2 days' WHERE session_key = $1`, [
-        await hashToken(cookie.slice(cookie.indexOf("=") + 1).split(".")[0]!),
+        await handleOf(cookie.slice(cookie.indexOf("=") + 1).split(".")[0]!),
       ]);
       // The gate: the late request waits here after reading its session, until released.
       let arrived!: () => void;

@@ -14,7 +14,7 @@ import expressSessionUntyped from "express-session";
 import connectPgSimpleUntyped from "connect-pg-simple";
 import pg from "pg";
 import { createSessions, PostgresStore, schemaSql, type Session, withSession } from "../mod.ts";
-import { hashToken, isToken } from "../src/token.ts";
+import { handleOf, isId } from "../src/id.ts";
 import { sessionMiddleware } from "../src/express.ts";
 import { compileLegacy, readLegacyId } from "../src/_legacy.ts";
 import { adminPool, dbSkip, randomSchema } from "./_db.ts";
@@ -115,8 +115,8 @@ describe("reading express-session's cookie", () => {
           assert.equal(encoded?.sid, sid);
           const raw = await readLegacyId(requestWith(`other=1; connect.sid=${value}`), legacy);
           assert.equal(raw?.sid, sid);
-          assert.ok(isToken(encoded!.token), "the derived token has the shape of one pgsession issues");
-          assert.equal(raw!.token, encoded!.token);
+          assert.ok(isId(encoded!.id), "the derived token has the shape of one pgsession issues");
+          assert.equal(raw!.id, encoded!.id);
         }
       }
     });
@@ -151,10 +151,10 @@ describe("reading express-session's cookie", () => {
     const [, signature] = signers[0]!;
     const one = await readLegacyId(requestWith(`connect.sid=s:${signature.sign("one", OLD_SECRET)}`), legacy);
     const two = await readLegacyId(requestWith(`connect.sid=s:${signature.sign("two", OLD_SECRET)}`), legacy);
-    assert.notEqual(one!.token, two!.token);
+    assert.notEqual(one!.id, two!.id);
     const alone = compileLegacy({ secrets: [OLD_SECRET] }, TARGET);
     const again = await readLegacyId(requestWith(`connect.sid=s:${signature.sign("one", OLD_SECRET)}`), alone);
-    assert.equal(again!.token, one!.token);
+    assert.equal(again!.id, one!.id);
   });
 
   test("options that cannot work fail at start-up", () => {
@@ -442,7 +442,7 @@ describe("moving express-session + connect-pg-simple sessions to pgsession", { s
       const tokens = results.map(({ browser }) => browser.cookies.get(COOKIE));
       assert.ok(tokens[0]);
       assert.equal(tokens[0], tokens[1], "the loser opened the winner's session");
-      const key = await hashToken(tokens[0]!.split(".")[0]!);
+      const key = await handleOf(tokens[0]!.split(".")[0]!);
       assert.equal((await admin.query(`SELECT 1 FROM ${newTable} WHERE session_key = $1`, [key])).rows.length, 1);
       assert.equal((await admin.query(`SELECT 1 FROM ${oldTable} WHERE sid = 'raced'`)).rows.length, 0);
     } finally {
@@ -469,7 +469,7 @@ describe("moving express-session + connect-pg-simple sessions to pgsession", { s
         assert.equal(body.user, `u${trial}`);
         assert.equal(token, results[0]!.token);
       }
-      const key = await hashToken(results[0]!.token!.split(".")[0]!);
+      const key = await handleOf(results[0]!.token!.split(".")[0]!);
       assert.equal((await admin.query(`SELECT 1 FROM ${newTable} WHERE session_key = $1`, [key])).rows.length, 1);
     }
   });
