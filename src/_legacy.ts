@@ -22,7 +22,7 @@
 
 import type { Row } from "./client.ts";
 import { encodeData } from "./_codec.ts";
-import { encodeBase64url } from "./_base64url.ts";
+import { decodeBase64, encodeBase64url } from "./_base64url.ts";
 import { readCookies } from "./cookie.ts";
 import type { Logger } from "./errors.ts";
 import type { SessionsOptions } from "./sessions.ts";
@@ -92,9 +92,6 @@ const SID = /^[^\x00-\x1f\x7f]{1,256}$/;
 const MAX_ATTEMPTS = 3;
 // pgsession's own flash messages live under this key; Session.set() refuses it.
 const FLASH_KEY = "__flash";
-const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const DECODE = new Int8Array(128).fill(-1);
-for (let i = 0; i < 64; i++) DECODE[BASE64.charCodeAt(i)] = i;
 // Separates the derived id from the signatures the same secret makes.
 const DERIVE_PREFIX = "pgsession: id of express-session session\0";
 
@@ -329,23 +326,7 @@ function decodeValue(raw: string): string {
  * padding, the last one's 2 spare bits zero.
  */
 function decodeMac(text: string, start: number): Uint8Array<ArrayBuffer> | null {
-  if (text.length - start !== 43) return null;
-  const mac = new Uint8Array(32);
-  let bits = 0;
-  let buffer = 0;
-  let j = 0;
-  for (let i = start; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    const sextet = code < 128 ? DECODE[code]! : -1;
-    if (sextet < 0) return null;
-    buffer = ((buffer << 6) | sextet) & 0xffff;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      mac[j++] = (buffer >> bits) & 0xff;
-    }
-  }
-  return (buffer & ((1 << bits) - 1)) === 0 ? mac : null;
+  return text.length - start === 43 ? decodeBase64(text, start) : null;
 }
 
 /** The pgsession id for an old session: HMAC-SHA256 of the id, base64url (a canonical id). */
