@@ -2,9 +2,7 @@
 // bare node:http (Connect-style) middleware: the commit lands in the head whatever sends it,
 // errors reach next(err), and express-session's scenarios that apply to a server-side store.
 import assert from "node:assert/strict";
-import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
@@ -16,6 +14,7 @@ import { generateId, handleOf } from "../src/id.ts";
 import { sign } from "../src/_signature.ts";
 import { sessionMiddleware } from "../src/express.ts";
 import { adminPool, dbSkip, randomSchema } from "./_db.ts";
+import { close, listen } from "./support/listen.ts";
 
 interface Data {
   user: string;
@@ -70,18 +69,6 @@ function tokenOf(value: string): string {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function listen(server: Server): Promise<string> {
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
-
-async function close(server: Server | undefined): Promise<void> {
-  if (!server?.listening) return;
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-}
 
 /** Wraps an async route so Express 4 (which ignores rejections) passes errors to next(). */
 function route(

@@ -4,9 +4,7 @@
 // loopback HTTP) signs browsers in, the app switches to pgsession/express with the legacy option,
 // and the same browsers are still signed in, with their data, and nothing left in the old table.
 import assert from "node:assert/strict";
-import { once } from "node:events";
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { createRequire } from "node:module";
 import { after, before, describe, test } from "node:test";
 import express from "express";
@@ -18,6 +16,7 @@ import { handleOf, isId } from "../src/id.ts";
 import { sessionMiddleware } from "../src/express.ts";
 import { compileLegacy, readLegacyId } from "../src/_legacy.ts";
 import { adminPool, dbSkip, randomSchema } from "./_db.ts";
+import { close, listen } from "./support/listen.ts";
 
 // Neither package ships types (nor is @types/express-session installed: it types req.session).
 const expressSession = expressSessionUntyped as unknown as (options: Record<string, unknown>) => express.RequestHandler;
@@ -87,18 +86,6 @@ class Browser {
     }
     return res;
   }
-}
-
-async function listen(server: Server): Promise<string> {
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
-
-async function close(server: Server | undefined): Promise<void> {
-  if (!server?.listening) return;
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
 }
 
 describe("reading express-session's cookie", () => {
