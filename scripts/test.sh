@@ -26,7 +26,7 @@ deno publish --dry-run --allow-dirty >"$log/publish.txt" 2>&1 || { cat "$log/pub
 # What users copy must also pass the stricter settings `tsc --init` (TypeScript 5.9) gives a new project.
 step "README, docs/ and examples/ with exactOptionalPropertyTypes and noUncheckedIndexedAccess"
 deno check --config deno.strict.json --doc-only README.md docs/*.md >"$log/strict.txt" 2>&1 || { cat "$log/strict.txt"; failed=1; }
-deno check --config deno.strict.json examples/deno/main.ts >"$log/strict-deno.txt" 2>&1 || { cat "$log/strict-deno.txt"; failed=1; }
+deno check --config deno.strict.json examples/deno/main.ts tests/_typecheck_strict.ts >"$log/strict-deno.txt" 2>&1 || { cat "$log/strict-deno.txt"; failed=1; }
 node_modules/.bin/tsc -p examples/tsconfig.strict.json || failed=1
 
 # Files that drive runtimes as child processes run only under Node's runner.

@@ -15,22 +15,22 @@ export interface CookieOptions {
    * @default {"__Host-session"} when secure with `path: "/"` and no domain, `"__Secure-session"`
    *   when secure otherwise, `"session"` when not secure
    */
-  name?: string;
+  name?: string | undefined;
   /**
    * The `Domain` attribute; leave it unset (or `""`) so the cookie stays on the exact host.
    * @default {undefined}
    */
-  domain?: string;
+  domain?: string | undefined;
   /**
    * The `Path` attribute; it must start with `/`.
    * @default {"/"}
    */
-  path?: string;
+  path?: string | undefined;
   /**
    * The `SameSite` attribute. `"None"` needs `secure: true`.
    * @default {"Lax"}
    */
-  sameSite?: "Strict" | "Lax" | "None";
+  sameSite?: "Strict" | "Lax" | "None" | undefined;
   /**
    * The `Secure` attribute; `"auto"` sets it when the request came over HTTPS (see
    * {@linkcode requestIsSecure}). `"auto"` cannot be combined with a `__Host-`/`__Secure-` name,
@@ -38,18 +38,18 @@ export interface CookieOptions {
    * (browsers also keep `Secure` cookies from `http://localhost`).
    * @default {true}
    */
-  secure?: boolean | "auto";
+  secure?: boolean | "auto" | undefined;
   /**
    * The `HttpOnly` attribute.
    * @default {true}
    */
-  httpOnly?: boolean;
+  httpOnly?: boolean | undefined;
   /**
    * The `Partitioned` attribute (CHIPS), for sessions inside third-party iframes; needs
    * `secure: true`.
    * @default {false}
    */
-  partitioned?: boolean;
+  partitioned?: boolean | undefined;
 }
 
 /** Cookie attributes resolved for one scheme; frozen, shared by every request. */

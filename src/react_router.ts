@@ -61,11 +61,11 @@ export interface PostgresSessionStorageOptions {
    * React Router's cookie that carries the id: a `Cookie` from `createCookie()` (used as it is),
    * or options for one. Options are completed with `httpOnly: true`, `secure: true`,
    * `sameSite: "lax"` and `path: "/"` unless given (set `secure: false` for plain-http
-   * development). Signing with `secrets` is optional: the id is an unguessable 256-bit id, but
+   * development). Signing with `secrets` is optional: the id is unguessable (256 bits), but
    * signed cookies are rejected before any SQL is sent.
    * @default {{ name: "__session", httpOnly: true, secure: true, sameSite: "lax", path: "/" }}
    */
-  cookie?: Cookie | (RouterCookieOptions & { name?: string });
+  cookie?: Cookie | (RouterCookieOptions & { name?: string | undefined }) | undefined;
 }
 
 const COOKIE_DEFAULTS: Readonly<RouterCookieOptions> = Object.freeze({

@@ -15,20 +15,20 @@ export interface RegenerateOptions {
    * no number of regenerations lets it outlive its absolute lifetime.
    * @default {false}
    */
-  restart?: boolean;
+  restart?: boolean | undefined;
   /**
    * Bind the session to this user (sign-in): it is listed by `sessionsOf(user)` and ended by
    * `revokeAll(user)`. Stored in its own column, never in the cookie. Needs the user columns
    * (`npx pgsession migrate`).
    * @default {undefined} (the session keeps the user it had)
    */
-  user?: string;
+  user?: string | undefined;
   /**
    * A short label for the user's list of sessions, e.g. `"Firefox on Linux"` (at most 200
    * characters); only with `user`.
    * @default {null}
    */
-  label?: string | null;
+  label?: string | null | undefined;
 }
 
 /** One of a user's live sessions, as `sessionsOf()` and `session.sessions()` list them. */
