@@ -448,7 +448,7 @@ describe("pgsession/hono on workerd: a Worker whose Hono app is built once at mo
     });
   });
 
-  test("with snapshot (default __Host- cookie, touches in waitUntil): a fresh read costs 0 round trips, a change 1, a tampered snapshot 1, a due touch 0 before the response; sign-out clears it", async () => {
+  test("with snapshot (default __Host- cookie, touches in waitUntil): a fresh read costs 0 round trips, a change 1, a tampered snapshot 1, a due touch 0 before the response; sign-out clears it at once, elsewhere after maxAge", async () => {
     await runSnapshotScenario({
       base: "http://localhost",
       fetch: (url: string, init?: RequestInit) => snapshotWorker.fetch(url, init),

@@ -6,7 +6,8 @@
 //   a change                       1 (before the response), and the new snapshot; the next read 0
 //   a tampered snapshot            1, answered from the database, the snapshot replaced
 //   a touch due on a snapshot read 0 before the response with waitUntil (1 after it), else 1 inline
-//   a sign-out                     1, and both cookies cleared
+//   a sign-out                     1, and both cookies cleared; another client holding them reads
+//                                  the snapshot until maxAge (0), and not after (1, signed out)
 // The snapshot cookie must carry the session cookie's attributes (`__Host-` and Secure where it
 // has them) with Max-Age = maxAge.
 import assert from "node:assert/strict";
@@ -49,7 +50,7 @@ export interface SnapshotTarget {
 }
 
 /** How long a background runtime is given to run whatever it left for after the response. */
-const SETTLE_MS: number = 150;
+const SETTLE_MS: number = 100;
 const DAY_MS: number = 86_400_000;
 const cbor: Decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
 const sleep = (ms: number): Promise<void> => new Promise((resolve: () => void): unknown => setTimeout(resolve, ms));
@@ -215,6 +216,7 @@ export async function runSnapshotScenario(t: SnapshotTarget): Promise<void> {
   assert.deepEqual([s.body, s.trips], [me("ada", 1), 0], "the next read costs nothing and touches nothing");
 
   // Sign out: one DELETE, and both cookies cleared with the attributes they were set with.
+  const elsewhere: Map<string, string> = new Map(jar.cookies);
   s = await step("POST", "/logout", "sign-out");
   assert.equal(s.res.status, 204);
   assert.equal(s.trips, 1, "sign-out is one DELETE");
@@ -229,6 +231,22 @@ export async function runSnapshotScenario(t: SnapshotTarget): Promise<void> {
   }
   assert.equal(await dataOf(key), null, "the row was deleted before the response");
   s = await step("GET", "/me", "read after sign-out");
-  assert.deepEqual(s.body, { user: null, visits: 0, flash: null, types: null } satisfies Me);
+  const anonymous: Me = { user: null, visits: 0, flash: null, types: null };
+  assert.deepEqual(s.body, anonymous);
   assert.deepEqual([s.trips, s.set], [0, []], "no cookie left: nothing to read");
+
+  // The revocation bound, by the runtime's clock: another client holding both cookies reads the
+  // signed-out session from its snapshot for up to maxAge seconds, and not after.
+  for (const [name, value] of elsewhere) jar.cookies.set(name, value);
+  s = await step("GET", "/me", "another client within maxAge");
+  assert.deepEqual([s.body, s.trips], [me("ada", 1), 0], "within maxAge the snapshot still answers");
+  const expired: string | null = await sealSnapshot(
+    { ...opened, expiresInMs: opened.expiresInMs + DAY_MS },
+    { token, secrets: [t.secret], now: Date.now() - t.maxAge * 1000 - 1000 },
+  );
+  jar.cookies.set(snapName, expired!);
+  s = await step("GET", "/me", "another client past maxAge");
+  assert.deepEqual([s.body, s.trips], [anonymous, 1], "past maxAge the database answers: signed out");
+  const cleared: SetCookie | undefined = named(s.set, snapName);
+  assert.ok(cleared && cleared.value === "" && cleared.attrs.get("max-age") === "0", "the stale snapshot is cleared");
 }
