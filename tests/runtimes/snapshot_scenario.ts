@@ -198,7 +198,7 @@ export async function runSnapshotScenario(t: SnapshotTarget): Promise<void> {
   try {
     pending = send(`${t.base}/me`, { headers: jar.header(), redirect: "manual" });
     // Well under the store's 5-second statement budget, which would end a blocked touch with a 503.
-    const early: Response | "waiting" = await settledWithin(pending, t.background ? 2_000 : 700);
+    const early: Response | "waiting" = await settledWithin(pending, t.background ? 2_000 : 500);
     if (t.background) assert.notEqual(early, "waiting", "with waitUntil the response does not wait for the touch");
     else assert.equal(early, "waiting", "without waitUntil the touch runs before the response");
   } finally {
