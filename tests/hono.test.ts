@@ -18,6 +18,7 @@ import { dbSkip, randomSchema } from "./_db.ts";
 import { databaseUrl, startSupportServer, type SupportServer } from "./support/harness.ts";
 import { bundle } from "./runtimes/bundle.ts";
 import { runScenario } from "./runtimes/scenario.ts";
+import { runSnapshotScenario } from "./runtimes/snapshot_scenario.ts";
 import { type Fixture, transports } from "./_transports.ts";
 
 type Data = {
@@ -387,6 +388,7 @@ describe("pgsession/hono on workerd: a Worker whose Hono app is built once at mo
   let support: SupportServer;
   let mf: import("miniflare").Miniflare;
   let broken: { fetch(url: string, init?: RequestInit): Promise<Response> };
+  let snapshotWorker: { fetch(url: string, init?: RequestInit): Promise<Response> };
   const dispatch = (url: string, init?: RequestInit): Promise<Response> =>
     mf.dispatchFetch(url, init as never) as unknown as Promise<Response>;
 
@@ -412,10 +414,18 @@ describe("pgsession/hono on workerd: a Worker whose Hono app is built once at mo
           compatibilityDate: COMPATIBILITY_DATE,
           bindings: { ...bindings, SESSION_TABLE: `${h.table}_missing` },
         },
+        {
+          name: "hono-snapshot",
+          modules: true,
+          script,
+          compatibilityDate: COMPATIBILITY_DATE,
+          bindings: { ...bindings, SNAPSHOT_MAX_AGE: "5" },
+        },
       ],
     });
     await mf.ready;
     broken = (await mf.getWorker("hono-missing-table")) as unknown as typeof broken;
+    snapshotWorker = (await mf.getWorker("hono-snapshot")) as unknown as typeof snapshotWorker;
   });
   after(async () => {
     await mf?.dispose();
@@ -435,6 +445,22 @@ describe("pgsession/hono on workerd: a Worker whose Hono app is built once at mo
       signed: true,
       transport: "http",
       background: true,
+    });
+  });
+
+  test("with snapshot (default __Host- cookie, touches in waitUntil): a fresh read costs 0 round trips, a change 1, a tampered snapshot 1, a due touch 0 before the response; sign-out clears it at once, elsewhere after maxAge", async () => {
+    await runSnapshotScenario({
+      base: "http://localhost",
+      fetch: (url: string, init?: RequestInit) => snapshotWorker.fetch(url, init),
+      table: h.table,
+      query: h.sql,
+      cookieName: "__Host-session",
+      maxAge: 5,
+      secret: SECRET,
+      background: true,
+      stats: () => support.stats(),
+      reset: () => support.reset(),
+      lockRow,
     });
   });
 
