@@ -185,11 +185,11 @@ export async function runSnapshotScenario(t: SnapshotTarget): Promise<void> {
     key,
   ]);
   const lagging: number = await expiryOf(key);
-  const opened = await openSnapshot(jar.cookies.get(snapName)!, { token, secrets: [t.secret], maxAge: t.maxAge });
+  const opened = await openSnapshot(jar.cookies.get(snapName)!, { id: token, secrets: [t.secret], maxAge: t.maxAge });
   assert.ok(opened, "the runtime's snapshot opens with its secret and token");
   const due: string | null = await sealSnapshot(
     { ...opened, expiresInMs: opened.expiresInMs - 2 * DAY_MS, touchDue: true },
-    { token, secrets: [t.secret] },
+    { id: token, secrets: [t.secret] },
   );
   jar.cookies.set(snapName, due!);
   await t.reset();
