@@ -242,7 +242,7 @@ export async function runSnapshotScenario(t: SnapshotTarget): Promise<void> {
   assert.deepEqual([s.body, s.trips], [me("ada", 1), 0], "within maxAge the snapshot still answers");
   const expired: string | null = await sealSnapshot(
     { ...opened, expiresInMs: opened.expiresInMs + DAY_MS },
-    { token, secrets: [t.secret], now: Date.now() - t.maxAge * 1000 - 1000 },
+    { id: token, secrets: [t.secret], now: Date.now() - t.maxAge * 1000 - 1000 },
   );
   jar.cookies.set(snapName, expired!);
   s = await step("GET", "/me", "another client past maxAge");
