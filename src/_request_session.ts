@@ -157,3 +157,30 @@ export class RequestSessionImpl<Data extends object> extends SessionImpl<Data> i
     return value ? serializeCookie(cookie, value, snapshot.maxAge) : clear;
   }
 }
+
+/**
+ * Runs a handler around a request's session: commits onto its response, or, when it throws,
+ * commits only a pending `destroy()` (a sign-out is never lost) and rethrows. A handler that
+ * returns `null` failed with a response made elsewhere (Hono's `app.onError`): the same.
+ *
+ * @returns The committed response, or `null` after such a failure.
+ */
+export async function aroundHandler<Data extends object>(
+  session: RequestSession<Data>,
+  handler: () => Promise<Response | null>,
+  commit: CommitOptions,
+  logger: Logger,
+): Promise<Response | null> {
+  let response: Response | null;
+  try {
+    response = await handler();
+  } catch (error) {
+    await session.discard().catch((e) => logger.warn("Cannot commit the sign-out of a failed request", { error: e }));
+    throw error;
+  }
+  if (response === null) {
+    await session.discard();
+    return null;
+  }
+  return await session.commit(response, commit);
+}

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { aroundHandler, SessionsCache } from "./_lifecycle.ts";
+import { SessionsCache } from "./_lifecycle.ts";
 import { SessionError } from "./errors.ts";
 import type { SessionData } from "./session.ts";
 import { createSessions, type RequestSession, type SessionsOptions } from "./sessions.ts";
@@ -107,9 +107,8 @@ export function withSession<
     };
     try {
       const sessions = fixed ?? cache.get(null, () => opts as SessionsOptions<Data>);
-      const session = await sessions.open(request);
       const waitUntil = opts.waitUntil;
-      return (await aroundHandler(session, async () => await handler(request, session, ...(rest as Rest)), {
+      return await sessions.handle(request, (session) => handler(request, session, ...(rest as Rest)), {
         waitUntil: waitUntil &&
           ((promise) => {
             backgroundOwnsRelease = true;
@@ -119,7 +118,7 @@ export function withSession<
           if (error instanceof SessionError && opts.onError) await opts.onError(error, request);
           else logger.warn("Background session commit failed", { error });
         },
-      }, logger))!;
+      });
     } catch (error) {
       if (error instanceof SessionError && opts.onError) return await opts.onError(error, request);
       throw error;

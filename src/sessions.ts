@@ -11,7 +11,7 @@ import type { Logger } from "./errors.ts";
 import { adoptLegacy, compileLegacy, legacyClearCookie, readLegacyId } from "./_legacy.ts";
 import { Budget } from "./_budget.ts";
 import { SessionRecord } from "./_record.ts";
-import { RequestSessionImpl, type Settings } from "./_request_session.ts";
+import { aroundHandler, RequestSessionImpl, type Settings } from "./_request_session.ts";
 import { checkSnapshotMaxAge, openSnapshot } from "./_snapshot.ts";
 import type { SaveResult, Session, SessionData } from "./session.ts";
 import { checkSecrets, unsign } from "./_signature.ts";
@@ -172,6 +172,30 @@ export interface Sessions<Data extends object = SessionData> {
    * @returns Its session; call `commit(response)` when the response is ready.
    */
   open(request: Request): Promise<RequestSession<Data>>;
+  /**
+   * The whole request lifecycle in one call: opens the request's session, runs the handler, and
+   * commits onto its response; when the handler throws, commits only a pending `destroy()` (a
+   * sign-out is never lost) and rethrows. What `withSession` and the framework recipes use.
+   *
+   * @param request The request.
+   * @param handler Gets the session, returns the response.
+   * @param options `waitUntil` for updates after the response.
+   * @returns The committed response.
+   * @throws {SessionError} When the database fails; the cookie is then left untouched.
+   * @example A SvelteKit `handle` hook
+   * ```ts ignore
+   * export const handle = ({ event, resolve }) =>
+   *   sessions.handle(event.request, (session) => {
+   *     event.locals.session = session;
+   *     return resolve(event);
+   *   });
+   * ```
+   */
+  handle(
+    request: Request,
+    handler: (session: RequestSession<Data>) => Response | Promise<Response>,
+    options?: CommitOptions,
+  ): Promise<Response>;
 }
 
 /** At most this many cookies with the session's name are tried, so forged ones cost little. */
@@ -252,8 +276,12 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
     return null;
   }
 
-  return {
+  const sessions: Sessions<Data> = {
     store,
+    async handle(request, handler, commitOptions = {}): Promise<Response> {
+      const session = await sessions.open(request);
+      return (await aroundHandler(session, async () => await handler(session), commitOptions, settings.logger))!;
+    },
     async open(request: Request): Promise<RequestSession<Data>> {
       const cookie = cookieFor(requestIsSecure(request, trustProxy));
       const inPath = cookie.path === "/" || pathMatches(new URL(request.url).pathname, cookie.path);
@@ -291,6 +319,7 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
       });
     },
   };
+  return sessions;
 }
 
 /** RFC 6265 path-match: the request path is the cookie path or below it. */
