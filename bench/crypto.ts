@@ -5,7 +5,7 @@
 // `node` condition). Both keep the same caches of hashes and verified values, so a miss is a
 // cookie never seen before and a hit one of 1000 seen again. Run `npm run build` first.
 //
-// Per operation (hashToken + unsign of one cookie): CPU of the main thread and of the whole
+// Per operation (handleOf + unsign of one cookie): CPU of the main thread and of the whole
 // process (Web Crypto's work runs in libuv's thread pool), from /proc; latency one at a time, and
 // latency with 20 in flight, as 20 concurrent requests would see it. Medians of --batches batches.
 // Options: --ops N per batch (default 20000), --batches N (default 5). Not a test.
@@ -14,7 +14,7 @@ import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { mainThreadCpu, processCpu } from "./_cpu.ts";
-import * as webToken from "../src/token.ts";
+import * as webToken from "../src/id.ts";
 import * as webSignature from "../src/_signature.ts";
 import { SECRET } from "./_apps.ts";
 
@@ -30,7 +30,7 @@ const nodeToken: typeof webToken = await import(pathToFileURL(`${built}token.js`
 const nodeSignature: typeof webSignature = await import(pathToFileURL(`${built}_signature.js`).href);
 
 interface Impl {
-  hashToken(token: string): Promise<string>;
+  handleOf(token: string): Promise<string>;
   unsign(value: string, secrets: readonly string[]): Promise<string | null>;
   sign(token: string, secret: string): Promise<string>;
 }
@@ -41,13 +41,13 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length
 async function op(impl: Impl, value: string): Promise<void> {
   const token = await impl.unsign(value, [SECRET]);
   if (token === null) throw new Error("a signed value did not verify");
-  await impl.hashToken(token);
+  await impl.handleOf(token);
 }
 
 async function measure(name: string, impl: Impl, fresh: boolean): Promise<Record<string, number | string>> {
   // Signed values: all different for a miss; 1000 that every batch repeats for a hit.
   const values = async (n: number): Promise<string[]> =>
-    Promise.all(Array.from({ length: n }, () => impl.sign(webToken.generateToken(), SECRET)));
+    Promise.all(Array.from({ length: n }, () => impl.sign(webToken.generateId(), SECRET)));
   const reused = await values(1000);
   for (const v of reused) await op(impl, v); // warm: JIT, and the caches for the hit case
   const main: number[] = [];
@@ -99,7 +99,7 @@ const rows = [
   await measure("node:crypto, cache miss", node, true),
   await measure("node:crypto, cache hit", node, false),
 ];
-console.log(`hashToken + unsign per request, µs, median of ${BATCHES} batches of ${OPS} (Node ${process.version})\n`);
+console.log(`handleOf + unsign per request, µs, median of ${BATCHES} batches of ${OPS} (Node ${process.version})\n`);
 console.log("| case | main thread CPU | process CPU | latency, 1 in flight | latency, 20 in flight |");
 console.log("|---|---|---|---|---|");
 for (const r of rows) {

@@ -1,5 +1,5 @@
 // Build step after tsc: gives the built package its `node` condition. The modules of dist/src that
-// import "./_crypto.js" (Web Crypto), as the sources do (token.js, _signature.js), are made to
+// import "./_crypto.js" (Web Crypto), as the sources do (id.js, _signature.js), are made to
 // import "#crypto" instead, which package.json's "imports" resolves to _crypto_node.js
 // (node:crypto, synchronous) under Node and to _crypto.js everywhere else. The sources stay
 // web-standard and relative, so deno, tsx and bundlers of the sources need no mapping.
@@ -25,6 +25,6 @@ for (const name of readdirSync(dir)) {
 }
 // A rewrite that matched nothing (another emit style, a moved module) would ship Web Crypto to
 // Node without a word: fail instead.
-if (!rewritten.includes("token.js")) {
-  throw new Error(`expected at least dist/src/token.js to import ./_crypto.js; rewrote: ${rewritten.join(", ") || "none"}`);
+if (!rewritten.includes("id.js")) {
+  throw new Error(`expected at least dist/src/id.js to import ./_crypto.js; rewrote: ${rewritten.join(", ") || "none"}`);
 }

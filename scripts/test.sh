@@ -14,6 +14,7 @@ step "format (deno fmt --check, 120 columns)"
 deno fmt --check >"$log/fmt.txt" 2>&1 || { tail -40 "$log/fmt.txt"; echo "run: node_modules/.bin/deno fmt"; failed=1; }
 step "type-check the web-standard core (lib DOM, no Node types)"
 node_modules/.bin/tsc -p tsconfig.json || failed=1
+node_modules/.bin/tsc -p tsconfig.node.json --noEmit || failed=1 # the node-condition crypto (*_node.ts)
 step "deno check (core, tests, demo, CLI, Deno example, README and docs/ blocks), examples' tsc, lint, doc tests, publish dry run"
 deno check mod.ts tests/*.ts tests/runtimes/*.ts demo/*.ts cli/*.ts cli/dev_proxy/*.ts examples/deno/main.ts || failed=1
 deno check --doc-only README.md docs/*.md >"$log/docs.txt" 2>&1 || { cat "$log/docs.txt"; failed=1; }
@@ -25,7 +26,7 @@ deno publish --dry-run --allow-dirty >"$log/publish.txt" 2>&1 || { cat "$log/pub
 # What users copy must also pass the stricter settings `tsc --init` (TypeScript 5.9) gives a new project.
 step "README, docs/ and examples/ with exactOptionalPropertyTypes and noUncheckedIndexedAccess"
 deno check --config deno.strict.json --doc-only README.md docs/*.md >"$log/strict.txt" 2>&1 || { cat "$log/strict.txt"; failed=1; }
-deno check --config deno.strict.json examples/deno/main.ts >"$log/strict-deno.txt" 2>&1 || { cat "$log/strict-deno.txt"; failed=1; }
+deno check --config deno.strict.json examples/deno/main.ts tests/_typecheck_strict.ts >"$log/strict-deno.txt" 2>&1 || { cat "$log/strict-deno.txt"; failed=1; }
 node_modules/.bin/tsc -p examples/tsconfig.strict.json || failed=1
 
 # Files that drive runtimes as child processes run only under Node's runner.

@@ -1,14 +1,20 @@
 /**
- * Base64url without padding (RFC 4648 §5), the one spelling tokens and signatures have: encoded
+ * Base64url without padding (RFC 4648 §5), the one spelling ids and signatures have: encoded
  * here, and decoded only when it is that exact spelling.
  *
  * @module
  */
 
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-// Code unit -> 6-bit value, -1 outside the base64url alphabet (so `+`, `/`, `=` and spaces fail).
-const DECODE = new Int8Array(128).fill(-1);
-for (let i = 0; i < 64; i++) DECODE[ALPHABET.charCodeAt(i)] = i;
+// Code unit -> 6-bit value, -1 outside the alphabet (so `=`, spaces and the other alphabet's two fail).
+const DECODE = table(ALPHABET);
+const DECODE_STANDARD = table("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+
+function table(alphabet: string): Int8Array {
+  const decode = new Int8Array(128).fill(-1);
+  for (let i = 0; i < 64; i++) decode[alphabet.charCodeAt(i)] = i;
+  return decode;
+}
 
 /**
  * Encodes bytes as base64url without padding.
@@ -57,6 +63,22 @@ export function encodeBase64url(bytes: Uint8Array): string {
  * ```
  */
 export function decodeBase64url(text: string, start = 0): Uint8Array<ArrayBuffer> | null {
+  return decodeWith(DECODE, text, start);
+}
+
+/**
+ * The same for the standard alphabet (`+` and `/`), still without padding: how cookie-signature
+ * (express-session) writes its HMACs.
+ *
+ * @param text The text holding the encoding.
+ * @param start Where the encoding starts.
+ * @returns The bytes, or `null` unless it is the one canonical spelling.
+ */
+export function decodeBase64(text: string, start = 0): Uint8Array<ArrayBuffer> | null {
+  return decodeWith(DECODE_STANDARD, text, start);
+}
+
+function decodeWith(decode: Int8Array, text: string, start: number): Uint8Array<ArrayBuffer> | null {
   const chars = text.length - start;
   if (chars % 4 === 1) return null;
   const out = new Uint8Array((chars * 6) >> 3);
@@ -65,7 +87,7 @@ export function decodeBase64url(text: string, start = 0): Uint8Array<ArrayBuffer
   let j = 0;
   for (let i = start; i < text.length; i++) {
     const code = text.charCodeAt(i);
-    const sextet = code < 128 ? DECODE[code]! : -1;
+    const sextet = code < 128 ? decode[code]! : -1;
     if (sextet < 0) return null;
     buffer = ((buffer << 6) | sextet) & 0xffff;
     bits += 6;

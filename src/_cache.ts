@@ -1,6 +1,6 @@
 /**
  * A small bounded cache that forgets the least recently used entries first, for memoizing pure
- * results (a token's hash, a verified signature) across requests in one isolate or process. No
+ * results (an id's hash, a verified signature) across requests in one isolate or process. No
  * timers, no I/O.
  *
  * @module

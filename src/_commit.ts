@@ -4,11 +4,11 @@
  * merging with concurrent writers by compare-and-set; {@linkcode cookieAfter} says, again as a
  * pure function, what the client's cookie becomes.
  *
- * The cookie rule: a cookie is sent only when its token changes — a new session is stored, a
+ * The cookie rule: a cookie is sent only when its id changes — a new session is stored, a
  * session is regenerated, a session is destroyed — and those writes always finish before the
  * response. Its lifetime is the session's absolute deadline (at most 400 days, the browsers'
- * cap), fixed when the token is issued, so plain updates and touches never send `Set-Cookie` and
- * a late response can never put back a token another request replaced.
+ * cap), fixed when the id is issued, so plain updates and touches never send `Set-Cookie` and
+ * a late response can never put back an id another request replaced.
  *
  * @module
  */
@@ -20,17 +20,17 @@ import type { Budget } from "./_budget.ts";
 import type { Row } from "./client.ts";
 import { SessionError } from "./errors.ts";
 import type { SaveResult } from "./session.ts";
-import { hashToken } from "./token.ts";
+import { handleOf } from "./id.ts";
 
 /** What a commit writes, in the words of {@linkcode SaveResult} (`create` → `created`, …). */
 export type CommitKind = "none" | "create" | "update" | "touch" | "regenerate" | "destroy";
 
 /** The facts a plan is made from, read off a session record. */
 export interface PlanInput {
-  /** The token whose row is believed stored, or `null`. */
-  readonly rowToken: string | null;
-  /** The token the client should hold after this request. */
-  readonly token: string;
+  /** The id whose row is believed stored, or `null`. */
+  readonly rowId: string | null;
+  /** The id the client should hold after this request. */
+  readonly id: string;
   /** Rows a `destroy()` left to delete. */
   readonly pendingDestroys: number;
   /** The request changed the data. */
@@ -52,7 +52,7 @@ export interface CommitPlan {
    * response. Plain updates and touches may run after it.
    */
   readonly critical: boolean;
-  /** What the client's cookie becomes if the write succeeds: set to the token, cleared, or left alone. */
+  /** What the client's cookie becomes if the write succeeds: set to the id, cleared, or left alone. */
   readonly cookie: "set" | "clear" | null;
   /** The response depends on the session (it was read). */
   readonly accessed: boolean;
@@ -68,10 +68,10 @@ export interface CommitPlan {
 export function planCommit(input: PlanInput, onlyDestroy = false): CommitPlan {
   let kind: CommitKind;
   if (onlyDestroy) kind = input.pendingDestroys > 0 ? "destroy" : "none";
-  else if (input.rowToken !== null && input.token !== input.rowToken) kind = "regenerate";
-  else if (input.rowToken !== null && input.modified) kind = "update";
-  else if (input.rowToken === null && input.hasContent) kind = "create";
-  else if (input.rowToken !== null && input.touchDue) kind = "touch";
+  else if (input.rowId !== null && input.id !== input.rowId) kind = "regenerate";
+  else if (input.rowId !== null && input.modified) kind = "update";
+  else if (input.rowId === null && input.hasContent) kind = "create";
+  else if (input.rowId !== null && input.touchDue) kind = "touch";
   else kind = input.pendingDestroys > 0 ? "destroy" : "none";
   const critical = kind === "create" || kind === "regenerate" || kind === "destroy";
   const cookie = kind === "create" || kind === "regenerate" ? "set" : kind === "destroy" ? "clear" : null;
@@ -82,27 +82,27 @@ export function planCommit(input: PlanInput, onlyDestroy = false): CommitPlan {
 export const MAX_COOKIE_SECONDS: number = 400 * 86_400;
 
 /**
- * The cookie after a commit: the token with the session's remaining absolute lifetime, a clearing
+ * The cookie after a commit: the id with the session's remaining absolute lifetime, a clearing
  * cookie, or nothing. Pure.
  *
  * @param result What the commit did.
  * @param hadCookie The client sent a cookie for a stored session.
- * @param token The session's token after the commit.
+ * @param id The session's id after the commit.
  * @param deadlineMs The absolute deadline (database clock), or `null` for none.
  * @param nowMs The database's `now()` of the write.
  */
 export function cookieAfter(
   result: SaveResult,
   hadCookie: boolean,
-  token: string,
+  id: string,
   deadlineMs: number | null,
   nowMs: number | null,
-): { token: string; maxAge: number } | null {
+): { id: string; maxAge: number } | null {
   if (result === "created" || result === "regenerated") {
     const left = deadlineMs === null || nowMs === null ? MAX_COOKIE_SECONDS : (deadlineMs - nowMs) / 1000;
-    return { token, maxAge: Math.max(0, Math.min(MAX_COOKIE_SECONDS, Math.floor(left))) };
+    return { id, maxAge: Math.max(0, Math.min(MAX_COOKIE_SECONDS, Math.floor(left))) };
   }
-  if (result === "destroyed" && hadCookie) return { token: "", maxAge: 0 };
+  if (result === "destroyed" && hadCookie) return { id: "", maxAge: 0 };
   return null;
 }
 
@@ -113,19 +113,19 @@ export function cookieAfter(
 export async function planFor(record: SessionRecord, onlyDestroy = false): Promise<CommitPlan> {
   if (onlyDestroy) {
     record.changes.reset();
-    record.token = record.rowToken ?? record.token;
+    record.id = record.rowId ?? record.id;
     record.touchDue = false;
     record.pendingUser = null;
-  } else if (record.rowToken !== null && record.changes.modified && !record.storedData) {
+  } else if (record.rowId !== null && record.changes.modified && !record.storedData) {
     await record.load();
   }
   const changes = record.changes;
   return planCommit({
-    rowToken: record.rowToken,
-    token: record.token,
+    rowId: record.rowId,
+    id: record.id,
     pendingDestroys: record.toDelete.length,
     modified: changes.modified,
-    hasContent: record.rowToken === null &&
+    hasContent: record.rowId === null &&
       (record.pendingUser !== null || (changes.modified && changes.apply(record.storedData).size > 0)),
     touchDue: record.touchDue,
     accessed: changes.accessed,
@@ -144,7 +144,7 @@ const MAX_UNBOUNDED_ATTEMPTS = 1000;
 export async function runCommit(record: SessionRecord, plan: CommitPlan, budget: Budget): Promise<SaveResult> {
   let result: SaveResult = "unchanged";
   while (record.toDelete.length) {
-    await record.policy.table.destroy(await hashToken(record.toDelete[0]!), budget);
+    await record.policy.table.destroy(await handleOf(record.toDelete[0]!), budget);
     record.toDelete.shift();
     result = "destroyed";
   }
@@ -153,14 +153,14 @@ export async function runCommit(record: SessionRecord, plan: CommitPlan, budget:
       result = (await create(record, budget)) ?? result;
       break;
     case "update": {
-      const key = await hashToken(record.rowToken!);
-      result = await record.policy.table.inLane(key, async (latest) => {
+      const handle = await handleOf(record.rowId!);
+      result = await record.policy.table.inLane(handle, async (latest) => {
         if (latest) {
           record.storedBytes = latest.storedBytes;
           record.storedData = new Map(latest.storedData);
         }
-        const updated = await update(record, key, budget);
-        const stored = record.rowToken !== null && record.storedBytes && record.storedData;
+        const updated = await update(record, handle, budget);
+        const stored = record.rowId !== null && record.storedBytes && record.storedData;
         return {
           result: updated,
           latest: stored ? { storedBytes: record.storedBytes!, storedData: record.storedData! } : null,
@@ -187,15 +187,15 @@ async function create(record: SessionRecord, budget: Budget): Promise<SaveResult
     return undefined;
   }
   const payload = record.encode(data);
-  const row = await record.policy.table.insert(await hashToken(record.token), payload, record.pendingUser, budget);
+  const row = await record.policy.table.insert(await handleOf(record.id), payload, record.pendingUser, budget);
   record.bound();
-  record.rowToken = record.token;
+  record.rowId = record.id;
   record.written(data, row);
   return "created";
 }
 
 /** UPDATEs a stored session with compare-and-set, merging with concurrent writers. */
-async function update(record: SessionRecord, key: string, budget: Budget): Promise<SaveResult> {
+async function update(record: SessionRecord, handle: string, budget: Budget): Promise<SaveResult> {
   // Changes that leave the encoded data as it was read (a set of an identical value) write nothing.
   const data = record.changes.apply(record.storedData);
   const bytes = writeStored(record.header!, record.encode(data));
@@ -206,9 +206,9 @@ async function update(record: SessionRecord, key: string, budget: Budget): Promi
   const table = record.policy.table;
   const written = await writeWithMerge(
     record,
-    key,
+    handle,
     budget,
-    (data, expected) => table.update(key, data, expected, record.deadlineMs, budget),
+    (data, expected) => table.update(handle, data, expected, record.deadlineMs, budget),
     { data, bytes },
   );
   return written ? "updated" : "gone";
@@ -216,7 +216,7 @@ async function update(record: SessionRecord, key: string, budget: Budget): Promi
 
 /** Moves the expiry forward; `"gone"` when the session no longer is live. */
 async function touch(record: SessionRecord, budget: Budget): Promise<SaveResult> {
-  const row = await record.policy.table.touch(await hashToken(record.rowToken!), record.deadlineMs, budget);
+  const row = await record.policy.table.touch(await handleOf(record.rowId!), record.deadlineMs, budget);
   record.touchDue = false;
   if (!row) return record.gone();
   record.expiresMs = Number(row.expires);
@@ -224,15 +224,15 @@ async function touch(record: SessionRecord, budget: Budget): Promise<SaveResult>
   return "touched";
 }
 
-/** Moves a stored session to `record.token` (after `regenerate()`), with its changes if any. */
+/** Moves a stored session to `record.id` (after `regenerate()`), with its changes if any. */
 async function regenerate(record: SessionRecord, budget: Budget): Promise<SaveResult> {
   const table = record.policy.table;
-  const from = await hashToken(record.rowToken!);
-  const to = await hashToken(record.token);
+  const from = await handleOf(record.rowId!);
+  const to = await handleOf(record.id);
   if (!record.changes.modified) {
     const row = await table.move(from, to, record.restart, record.pendingUser, budget);
     if (!row) return record.gone();
-    record.rowToken = record.token;
+    record.rowId = record.id;
     record.applyRow(row.data, row.expires, row.now, to, row);
     record.pendingUser = null;
     return "regenerated";
@@ -245,7 +245,7 @@ async function regenerate(record: SessionRecord, budget: Budget): Promise<SaveRe
       table.moveChanged(from, to, data, expected, record.restart, record.deadlineMs, record.pendingUser, budget),
   );
   if (!written) return "gone";
-  record.rowToken = record.token;
+  record.rowId = record.id;
   record.bound();
   return "regenerated";
 }
@@ -257,7 +257,7 @@ async function regenerate(record: SessionRecord, budget: Budget): Promise<SaveRe
  */
 async function writeWithMerge(
   record: SessionRecord,
-  key: string,
+  handle: string,
   budget: Budget,
   write: (data: Uint8Array, expected: Uint8Array | null) => Promise<Row | undefined>,
   first?: { data: Map<string, unknown>; bytes: Uint8Array },
@@ -271,8 +271,8 @@ async function writeWithMerge(
       return true;
     }
     // Changed meanwhile, or gone: the row as it is now decides (only a lost race costs this read).
-    const current = await record.policy.table.read(key, budget);
-    if (!current || !record.applyRow(current.data, current.expires, current.now, key, current)) {
+    const current = await record.policy.table.read(handle, budget);
+    if (!current || !record.applyRow(current.data, current.expires, current.now, handle, current)) {
       record.gone();
       return false;
     }

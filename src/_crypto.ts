@@ -1,8 +1,8 @@
 /**
- * The two digests sessions need, on Web Crypto: SHA-256 of a token (its database key) and
- * HMAC-SHA256 of a token (its cookie signature). Strings are hashed as UTF-8.
+ * The two digests sessions need, on Web Crypto: SHA-256 of an id (its database key) and
+ * HMAC-SHA256 of an id (its cookie signature). Strings are hashed as UTF-8.
  *
- * This is the module every runtime gets, except Node: in the built package `token.js` and
+ * This is the module every runtime gets, except Node: in the built package `id.js` and
  * `_signature.js` import `#crypto`, which package.json's `imports` resolves to `_crypto_node.ts`
  * under the `node` condition (same bytes from `node:crypto`, synchronously) and to this file
  * everywhere else. Both export the same names with the same types, hence the `T | Promise<T>`

@@ -8,12 +8,12 @@
  * signature; no SQL), and {@linkcode adoptLegacy} when that found one (the SQL, through the
  * functions it is given).
  *
- * The new session's token is derived from the old session id: HMAC-SHA256 under the legacy
+ * The new session's id is derived from the old session id: HMAC-SHA256 under the legacy
  * secret that verified the cookie, 256 bits, of a domain-separated message. So every request
  * that brings the same old cookie arrives at the same new session: two concurrent requests of one
  * browser make one session (the one whose statement runs second finds the old row gone and opens
  * the session the first one made), and a request that failed after the move (its response never
- * carried the new cookie) is recovered by the next one. The derived token is as secret as the
+ * carried the new cookie) is recovered by the next one. The derived id is as secret as the
  * express-session cookie it replaces (the old id plus the old secret), and dies with the session
  * or its first `regenerate()`.
  *
@@ -22,6 +22,7 @@
 
 import type { Row } from "./client.ts";
 import { encodeData } from "./_codec.ts";
+import { decodeBase64, encodeBase64url } from "./_base64url.ts";
 import { readCookies } from "./cookie.ts";
 import type { Logger } from "./errors.ts";
 import type { SessionsOptions } from "./sessions.ts";
@@ -53,22 +54,22 @@ export interface CompiledLegacy {
   keys(): Promise<CryptoKey[]>;
 }
 
-/** A verified old cookie: the express-session id and the pgsession token derived from it. */
+/** A verified old cookie: the express-session id and the pgsession id derived from it. */
 export interface LegacyId {
   /** The express-session session id (a credential: never logged). */
   readonly sid: string;
-  /** The pgsession token of the session it moves (or moved) to. */
-  readonly token: string;
+  /** The pgsession id of the session it moves (or moved) to. */
+  readonly id: string;
 }
 
 /** What the request lifecycle gives {@linkcode adoptLegacy}: the store's statements and checks. */
 export interface LegacyIo {
   /** Runs one statement on the store's connection (the store's table); failures are `SessionError`s. */
   run(what: string, text: string, params: unknown[]): Promise<Row[]>;
-  /** The database key of a token (`hashToken`). */
-  hash(token: string): Promise<string>;
-  /** Whether a live pgsession session has this token (`store.exists`). */
-  exists(token: string): Promise<boolean>;
+  /** The database key of an id (`handleOf`). */
+  hash(id: string): Promise<string>;
+  /** Whether a live pgsession session has this id (`store.exists`). */
+  exists(id: string): Promise<boolean>;
   /** Where a skipped migration is reported. */
   logger: Logger;
 }
@@ -76,7 +77,7 @@ export interface LegacyIo {
 /** What a request with a verified old cookie gets. */
 export interface Adoption {
   /** The live pgsession session to open (its cookie must be set), or `null` for a fresh one. */
-  token: string | null;
+  id: string | null;
   /** Clear the old cookie: its session was moved, or is gone. */
   clear: boolean;
 }
@@ -91,12 +92,8 @@ const SID = /^[^\x00-\x1f\x7f]{1,256}$/;
 const MAX_ATTEMPTS = 3;
 // pgsession's own flash messages live under this key; Session.set() refuses it.
 const FLASH_KEY = "__flash";
-const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-const DECODE = new Int8Array(128).fill(-1);
-for (let i = 0; i < 64; i++) DECODE[BASE64.charCodeAt(i)] = i;
-// Separates the derived token from the signatures the same secret makes.
-const DERIVE_PREFIX = "pgsession: token of express-session session\0";
+// Separates the derived id from the signatures the same secret makes.
+const DERIVE_PREFIX = "pgsession: id of express-session session\0";
 
 /**
  * Validates the legacy options once and builds their SQL.
@@ -191,7 +188,7 @@ export function compileLegacy(
  *
  * @param request The request.
  * @param legacy From {@linkcode compileLegacy}.
- * @returns The old id and the derived pgsession token, or `null` (no, unsigned, malformed or
+ * @returns The old id and the derived pgsession id, or `null` (no, unsigned, malformed or
  *   forged cookie).
  * @example
  * ```ts
@@ -215,7 +212,7 @@ export async function readLegacyId(request: Request, legacy: CompiledLegacy): Pr
     if (!mac) continue;
     const data = new TextEncoder().encode(sid);
     for (const key of await legacy.keys()) {
-      if (await crypto.subtle.verify("HMAC", key, mac, data)) return { sid, token: await deriveToken(key, sid) };
+      if (await crypto.subtle.verify("HMAC", key, mac, data)) return { sid, id: await deriveId(key, sid) };
     }
   }
   return null;
@@ -225,7 +222,7 @@ export async function readLegacyId(request: Request, legacy: CompiledLegacy): Pr
  * Moves the old session into pgsession's table, or finds where it went. Sends a `SELECT` of the
  * old row; then, when it is live, one statement that deletes it (only as read: a concurrent change
  * makes it read again, at most 3 times) and inserts its data, minus express-session's `cookie`,
- * as a new session under the derived token. When the old row is gone (moved by a concurrent or
+ * as a new session under the derived id. When the old row is gone (moved by a concurrent or
  * earlier request, expired, destroyed), a `SELECT` tells whether the derived session lives. Old
  * data that is empty once `cookie` is dropped is deleted and not moved; data that does not fit
  * `maxDataBytes` stays where it is (logged), with the old cookie.
@@ -236,10 +233,10 @@ export async function readLegacyId(request: Request, legacy: CompiledLegacy): Pr
  * @returns The session to open and whether to clear the old cookie.
  * @throws {SessionError} When the database fails (from `io.run`); nothing was changed then.
  */
-export async function adoptLegacy(id: LegacyId, legacy: CompiledLegacy, io: LegacyIo): Promise<Adoption> {
+export async function adoptLegacy(found: LegacyId, legacy: CompiledLegacy, io: LegacyIo): Promise<Adoption> {
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-    const [row] = await io.run("read the express-session session", legacy.readSql, [id.sid]);
-    if (!row) return { token: (await io.exists(id.token)) ? id.token : null, clear: true };
+    const [row] = await io.run("read the express-session session", legacy.readSql, [found.sid]);
+    if (!row) return { id: (await io.exists(found.id)) ? found.id : null, clear: true };
     const text = String(row.sess);
     const data = legacyData(text, io.logger);
     let payload: Uint8Array | null = null;
@@ -250,31 +247,31 @@ export async function adoptLegacy(id: LegacyId, legacy: CompiledLegacy, io: Lega
         io.logger.warn("express-session session was not moved: its data cannot be encoded", {
           reason: (error as Error).message,
         });
-        return { token: null, clear: false };
+        return { id: null, clear: false };
       }
       if (payload.byteLength > legacy.maxDataBytes) {
         io.logger.warn("express-session session was not moved: its data is over maxDataBytes", {
           bytes: payload.byteLength,
           maxDataBytes: legacy.maxDataBytes,
         });
-        return { token: null, clear: false };
+        return { id: null, clear: false };
       }
     }
     const [result] = await io.run("move the express-session session", legacy.adoptSql, [
-      id.sid,
+      found.sid,
       text,
-      await io.hash(id.token),
+      await io.hash(found.id),
       payload,
     ]);
     if (Number(result?.deleted) !== 1) continue; // changed or gone since the read: read again
-    if (payload === null) return { token: null, clear: true };
-    if (Number(result?.inserted) === 1) return { token: id.token, clear: true };
+    if (payload === null) return { id: null, clear: true };
+    if (Number(result?.inserted) === 1) return { id: found.id, clear: true };
     // The derived key was taken: this old session was moved before and its row came back (an
     // express-session instance still running saved it again). The moved session wins.
-    return { token: (await io.exists(id.token)) ? id.token : null, clear: true };
+    return { id: (await io.exists(found.id)) ? found.id : null, clear: true };
   }
   io.logger.warn(`express-session session kept changing while it was moved; left in place after ${MAX_ATTEMPTS} tries`);
-  return { token: null, clear: false };
+  return { id: null, clear: false };
 }
 
 /**
@@ -329,35 +326,13 @@ function decodeValue(raw: string): string {
  * padding, the last one's 2 spare bits zero.
  */
 function decodeMac(text: string, start: number): Uint8Array<ArrayBuffer> | null {
-  if (text.length - start !== 43) return null;
-  const mac = new Uint8Array(32);
-  let bits = 0;
-  let buffer = 0;
-  let j = 0;
-  for (let i = start; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    const sextet = code < 128 ? DECODE[code]! : -1;
-    if (sextet < 0) return null;
-    buffer = ((buffer << 6) | sextet) & 0xffff;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      mac[j++] = (buffer >> bits) & 0xff;
-    }
-  }
-  return (buffer & ((1 << bits) - 1)) === 0 ? mac : null;
+  return text.length - start === 43 ? decodeBase64(text, start) : null;
 }
 
-/** The pgsession token for an old session: HMAC-SHA256 of the id, base64url (a canonical token). */
-async function deriveToken(key: CryptoKey, sid: string): Promise<string> {
+/** The pgsession id for an old session: HMAC-SHA256 of the id, base64url (a canonical id). */
+async function deriveId(key: CryptoKey, sid: string): Promise<string> {
   const mac = new Uint8Array(
     await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(DERIVE_PREFIX + sid)),
   );
-  let out = "";
-  for (let i = 0; i < 30; i += 3) {
-    const n = (mac[i]! << 16) | (mac[i + 1]! << 8) | mac[i + 2]!;
-    out += BASE64URL[n >> 18]! + BASE64URL[(n >> 12) & 63]! + BASE64URL[(n >> 6) & 63]! + BASE64URL[n & 63]!;
-  }
-  const n = (mac[30]! << 8) | mac[31]!;
-  return out + BASE64URL[n >> 10]! + BASE64URL[(n >> 4) & 63]! + BASE64URL[(n << 2) & 63]!;
+  return encodeBase64url(mac);
 }

@@ -1,20 +1,15 @@
 /**
- * The request lifecycle every adapter shares: sessions built once per distinct options, then
- * open → handler → commit (or, for a failed handler, only a pending sign-out).
+ * Sessions built once per distinct options, for the adapters whose options may come from per-request
+ * bindings (`withSession`'s options function, Hono's `c.env`). The lifecycle itself is
+ * `Sessions.handle` (`aroundHandler` in `_request_session.ts`).
  *
  * @module
  */
 
 import { LruCache } from "./_cache.ts";
-import { type Logger, SessionError } from "./errors.ts";
+import { SessionError } from "./errors.ts";
 import type { SessionData } from "./session.ts";
-import {
-  type CommitOptions,
-  createSessions,
-  type RequestSession,
-  type Sessions,
-  type SessionsOptions,
-} from "./sessions.ts";
+import { createSessions, type Sessions, type SessionsOptions } from "./sessions.ts";
 
 /** Options as given, or sessions made already. */
 export type SessionsSource<Data extends object> = SessionsOptions<Data> | Sessions<Data>;
@@ -59,33 +54,6 @@ export class SessionsCache<Data extends object = SessionData> {
 /** Whether a source is sessions made already. */
 export function isSessions<Data extends object>(source: SessionsSource<Data>): source is Sessions<Data> {
   return typeof (source as Partial<Sessions<Data>>).open === "function";
-}
-
-/**
- * Runs a handler around a request's session: commits onto its response, or, when it throws,
- * commits only a pending `destroy()` (a sign-out is never lost) and rethrows. A handler that
- * returns `null` failed with a response made elsewhere (Hono's `app.onError`): the same.
- *
- * @returns The committed response, or `null` after such a failure.
- */
-export async function aroundHandler<Data extends object>(
-  session: RequestSession<Data>,
-  handler: () => Promise<Response | null>,
-  commit: CommitOptions,
-  logger: Logger,
-): Promise<Response | null> {
-  let response: Response | null;
-  try {
-    response = await handler();
-  } catch (error) {
-    await session.discard().catch((e) => logger.warn("Cannot commit the sign-out of a failed request", { error: e }));
-    throw error;
-  }
-  if (response === null) {
-    await session.discard();
-    return null;
-  }
-  return await session.commit(response, commit);
 }
 
 // Objects that are not plain data (a pool, a store, a logger) count by identity.

@@ -14,7 +14,7 @@ import { type Logger, SessionError } from "./errors.ts";
 import type { RegenerateOptions, SaveResult } from "./session.ts";
 import { Changes } from "./_changes.ts";
 import type { SessionTable, UserBinding } from "./_table.ts";
-import { generateToken, hashToken } from "./token.ts";
+import { generateId, handleOf } from "./id.ts";
 
 /** What a record needs from its store: the table, the lifetimes and limits, where to log. */
 export interface RecordPolicy extends Lifetimes {
@@ -44,12 +44,12 @@ export function checkUser(user: unknown): asserts user is string {
 
 /** The state of one session. */
 export class SessionRecord {
-  /** The token the request came with and whose row was believed stored; `null` for a new session. */
-  readonly requestToken: string | null;
-  /** The token the client should hold after this request. */
-  token: string;
-  /** The token whose row is believed stored, or `null`. */
-  rowToken: string | null;
+  /** The id the request came with and whose row was believed stored; `null` for a new session. */
+  readonly requestId: string | null;
+  /** The id the client should hold after this request. */
+  id: string;
+  /** The id whose row is believed stored, or `null`. */
+  rowId: string | null;
   /** Tokens whose rows a commit deletes (after `destroy()`). */
   readonly toDelete: string[] = [];
   /** The stored data, decoded; `null` until loaded. */
@@ -72,7 +72,7 @@ export class SessionRecord {
   label: string | null = null;
   /** A user to bind on commit (`regenerate({ user })`). */
   pendingUser: UserBinding | null = null;
-  /** The row is stored but the client does not hold its token yet (a session moved over from express-session). */
+  /** The row is stored but the client does not hold its id yet (a session moved over from express-session). */
   cookiePending = false;
   /** Where this request's copy of the stored data came from. */
   source: "none" | "database" | "snapshot" = "none";
@@ -83,19 +83,19 @@ export class SessionRecord {
 
   /**
    * @param policy The store's side.
-   * @param token The token: the client's (`stored` true) or a new one.
-   * @param stored Whether a row is believed stored for `token`.
+   * @param id The id: the client's (`stored` true) or a new one.
+   * @param stored Whether a row is believed stored for `id`.
    * @param signal Abandons this session's statements.
    */
   constructor(
     readonly policy: RecordPolicy,
-    token: string,
+    id: string,
     stored: boolean,
     readonly signal?: AbortSignal | undefined,
   ) {
-    this.requestToken = stored ? token : null;
-    this.token = token;
-    this.rowToken = stored ? token : null;
+    this.requestId = stored ? id : null;
+    this.id = id;
+    this.rowId = stored ? id : null;
     this.storedData = stored ? null : new Map();
   }
 
@@ -104,7 +104,7 @@ export class SessionRecord {
     return new Budget(this.policy.timeoutMs, signal);
   }
 
-  /** Loads the stored data once; strict mode: an unknown or expired token becomes a new session. */
+  /** Loads the stored data once; strict mode: an unknown or expired id becomes a new session. */
   load(): Promise<ReadonlyMap<string, unknown>> {
     if (this.storedData) return Promise.resolve(this.storedData);
     this.#loading ??= this.#load().finally(() => {
@@ -114,26 +114,26 @@ export class SessionRecord {
   }
 
   async #load(): Promise<void> {
-    const token = this.rowToken!;
+    const id = this.rowId!;
     if (await this.fetch(this.budget())) return;
-    this.rowToken = null;
+    this.rowId = null;
     this.storedData = new Map();
-    if (this.token === token) this.token = generateToken();
+    if (this.id === id) this.id = generateId();
   }
 
-  /** Reads the row of `rowToken` into the record; `false` when there is no live row. */
+  /** Reads the row of `rowId` into the record; `false` when there is no live row. */
   async fetch(budget: Budget): Promise<boolean> {
-    const key = await hashToken(this.rowToken!);
-    const row = await this.policy.table.read(key, budget);
-    return row !== undefined && this.applyRow(row.data, row.expires, row.now, key, row);
+    const handle = await handleOf(this.rowId!);
+    const row = await this.policy.table.read(handle, budget);
+    return row !== undefined && this.applyRow(row.data, row.expires, row.now, handle, row);
   }
 
   /** Takes a row as what is stored; `false` when it is not live. */
-  applyRow(data: unknown, expires: unknown, now: unknown, key: string, row?: Row): boolean {
+  applyRow(data: unknown, expires: unknown, now: unknown, handle: string, row?: Row): boolean {
     const state = readRow(data, expires, now, this.policy);
     if (state.corruptExpiry) {
       this.policy.logger.warn("Session expiry is out of range and was read as expired", {
-        key: `${key.slice(0, 12)}…`,
+        handle: `${handle.slice(0, 12)}…`,
       });
     }
     if (!state.live) return false;
@@ -147,7 +147,7 @@ export class SessionRecord {
     this.expiresMs = state.expiresMs;
     this.nowMs = state.nowMs;
     this.touchDue = state.touchDue;
-    this.storedData = this.decode(state.storedBytes, key);
+    this.storedData = this.decode(state.storedBytes, handle);
     this.source = "database";
     return true;
   }
@@ -179,7 +179,7 @@ export class SessionRecord {
    * @param touched A touch runs after the response: seal the expiry it will set, and no touch due.
    */
   snapshotContent(touched = false): SnapshotContent | null {
-    if (this.rowToken === null || !this.storedBytes || this.expiresMs === null || this.nowMs === null) return null;
+    if (this.rowId === null || !this.storedBytes || this.expiresMs === null || this.nowMs === null) return null;
     const expiresMs = touched
       ? Math.min(this.nowMs + this.policy.ttl * 1000, this.deadlineMs ?? Infinity)
       : this.expiresMs;
@@ -195,7 +195,7 @@ export class SessionRecord {
 
   /** Reads the stored session from the database unless this request already did (changes kept). */
   async refresh(): Promise<void> {
-    if (this.rowToken === null || this.source === "database") return;
+    if (this.rowId === null || this.source === "database") return;
     this.storedData = null;
     this.source = "none";
     await this.load();
@@ -217,7 +217,7 @@ export class SessionRecord {
 
   /** The stored row vanished (destroyed, regenerated or expired meanwhile): nothing is re-created. */
   gone(): "gone" {
-    this.rowToken = null;
+    this.rowId = null;
     this.storedData ??= new Map();
     this.touchDue = false;
     return "gone";
@@ -231,7 +231,7 @@ export class SessionRecord {
     this.pendingUser = null;
   }
 
-  /** Gives the session a new token on commit; binds a user when asked. */
+  /** Gives the session a new id on commit; binds a user when asked. */
   regenerate(options: RegenerateOptions): void {
     if (options.user !== undefined) {
       checkUser(options.user);
@@ -245,15 +245,15 @@ export class SessionRecord {
       }
       this.pendingUser = { user: options.user, label };
     }
-    this.token = generateToken();
+    this.id = generateId();
     this.restart ||= options.restart === true;
   }
 
   /** Marks the stored session for deletion and starts a new, empty one. */
   destroy(): void {
-    if (this.rowToken !== null) this.toDelete.push(this.rowToken);
-    this.token = generateToken();
-    this.rowToken = null;
+    if (this.rowId !== null) this.toDelete.push(this.rowId);
+    this.id = generateId();
+    this.rowId = null;
     this.storedData = new Map();
     this.storedBytes = this.header = null;
     this.deadlineMs = this.expiresMs = null;
@@ -266,19 +266,19 @@ export class SessionRecord {
   /** The user the session is bound to (or will be on commit), loading the row if needed. */
   async currentUser(): Promise<string | null> {
     if (this.pendingUser) return this.pendingUser.user;
-    if (this.rowToken !== null && !this.storedData) await this.load();
-    return this.rowToken === null ? null : this.user;
+    if (this.rowId !== null && !this.storedData) await this.load();
+    return this.rowId === null ? null : this.user;
   }
 
-  /** Decodes stored bytes; corrupt data becomes an empty session, logged with a key prefix. */
-  decode(storedBytes: Uint8Array | null, key: string): Map<string, unknown> {
+  /** Decodes stored bytes; corrupt data becomes an empty session, logged with a prefix of its handle. */
+  decode(storedBytes: Uint8Array | null, handle: string): Map<string, unknown> {
     try {
       if (!storedBytes) throw new RangeError("Session data is NULL or not bytes");
       return decodeData(readStored(storedBytes).payload, this.policy.maxDataBytes);
     } catch (error) {
-      // A prefix of the row's key (a hash) lets an operator find it; tokens never reach logs.
+      // A prefix of the row's handle (a hash of the id) lets an operator find it; ids never reach logs.
       this.policy.logger.warn("Session data is corrupt and was read as empty", {
-        key: `${key.slice(0, 12)}…`,
+        handle: `${handle.slice(0, 12)}…`,
         reason: (error as Error).message,
       });
       return new Map();

@@ -111,15 +111,15 @@ export class RequestSessionImpl<Data extends object> extends SessionImpl<Data> i
 
   async #decorate(response: Response, accessed: boolean, touchedLater: boolean): Promise<Response> {
     const record = this.#record;
-    // A session moved over from express-session is stored but the client does not hold its token yet.
-    const result = record.cookiePending && record.rowToken === record.token && record.outcome !== "gone"
+    // A session moved over from express-session is stored but the client does not hold its id yet.
+    const result = record.cookiePending && record.rowId === record.id && record.outcome !== "gone"
       ? "created"
       : record.outcome;
     const out = result === null
       ? null
-      : cookieAfter(result, record.requestToken !== null, record.token, record.deadlineMs, record.nowMs);
+      : cookieAfter(result, record.requestId !== null, record.id, record.deadlineMs, record.nowMs);
     const { secrets, header } = this.#settings;
-    const value = out === null ? null : out.token && secrets ? await sign(out.token, secrets[0]!) : out.token;
+    const value = out === null ? null : out.id && secrets ? await sign(out.id, secrets[0]!) : out.id;
     const extra: string[] = [];
     if (this.#context.clearLegacy) extra.push(this.#context.clearLegacy);
     const snapshot = await this.#snapshotCookie(touchedLater);
@@ -144,16 +144,43 @@ export class RequestSessionImpl<Data extends object> extends SessionImpl<Data> i
     const record = this.#record;
     const cookie = { ...this.#context.cookie, name: `${this.#context.cookie.name}.s` };
     const clear = this.#context.snapshotSent ? serializeCookie(cookie, "", 0) : null;
-    if (record.outcome === "gone" || record.rowToken === null) return clear;
+    if (record.outcome === "gone" || record.rowId === null) return clear;
     const wrote = record.outcome !== null && record.outcome !== "unchanged";
     if (record.source === "none" || (record.source === "snapshot" && !wrote && !touchedLater)) return null;
     const content = record.snapshotContent(touchedLater);
     const value = content &&
       await sealSnapshot(content, {
-        token: record.token,
+        id: record.id,
         secrets: this.#settings.secrets!,
         now: this.#context.openedAt,
       });
     return value ? serializeCookie(cookie, value, snapshot.maxAge) : clear;
   }
+}
+
+/**
+ * Runs a handler around a request's session: commits onto its response, or, when it throws,
+ * commits only a pending `destroy()` (a sign-out is never lost) and rethrows. A handler that
+ * returns `null` failed with a response made elsewhere (Hono's `app.onError`): the same.
+ *
+ * @returns The committed response, or `null` after such a failure.
+ */
+export async function aroundHandler<Data extends object>(
+  session: RequestSession<Data>,
+  handler: () => Promise<Response | null>,
+  commit: CommitOptions,
+  logger: Logger,
+): Promise<Response | null> {
+  let response: Response | null;
+  try {
+    response = await handler();
+  } catch (error) {
+    await session.discard().catch((e) => logger.warn("Cannot commit the sign-out of a failed request", { error: e }));
+    throw error;
+  }
+  if (response === null) {
+    await session.discard();
+    return null;
+  }
+  return await session.commit(response, commit);
 }

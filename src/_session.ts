@@ -7,7 +7,7 @@
 import { DELETED, FLASH_KEY } from "./_changes.ts";
 import type { SessionRecord } from "./_record.ts";
 import type { RegenerateOptions, Session, SessionData, UserSession } from "./session.ts";
-import { hashToken } from "./token.ts";
+import { handleOf } from "./id.ts";
 
 /** The store calls a session's user operations go through. */
 export interface UserCalls {
@@ -36,11 +36,11 @@ export class SessionImpl<Data extends object = SessionData> implements Session<D
   }
 
   get id(): string {
-    return this.#record.token;
+    return this.#record.id;
   }
 
   get isNew(): boolean {
-    return this.#record.rowToken === null;
+    return this.#record.rowId === null;
   }
 
   get expires(): Date | null {
@@ -109,7 +109,7 @@ export class SessionImpl<Data extends object = SessionData> implements Session<D
   async sessions(): Promise<UserSession[]> {
     this.#record.changes.accessed = true;
     const user = await this.#record.currentUser();
-    return user === null ? [] : this.#users.sessionsOf(user, { current: this.#record.rowToken ?? this.#record.token });
+    return user === null ? [] : this.#users.sessionsOf(user, { current: this.#record.rowId ?? this.#record.id });
   }
 
   async revoke(handle: string): Promise<number> {
@@ -121,7 +121,7 @@ export class SessionImpl<Data extends object = SessionData> implements Session<D
     const record = this.#record;
     const user = await record.currentUser();
     if (user === null) return 0;
-    return this.#users.revokeAll(user, { except: record.rowToken === null ? null : await hashToken(record.rowToken) });
+    return this.#users.revokeAll(user, { except: record.rowId === null ? null : await handleOf(record.rowId) });
   }
 
   fresh(): Promise<void> {

@@ -1,5 +1,5 @@
 /**
- * HMAC-SHA256 signatures on session tokens (Web Crypto, or `node:crypto` under Node's `node`
+ * HMAC-SHA256 signatures on session ids (Web Crypto, or `node:crypto` under Node's `node`
  * condition: see `_crypto.ts`). The first secret signs; every secret verifies, so secrets can
  * rotate without signing anyone out.
  *
@@ -9,7 +9,7 @@
 import { decodeBase64url, encodeBase64url } from "./_base64url.ts";
 import { LruCache } from "./_cache.ts";
 import { hmacSha256, verifyHmacSha256 } from "./_crypto.ts";
-import { isToken } from "./token.ts";
+import { isId } from "./id.ts";
 
 /**
  * Secrets shorter than this are refused: the signature is only as strong as the secret.
@@ -90,24 +90,24 @@ function describe(value: unknown): string {
 }
 
 /**
- * Signs a token with HMAC-SHA256.
+ * Signs an id with HMAC-SHA256.
  *
- * @param token The token, from `generateToken()`.
+ * @param id The id, from `generateId()`.
  * @param secret The signing secret (the first of the list).
- * @returns `token.signature`, the signature in canonical base64url without padding (43 characters).
+ * @returns `id.signature`, the signature in canonical base64url without padding (43 characters).
  * @example
  * ```ts
  * import { sign, unsign } from "./_signature.ts";
- * import { generateToken } from "./token.ts";
+ * import { generateId } from "./id.ts";
  *
  * const secret = "s".repeat(32);
- * const token = generateToken();
- * const value = await sign(token, secret);
- * console.assert(value.length === 87 && (await unsign(value, [secret])) === token);
+ * const id = generateId();
+ * const value = await sign(id, secret);
+ * console.assert(value.length === 87 && (await unsign(value, [secret])) === id);
  * ```
  */
-export async function sign(token: string, secret: string): Promise<string> {
-  return `${token}.${encodeBase64url(await hmacSha256(secret, token))}`;
+export async function sign(id: string, secret: string): Promise<string> {
+  return `${id}.${encodeBase64url(await hmacSha256(secret, id))}`;
 }
 
 /**
@@ -120,14 +120,14 @@ export async function sign(token: string, secret: string): Promise<string> {
  *
  * @param value The cookie value.
  * @param secrets The secrets that may have signed it.
- * @returns The token, or `null` when the value is malformed or no secret signed it.
+ * @returns The id, or `null` when the value is malformed or no secret signed it.
  * @example
  * ```ts
  * import { sign, unsign } from "./_signature.ts";
- * import { generateToken } from "./token.ts";
+ * import { generateId } from "./id.ts";
  *
  * const [oldSecret, newSecret] = ["o".repeat(32), "n".repeat(32)];
- * const value = await sign(generateToken(), oldSecret);
+ * const value = await sign(generateId(), oldSecret);
  * console.assert((await unsign(value, [newSecret, oldSecret])) !== null);
  * console.assert((await unsign(value, [newSecret])) === null);
  * console.assert((await unsign(`${value}=`, [oldSecret])) === null);
@@ -136,19 +136,19 @@ export async function sign(token: string, secret: string): Promise<string> {
 export async function unsign(value: string, secrets: readonly string[]): Promise<string | null> {
   // Keyed by the whole signed value, so only an exact, once-valid value can hit.
   const known = verified.get(value);
-  if (known && secrets.includes(known.secret)) return known.token;
+  if (known && secrets.includes(known.secret)) return known.id;
   const dot = value.indexOf(".");
   if (dot < 0 || value.length - dot - 1 !== MAC_CHARS) return null;
-  const token = value.slice(0, dot);
+  const id = value.slice(0, dot);
   const mac = decodeBase64url(value, dot + 1);
-  if (!mac || !isToken(token)) return null;
+  if (!mac || !isId(id)) return null;
   for (const secret of secrets) {
-    if (await verifyHmacSha256(secret, token, mac)) {
-      verified.set(value, { token, secret });
-      return token;
+    if (await verifyHmacSha256(secret, id, mac)) {
+      verified.set(value, { id, secret });
+      return id;
     }
   }
   return null;
 }
 
-const verified = new LruCache<string, { token: string; secret: string }>(10_000);
+const verified = new LruCache<string, { id: string; secret: string }>(10_000);

@@ -24,8 +24,8 @@
  * | 12 | random IV |
  * | n + 16 | AES-256-GCM ciphertext and tag |
  *
- * The first 11 bytes (the header) and the session token are the associated data: a snapshot
- * opens only with the token it was sealed for, and a changed version, key id or seal time fails
+ * The first 11 bytes (the header) and the session id are the associated data: a snapshot
+ * opens only with the id it was sealed for, and a changed version, key id or seal time fails
  * authentication. The plaintext: 1 byte of flags (touch due, deadline, user, label present), 6
  * bytes of milliseconds until the stored expiry, 6 until the deadline (0 when none), then the user
  * and the label (2-byte length and UTF-8, each only when present), then the stored bytes.
@@ -36,6 +36,8 @@
  *
  * @module
  */
+
+import { decodeBase64url, encodeBase64url } from "./_base64url.ts";
 
 /** The format version this module seals and the only one it opens. */
 export const SNAPSHOT_VERSION = 1;
@@ -83,8 +85,8 @@ export interface OpenedSnapshot extends SnapshotContent {
 
 /** Options of {@linkcode sealSnapshot}. */
 export interface SealOptions {
-  /** The session token the snapshot belongs to (the bare token, not the signed cookie value). */
-  token: string;
+  /** The session id the snapshot belongs to (the bare id, not the signed cookie value). */
+  id: string;
   /** The secrets; the first one seals. */
   secrets: readonly string[];
   /**
@@ -97,8 +99,8 @@ export interface SealOptions {
 
 /** Options of {@linkcode openSnapshot}. */
 export interface OpenOptions {
-  /** The session token from the verified session cookie. */
-  token: string;
+  /** The session id from the verified session cookie. */
+  id: string;
   /** The secrets; any of them opens what it sealed. */
   secrets: readonly string[];
   /** Seconds a snapshot stays usable, from {@linkcode checkSnapshotMaxAge}. */
@@ -121,11 +123,6 @@ const HAS_DEADLINE = 2;
 const HAS_USER = 4;
 const HAS_LABEL = 8;
 const KNOWN_FLAGS = TOUCH_DUE | HAS_DEADLINE | HAS_USER | HAS_LABEL;
-
-const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-// Code unit -> 6-bit value, -1 outside the base64url alphabet.
-const DECODE = new Int8Array(128).fill(-1);
-for (let i = 0; i < 64; i++) DECODE[ALPHABET.charCodeAt(i)] = i;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -243,7 +240,7 @@ export function fitsSnapshot(content: Pick<SnapshotContent, "data" | "user" | "l
  * Seals a session into a snapshot cookie value.
  *
  * @param content The stored bytes, lifetimes left, touch flag, user and label.
- * @param options The token it belongs to, the secrets (the first seals) and the clock.
+ * @param options The id it belongs to, the secrets (the first seals) and the clock.
  * @returns The value (base64url, at most {@linkcode MAX_SNAPSHOT_BYTES} characters), or `null`
  *   when the content does not fit ({@linkcode fitsSnapshot}) or has already expired.
  * @throws {RangeError} When `secrets` is empty or a lifetime or `now` is not a finite number.
@@ -251,9 +248,9 @@ export function fitsSnapshot(content: Pick<SnapshotContent, "data" | "user" | "l
  * @example
  * ```ts
  * import { openSnapshot, sealSnapshot } from "./_snapshot.ts";
- * import { generateToken } from "./token.ts";
+ * import { generateId } from "./id.ts";
  *
- * const token = generateToken();
+ * const id = generateId();
  * const secrets = ["a secret of at least 32 characters!"];
  * const content = {
  *   data: new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0xa0]),
@@ -263,10 +260,10 @@ export function fitsSnapshot(content: Pick<SnapshotContent, "data" | "user" | "l
  *   user: "ada",
  *   label: null,
  * };
- * const value = await sealSnapshot(content, { token, secrets, now: 1_000_000 });
- * const opened = await openSnapshot(value!, { token, secrets, maxAge: 5, now: 1_002_000 });
+ * const value = await sealSnapshot(content, { id, secrets, now: 1_000_000 });
+ * const opened = await openSnapshot(value!, { id, secrets, maxAge: 5, now: 1_002_000 });
  * console.assert(opened?.user === "ada" && opened.expiresInMs === 3_598_000 && opened.ageMs === 2000);
- * console.assert((await openSnapshot(value!, { token, secrets, maxAge: 5, now: 1_006_000 })) === null);
+ * console.assert((await openSnapshot(value!, { id, secrets, maxAge: 5, now: 1_006_000 })) === null);
  * ```
  */
 export async function sealSnapshot(content: SnapshotContent, options: SealOptions): Promise<string | null> {
@@ -310,37 +307,37 @@ export async function sealSnapshot(content: SnapshotContent, options: SealOption
   setUint48(head, 5, sealedAt);
   const iv = crypto.getRandomValues(out.subarray(HEADER_BYTES, HEADER_BYTES + IV_BYTES));
   const sealed = await crypto.subtle.encrypt(
-    { name: "AES-GCM", iv, additionalData: associatedData(out.subarray(0, HEADER_BYTES), options.token) },
+    { name: "AES-GCM", iv, additionalData: associatedData(out.subarray(0, HEADER_BYTES), options.id) },
     key,
     plain,
   );
   out.set(new Uint8Array(sealed), HEADER_BYTES + IV_BYTES);
-  return encode(out);
+  return encodeBase64url(out);
 }
 
 /**
  * Opens a snapshot cookie value. Anything wrong yields `null`, never an exception: a value that
- * is malformed, tampered with, truncated, sealed for another token, by a secret no longer listed
+ * is malformed, tampered with, truncated, sealed for another id, by a secret no longer listed
  * or in another format version; one older than `maxAge` seconds or sealed more than
  * {@linkcode SNAPSHOT_SKEW_MS} in the future; one whose session has expired or passed its
  * deadline since it was sealed. A value sealed by a secret no longer listed costs no decryption.
  *
  * @param value The snapshot cookie's value.
- * @param options The token from the verified session cookie, the secrets, `maxAge` and the clock.
+ * @param options The id from the verified session cookie, the secrets, `maxAge` and the clock.
  * @returns The content with `expiresInMs` and `deadlineInMs` counted down by its age, or `null`.
  * @throws {RangeError} Only for a `maxAge` that {@linkcode checkSnapshotMaxAge} refuses.
  * @example
  * ```ts
  * import { openSnapshot, sealSnapshot } from "./_snapshot.ts";
- * import { generateToken } from "./token.ts";
+ * import { generateId } from "./id.ts";
  *
- * const [token, other] = [generateToken(), generateToken()];
+ * const [id, other] = [generateId(), generateId()];
  * const secrets = ["a secret of at least 32 characters!"];
  * const content = { data: new Uint8Array(9), expiresInMs: 60_000, deadlineInMs: 1_000, touchDue: false, user: null, label: null };
- * const value = (await sealSnapshot(content, { token, secrets, now: 0 }))!;
- * console.assert((await openSnapshot(value, { token: other, secrets, maxAge: 5, now: 0 })) === null);
- * console.assert((await openSnapshot(value, { token, secrets, maxAge: 5, now: 1_000 })) === null); // past the deadline
- * console.assert((await openSnapshot("garbage", { token, secrets, maxAge: 5 })) === null);
+ * const value = (await sealSnapshot(content, { id, secrets, now: 0 }))!;
+ * console.assert((await openSnapshot(value, { id: other, secrets, maxAge: 5, now: 0 })) === null);
+ * console.assert((await openSnapshot(value, { id, secrets, maxAge: 5, now: 1_000 })) === null); // past the deadline
+ * console.assert((await openSnapshot("garbage", { id, secrets, maxAge: 5 })) === null);
  * ```
  */
 export async function openSnapshot(value: string, options: OpenOptions): Promise<OpenedSnapshot | null> {
@@ -349,7 +346,7 @@ export async function openSnapshot(value: string, options: OpenOptions): Promise
   if (
     typeof value !== "string" || value.length > MAX_SNAPSHOT_BYTES || value.length < sealedLength(FIXED_PLAIN_BYTES)
   ) return null;
-  const bytes = decode(value);
+  const bytes = decodeBase64url(value);
   if (!bytes || bytes[0] !== SNAPSHOT_VERSION) return null;
   const head = new DataView(bytes.buffer);
   // The seal time is checked before decrypting (a stale value costs nothing) and trusted only
@@ -368,7 +365,7 @@ export async function openSnapshot(value: string, options: OpenOptions): Promise
       // Ids are 32 bits: two listed secrets share one about once in 4 billion, so keep looking.
       if (entry.id !== id) continue;
       const key = await keyFor(entry, sealedAt);
-      additionalData ??= associatedData(bytes.subarray(0, HEADER_BYTES), options.token);
+      additionalData ??= associatedData(bytes.subarray(0, HEADER_BYTES), options.id);
       try {
         plain = new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv, additionalData }, key, sealed));
         break;
@@ -420,9 +417,9 @@ function parse(plain: Uint8Array, elapsed: number): OpenedSnapshot | null {
   };
 }
 
-/** The header, then the token: the ciphertext is bound to both. */
-function associatedData(header: Uint8Array, token: string): Uint8Array<ArrayBuffer> {
-  const tokenBytes = encoder.encode(typeof token === "string" ? token : "");
+/** The header, then the id: the ciphertext is bound to both. */
+function associatedData(header: Uint8Array, id: string): Uint8Array<ArrayBuffer> {
+  const tokenBytes = encoder.encode(typeof id === "string" ? id : "");
   const out = new Uint8Array(header.byteLength + tokenBytes.byteLength);
   out.set(header);
   out.set(tokenBytes, header.byteLength);
@@ -459,45 +456,4 @@ function setUint48(view: DataView, at: number, n: number): void {
 
 function getUint48(view: DataView, at: number): number {
   return view.getUint16(at) * 2 ** 32 + view.getUint32(at + 2);
-}
-
-function encode(bytes: Uint8Array): string {
-  let out = "";
-  let i = 0;
-  for (; i + 2 < bytes.length; i += 3) {
-    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    out += ALPHABET[n >> 18]! + ALPHABET[(n >> 12) & 63]! + ALPHABET[(n >> 6) & 63]! + ALPHABET[n & 63]!;
-  }
-  if (bytes.length - i === 1) {
-    const n = bytes[i]!;
-    out += ALPHABET[n >> 2]! + ALPHABET[(n << 4) & 63]!;
-  } else if (bytes.length - i === 2) {
-    const n = (bytes[i]! << 8) | bytes[i + 1]!;
-    out += ALPHABET[n >> 10]! + ALPHABET[(n >> 4) & 63]! + ALPHABET[(n << 2) & 63]!;
-  }
-  return out;
-}
-
-/**
- * The bytes of canonical base64url without padding, or `null`: any other character, a length
- * no encoding has, or padding bits that are not zero (so each value has one spelling).
- */
-function decode(text: string): Uint8Array<ArrayBuffer> | null {
-  if (text.length % 4 === 1) return null;
-  const out = new Uint8Array(Math.floor((text.length * 3) / 4));
-  let buffer = 0;
-  let bits = 0;
-  let j = 0;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    const sextet = code < 128 ? DECODE[code]! : -1;
-    if (sextet < 0) return null;
-    buffer = ((buffer << 6) | sextet) & 0xffff;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[j++] = (buffer >> bits) & 0xff;
-    }
-  }
-  return (buffer & ((1 << bits) - 1)) === 0 ? out : null;
 }

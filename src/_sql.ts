@@ -320,7 +320,7 @@ FROM ${quoteTable(table)}`;
 }
 
 /**
- * The DDL for a session table: a `char(64)` key (hex SHA-256 of the token), `bytea` data and a
+ * The DDL for a session table: a `char(64)` key (hex SHA-256 of the id), `bytea` data and a
  * `timestamp` expiry, plus an index on the expiry for garbage collection. Idempotent.
  */
 export function tableSql(table: string): string {

@@ -46,36 +46,36 @@ export class SessionTable {
   }
 
   /** `data`, `expires`, `now`, `user_id`, `label` of a row, live or not; `undefined` when none. */
-  async read(key: string, budget: Budget): Promise<Row | undefined> {
-    return (await this.run("read session", this.#sql.read, [key], budget))[0];
+  async read(handle: string, budget: Budget): Promise<Row | undefined> {
+    return (await this.run("read session", this.#sql.read, [handle], budget))[0];
   }
 
   /** Inserts a new row; binds a user when given. */
-  async insert(key: string, payload: Uint8Array, bind: UserBinding | null, budget: Budget): Promise<Row> {
+  async insert(handle: string, payload: Uint8Array, bind: UserBinding | null, budget: Budget): Promise<Row> {
     const rows = bind
-      ? await this.#withUsers("save session", this.#sql.insertUser, [key, payload, bind.user, bind.label], budget)
-      : await this.run("save session", this.#sql.insert, [key, payload], budget);
+      ? await this.#withUsers("save session", this.#sql.insertUser, [handle, payload, bind.user, bind.label], budget)
+      : await this.run("save session", this.#sql.insert, [handle, payload], budget);
     return rows[0]!;
   }
 
   /** Compare-and-set of a row's data; `undefined` when it changed meanwhile or is gone. */
   async update(
-    key: string,
+    handle: string,
     data: Uint8Array,
     expected: Uint8Array | null,
     deadlineMs: number | null,
     budget: Budget,
   ): Promise<Row | undefined> {
-    const params = [key, data, expected, deadlineMs, budget.lockMs()];
+    const params = [handle, data, expected, deadlineMs, budget.lockMs()];
     return (await this.run("save session", this.#sql.update, params, budget))[0];
   }
 
   /** Moves the expiry forward; `undefined` when the session is gone. */
-  async touch(key: string, deadlineMs: number | null, budget: Budget): Promise<Row | undefined> {
-    return (await this.run("touch session", this.#sql.touch, [key, deadlineMs, budget.lockMs()], budget))[0];
+  async touch(handle: string, deadlineMs: number | null, budget: Budget): Promise<Row | undefined> {
+    return (await this.run("touch session", this.#sql.touch, [handle, deadlineMs, budget.lockMs()], budget))[0];
   }
 
-  /** Moves a row to a new key, data kept; `undefined` when it was not live. */
+  /** Moves a row to a new handle, data kept; `undefined` when it was not live. */
   async move(
     from: string,
     to: string,
@@ -90,7 +90,7 @@ export class SessionTable {
     return rows[0];
   }
 
-  /** Moves a row to a new key with new data, compare-and-set; `undefined` when it changed or is gone. */
+  /** Moves a row to a new handle with new data, compare-and-set; `undefined` when it changed or is gone. */
   async moveChanged(
     from: string,
     to: string,
@@ -114,8 +114,8 @@ export class SessionTable {
   }
 
   /** Deletes a row; whether one was deleted. */
-  async destroy(key: string, budget: Budget): Promise<boolean> {
-    return (await this.run("destroy session", this.#sql.destroy, [key, budget.lockMs()], budget)).length > 0;
+  async destroy(handle: string, budget: Budget): Promise<boolean> {
+    return (await this.run("destroy session", this.#sql.destroy, [handle, budget.lockMs()], budget)).length > 0;
   }
 
   /** How many live sessions there are. */
@@ -123,14 +123,14 @@ export class SessionTable {
     return Number((await this.run("count sessions", this.#sql.count, [], budget))[0]?.n ?? 0);
   }
 
-  /** A user's live sessions: `key`, `header`, `expires`, `now`, `label`. */
+  /** A user's live sessions: `handle`, `header`, `expires`, `now`, `label`. */
   sessionsOf(user: string, budget: Budget): Promise<Row[]> {
     return this.#withUsers("list a user's sessions", this.#sql.sessionsOf, [user], budget);
   }
 
   /** Ends one session (of `user`, when given); how many live sessions ended. */
-  async revoke(key: string, user: string | null, budget: Budget): Promise<number> {
-    const rows = await this.#withUsers("end a session", this.#sql.revoke, [key, user, budget.lockMs()], budget);
+  async revoke(handle: string, user: string | null, budget: Budget): Promise<number> {
+    const rows = await this.#withUsers("end a session", this.#sql.revoke, [handle, user, budget.lockMs()], budget);
     return rows.filter((row) => row.live === true).length;
   }
 
@@ -145,9 +145,9 @@ export class SessionTable {
    * Runs `write` after the other writers of the same row in this process. When one finished while
    * this one waited, `write` gets the row as it left it, to start from.
    */
-  async inLane<T>(key: string, write: (latest: LaneState) => Promise<{ result: T; latest: LaneState }>): Promise<T> {
-    let lane = this.#lanes.get(key);
-    if (!lane) this.#lanes.set(key, lane = { tail: Promise.resolve(), version: 0, latest: null, waiting: 0 });
+  async inLane<T>(handle: string, write: (latest: LaneState) => Promise<{ result: T; latest: LaneState }>): Promise<T> {
+    let lane = this.#lanes.get(handle);
+    if (!lane) this.#lanes.set(handle, lane = { tail: Promise.resolve(), version: 0, latest: null, waiting: 0 });
     const seen = lane.version;
     const previous = lane.tail;
     let release!: () => void;
@@ -163,7 +163,7 @@ export class SessionTable {
       return result;
     } finally {
       release();
-      if (--lane.waiting === 0) this.#lanes.delete(key);
+      if (--lane.waiting === 0) this.#lanes.delete(handle);
     }
   }
 

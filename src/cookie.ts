@@ -15,22 +15,22 @@ export interface CookieOptions {
    * @default {"__Host-session"} when secure with `path: "/"` and no domain, `"__Secure-session"`
    *   when secure otherwise, `"session"` when not secure
    */
-  name?: string;
+  name?: string | undefined;
   /**
    * The `Domain` attribute; leave it unset (or `""`) so the cookie stays on the exact host.
    * @default {undefined}
    */
-  domain?: string;
+  domain?: string | undefined;
   /**
    * The `Path` attribute; it must start with `/`.
    * @default {"/"}
    */
-  path?: string;
+  path?: string | undefined;
   /**
    * The `SameSite` attribute. `"None"` needs `secure: true`.
    * @default {"Lax"}
    */
-  sameSite?: "Strict" | "Lax" | "None";
+  sameSite?: "Strict" | "Lax" | "None" | undefined;
   /**
    * The `Secure` attribute; `"auto"` sets it when the request came over HTTPS (see
    * {@linkcode requestIsSecure}). `"auto"` cannot be combined with a `__Host-`/`__Secure-` name,
@@ -38,18 +38,18 @@ export interface CookieOptions {
    * (browsers also keep `Secure` cookies from `http://localhost`).
    * @default {true}
    */
-  secure?: boolean | "auto";
+  secure?: boolean | "auto" | undefined;
   /**
    * The `HttpOnly` attribute.
    * @default {true}
    */
-  httpOnly?: boolean;
+  httpOnly?: boolean | undefined;
   /**
    * The `Partitioned` attribute (CHIPS), for sessions inside third-party iframes; needs
    * `secure: true`.
    * @default {false}
    */
-  partitioned?: boolean;
+  partitioned?: boolean | undefined;
 }
 
 /** Cookie attributes resolved for one scheme; frozen, shared by every request. */
@@ -70,7 +70,7 @@ export interface ResolvedCookie {
   readonly partitioned: boolean;
 }
 
-// RFC 6265 token characters for the name; attribute values may not break out of the attribute.
+// RFC 6265 id characters for the name; attribute values may not break out of the attribute.
 const NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // deno-lint-ignore no-control-regex
 const ATTRIBUTE = /^[^\x00-\x1f\x7f;,]*$/;
@@ -109,7 +109,7 @@ export const MAX_COOKIE_BYTES = 4096;
  * @param options The cookie options; every field has a default.
  * @returns `(secure) => ResolvedCookie`.
  * @throws {TypeError} For options a browser would refuse or that would corrupt the header: a name
- *   that is not an RFC 6265 token; a path not starting with `/`; a path or domain with `;`, `,` or a
+ *   that is not an RFC 6265 id; a path not starting with `/`; a path or domain with `;`, `,` or a
  *   control character; an unknown `sameSite` or `secure`; a `__Host-` name without `secure: true`,
  *   `path: "/"` and no domain; a `__Secure-` name without `secure: true`; `sameSite: "None"` or
  *   `partitioned` without `secure: true`.
@@ -142,7 +142,7 @@ export function compileCookie(options: CookieOptions = {}): (secure: boolean) =>
   const { name, path = "/", sameSite = "Lax", secure = true, httpOnly = true, partitioned = false } = options;
   const domain = options.domain === "" ? undefined : options.domain;
   if (name !== undefined && (typeof name !== "string" || !NAME.test(name))) {
-    throw new TypeError(`Cannot use cookie name ${describe(name)}: it must be RFC 6265 token characters`);
+    throw new TypeError(`Cannot use cookie name ${describe(name)}: it must be RFC 6265 id characters`);
   }
   if (typeof path !== "string" || !path.startsWith("/") || !ATTRIBUTE.test(path)) {
     throw new TypeError(
@@ -286,7 +286,7 @@ export function readCookies(header: string | null, name: string, limit: number =
  * A `Set-Cookie` header value.
  *
  * @param cookie Resolved attributes, from {@linkcode compileCookie}.
- * @param value The value (a token, possibly signed); `""` with `maxAge` 0 clears the cookie.
+ * @param value The value (an id, possibly signed); `""` with `maxAge` 0 clears the cookie.
  * @param maxAge Seconds until the browser drops the cookie; floored, at least 0.
  * @returns The header value.
  * @example Clearing a cookie repeats its attributes

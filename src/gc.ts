@@ -16,7 +16,7 @@ export interface GcOptions {
    * batches hold their row locks for less time; larger ones need fewer round trips.
    * @default {1000}
    */
-  batchSize?: number;
+  batchSize?: number | undefined;
   /**
    * The time budget in milliseconds. No batch starts once the budget is spent, or when the
    * slowest batch so far would not fit in what is left, so the run ends within it. Sized for a
@@ -25,17 +25,17 @@ export interface GcOptions {
    * database clock only.
    * @default {25000}
    */
-  maxDurationMs?: number;
+  maxDurationMs?: number | undefined;
   /**
    * Stops the run before its next batch once aborted; the batch in flight completes.
    * @default {undefined}
    */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /**
    * Called after each batch, for progress reports. An exception thrown here ends the run.
    * @default {undefined}
    */
-  onBatch?: (progress: GcProgress) => void;
+  onBatch?: ((progress: GcProgress) => void) | undefined;
 }
 
 /** What a `store.gc()` run did. */

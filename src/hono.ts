@@ -25,7 +25,8 @@
  */
 
 import type { Context, Env, MiddlewareHandler } from "hono";
-import { aroundHandler, isSessions, SessionsCache } from "./_lifecycle.ts";
+import { isSessions, SessionsCache } from "./_lifecycle.ts";
+import { aroundHandler } from "./_request_session.ts";
 import { createSessions, type RequestSession, type Sessions, type SessionsOptions } from "./sessions.ts";
 import type { SessionData } from "./session.ts";
 

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { aroundHandler, SessionsCache } from "./_lifecycle.ts";
+import { SessionsCache } from "./_lifecycle.ts";
 import { SessionError } from "./errors.ts";
 import type { SessionData } from "./session.ts";
 import { createSessions, type RequestSession, type SessionsOptions } from "./sessions.ts";
@@ -52,8 +52,8 @@ export type SessionHandler<Data extends object, Rest extends unknown[]> = (
  * changed; for a handler that throws or answers 5xx, only a `destroy()`. Extra arguments
  * (Workers' `env` and `ctx`, `Deno.serve`'s `info`) pass through.
  *
- * Cookies: the value is the token (signed when `secrets` are given); `HttpOnly; Secure;
- * SameSite=Lax; Path=/` and the `__Host-` prefix by default; Set-Cookie only when the token
+ * Cookies: the value is the id (signed when `secrets` are given); `HttpOnly; Secure;
+ * SameSite=Lax; Path=/` and the `__Host-` prefix by default; Set-Cookie only when the id
  * changes (a new session stored, a regenerate, a destroy), living until the absolute deadline, with a `Cache-Control` no shared
  * cache may store and `Vary: Cookie`. Malformed, oversized, badly signed or unknown cookies give
  * a fresh session; when several cookies share the name, the first well-formed (and well-signed)
@@ -107,9 +107,8 @@ export function withSession<
     };
     try {
       const sessions = fixed ?? cache.get(null, () => opts as SessionsOptions<Data>);
-      const session = await sessions.open(request);
       const waitUntil = opts.waitUntil;
-      return (await aroundHandler(session, async () => await handler(request, session, ...(rest as Rest)), {
+      return await sessions.handle(request, (session) => handler(request, session, ...(rest as Rest)), {
         waitUntil: waitUntil &&
           ((promise) => {
             backgroundOwnsRelease = true;
@@ -119,7 +118,7 @@ export function withSession<
           if (error instanceof SessionError && opts.onError) await opts.onError(error, request);
           else logger.warn("Background session commit failed", { error });
         },
-      }, logger))!;
+      });
     } catch (error) {
       if (error instanceof SessionError && opts.onError) return await opts.onError(error, request);
       throw error;

@@ -3,7 +3,7 @@
  * `commitSession` and `destroySession` work as with any `createSessionStorage` backend, with the
  * store's guarantees underneath.
  *
- * - The id React Router puts in its cookie is a 256-bit token; only its SHA-256 is stored.
+ * - The id React Router puts in its cookie is a 256-bit id; only its SHA-256 is stored.
  * - Strict: an id the store does not know (unknown, expired, destroyed, malformed) gives a new,
  *   empty session with no id, so the next commit issues a new id. No row is ever created for an
  *   id the client chose.
@@ -61,11 +61,11 @@ export interface PostgresSessionStorageOptions {
    * React Router's cookie that carries the id: a `Cookie` from `createCookie()` (used as it is),
    * or options for one. Options are completed with `httpOnly: true`, `secure: true`,
    * `sameSite: "lax"` and `path: "/"` unless given (set `secure: false` for plain-http
-   * development). Signing with `secrets` is optional: the id is an unguessable 256-bit token, but
+   * development). Signing with `secrets` is optional: the id is unguessable (256 bits), but
    * signed cookies are rejected before any SQL is sent.
    * @default {{ name: "__session", httpOnly: true, secure: true, sameSite: "lax", path: "/" }}
    */
-  cookie?: Cookie | (RouterCookieOptions & { name?: string });
+  cookie?: Cookie | (RouterCookieOptions & { name?: string | undefined }) | undefined;
 }
 
 const COOKIE_DEFAULTS: Readonly<RouterCookieOptions> = Object.freeze({
@@ -167,7 +167,7 @@ export function createPostgresSessionStorage<Data = RouterSessionData, FlashData
 
   return {
     // React Router keeps an unknown id and would later commit to it; strict mode drops it instead,
-    // so the next commit inserts under a fresh token.
+    // so the next commit inserts under a fresh id.
     async getSession(cookieHeader, parseOptions) {
       const id: unknown = cookieHeader ? await cookie.parse(cookieHeader, parseOptions) : null;
       const stored = typeof id === "string" ? await store.read(id) : null;

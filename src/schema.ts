@@ -7,7 +7,7 @@
 import { tableSql } from "./_sql.ts";
 
 /**
- * The DDL for a session table: a `char(64)` key (the hex SHA-256 of the token), `bytea` data and a
+ * The DDL for a session table: a `char(64)` key (the hex SHA-256 of the id), `bytea` data and a
  * `timestamp` expiry, plus an index on the expiry for garbage collection. Idempotent. For the
  * default table it is the text of `schema.sql`.
  *

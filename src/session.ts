@@ -15,20 +15,20 @@ export interface RegenerateOptions {
    * no number of regenerations lets it outlive its absolute lifetime.
    * @default {false}
    */
-  restart?: boolean;
+  restart?: boolean | undefined;
   /**
    * Bind the session to this user (sign-in): it is listed by `sessionsOf(user)` and ended by
    * `revokeAll(user)`. Stored in its own column, never in the cookie. Needs the user columns
    * (`npx pgsession migrate`).
    * @default {undefined} (the session keeps the user it had)
    */
-  user?: string;
+  user?: string | undefined;
   /**
    * A short label for the user's list of sessions, e.g. `"Firefox on Linux"` (at most 200
    * characters); only with `user`.
    * @default {null}
    */
-  label?: string | null;
+  label?: string | null | undefined;
 }
 
 /** One of a user's live sessions, as `sessionsOf()` and `session.sessions()` list them. */
@@ -53,7 +53,7 @@ export interface UserSession {
  * - `created`: a new session was inserted (also after `destroy()` when the request then stored data).
  * - `updated`: the stored session was updated.
  * - `touched`: only the stored expiry moved forward (a read-only request whose touch was due).
- * - `regenerated`: the stored session moved to its new token (after `regenerate()`).
+ * - `regenerated`: the stored session moved to its new id (after `regenerate()`).
  * - `destroyed`: the stored session was deleted (after `destroy()`).
  * - `unchanged`: nothing to write; no statement was sent.
  * - `gone`: the session was destroyed, regenerated or expired by another request meanwhile; it
@@ -81,7 +81,7 @@ export type SaveResult = "created" | "updated" | "touched" | "regenerated" | "de
  * ```
  */
 export interface Session<Data extends object = SessionData> {
-  /** The token to hand to the client (the cookie value). It changes on `regenerate()` and `destroy()`. */
+  /** The id to hand to the client (the cookie value). It changes on `regenerate()` and `destroy()`. */
   readonly id: string;
   /** `true` while no row is stored for this session. */
   readonly isNew: boolean;
@@ -135,7 +135,7 @@ export interface Session<Data extends object = SessionData> {
   /** Removes every key, flash messages included; written when committed. */
   clear(): void;
   /**
-   * Gives the session a new token on commit, data kept and the old token dead. Call it on sign-in
+   * Gives the session a new id on commit, data kept and the old id dead. Call it on sign-in
    * (and on any privilege change) against session fixation. The absolute deadline is kept unless
    * `restart` is set.
    *
@@ -146,7 +146,7 @@ export interface Session<Data extends object = SessionData> {
   regenerate(options?: RegenerateOptions): void;
   /**
    * Ends the session: on commit its row is deleted and the cookie cleared. The object then
-   * behaves as a new, empty session with a new token, so a request can sign out and still leave a
+   * behaves as a new, empty session with a new id, so a request can sign out and still leave a
    * flash message for the next page. A sign-out is committed even when the handler then fails.
    */
   destroy(): void;

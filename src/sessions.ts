@@ -11,12 +11,12 @@ import type { Logger } from "./errors.ts";
 import { adoptLegacy, compileLegacy, legacyClearCookie, readLegacyId } from "./_legacy.ts";
 import { Budget } from "./_budget.ts";
 import { SessionRecord } from "./_record.ts";
-import { RequestSessionImpl, type Settings } from "./_request_session.ts";
+import { aroundHandler, RequestSessionImpl, type Settings } from "./_request_session.ts";
 import { checkSnapshotMaxAge, openSnapshot } from "./_snapshot.ts";
 import type { SaveResult, Session, SessionData } from "./session.ts";
 import { checkSecrets, unsign } from "./_signature.ts";
 import { internalsOf, PostgresStore, type StoreOptions } from "./store.ts";
-import { generateToken, hashToken, isToken } from "./token.ts";
+import { generateId, handleOf, isId } from "./id.ts";
 
 /** How sessions travel with requests; validated once, by {@linkcode createSessions}. */
 export interface SessionsOptions<Data extends object = SessionData> {
@@ -26,7 +26,7 @@ export interface SessionsOptions<Data extends object = SessionData> {
   store: PostgresStore<Data> | (Connection & StoreOptions);
   /**
    * HMAC-SHA256 secrets (at least 32 characters each) to sign the cookie value with. The first
-   * signs, all verify: prepend a new secret to rotate. Without secrets the bare 256-bit token is
+   * signs, all verify: prepend a new secret to rotate. Without secrets the bare 256-bit id is
    * the cookie value, which is safe too (it is unguessable and only its hash is stored); signing
    * also rejects forged values without a database round trip.
    * @default {undefined}
@@ -133,7 +133,7 @@ export interface CommitOptions {
 export interface RequestSession<Data extends object = SessionData> extends Session<Data> {
   /**
    * Writes what changed and returns the response with `Set-Cookie`, `Vary` and `Cache-Control`
-   * added (a copy when its headers are immutable). `Set-Cookie` only when the token changes: a new
+   * added (a copy when its headers are immutable). `Set-Cookie` only when the id changes: a new
    * session stored, a regenerate, a destroy. Nothing but a `destroy()` is written for a 5xx
    * response (unless `commitOnServerError`), and nothing at all once the request was aborted
    * (`request.signal`, read only when there is a write to abandon, and never on Deno, where
@@ -172,6 +172,30 @@ export interface Sessions<Data extends object = SessionData> {
    * @returns Its session; call `commit(response)` when the response is ready.
    */
   open(request: Request): Promise<RequestSession<Data>>;
+  /**
+   * The whole request lifecycle in one call: opens the request's session, runs the handler, and
+   * commits onto its response; when the handler throws, commits only a pending `destroy()` (a
+   * sign-out is never lost) and rethrows. What `withSession` and the framework recipes use.
+   *
+   * @param request The request.
+   * @param handler Gets the session, returns the response.
+   * @param options `waitUntil` for updates after the response.
+   * @returns The committed response.
+   * @throws {SessionError} When the database fails; the cookie is then left untouched.
+   * @example A SvelteKit `handle` hook
+   * ```ts ignore
+   * export const handle = ({ event, resolve }) =>
+   *   sessions.handle(event.request, (session) => {
+   *     event.locals.session = session;
+   *     return resolve(event);
+   *   });
+   * ```
+   */
+  handle(
+    request: Request,
+    handler: (session: RequestSession<Data>) => Response | Promise<Response>,
+    options?: CommitOptions,
+  ): Promise<Response>;
 }
 
 /** At most this many cookies with the session's name are tried, so forged ones cost little. */
@@ -222,8 +246,8 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
   const legacyIo = {
     run: (what: string, text: string, params: unknown[]) =>
       policy.table.run(what, text, params, new Budget(policy.timeoutMs)),
-    hash: hashToken,
-    exists: (token: string) => store.exists(token),
+    hash: handleOf,
+    exists: (id: string) => store.exists(id),
     logger: options.logger ?? console,
   };
   let snapshot: { maxAge: number } | null = null;
@@ -241,38 +265,42 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
     logger: options.logger ?? console,
   };
 
-  async function readToken(request: Request, cookie: ResolvedCookie): Promise<string | null> {
+  async function readId(request: Request, cookie: ResolvedCookie): Promise<string | null> {
     const candidates = readCookies(request.headers.get("cookie"), cookie.name, MAX_CANDIDATES);
     const fromHeader = header ? request.headers.get(header) : null;
     if (fromHeader) candidates.unshift(fromHeader.replace(/^[ \t]+|[ \t]+$/g, ""));
     for (const value of candidates.slice(0, MAX_CANDIDATES)) {
-      const token = secrets ? await unsign(value, secrets) : isToken(value) ? value : null;
-      if (token) return token;
+      const id = secrets ? await unsign(value, secrets) : isId(value) ? value : null;
+      if (id) return id;
     }
     return null;
   }
 
-  return {
+  const sessions: Sessions<Data> = {
     store,
+    async handle(request, handler, commitOptions = {}): Promise<Response> {
+      const session = await sessions.open(request);
+      return (await aroundHandler(session, async () => await handler(session), commitOptions, settings.logger))!;
+    },
     async open(request: Request): Promise<RequestSession<Data>> {
       const cookie = cookieFor(requestIsSecure(request, trustProxy));
       const inPath = cookie.path === "/" || pathMatches(new URL(request.url).pathname, cookie.path);
-      let token = inPath || header ? await readToken(request, cookie) : null;
+      let id = inPath || header ? await readId(request, cookie) : null;
       // A valid express-session cookie and no pgsession one: move that session over (once per browser).
-      const legacyId = legacy && inPath && token === null ? await readLegacyId(request, legacy) : null;
+      const legacyId = legacy && inPath && id === null ? await readLegacyId(request, legacy) : null;
       const adopted = legacyId ? await adoptLegacy(legacyId, legacy!, legacyIo) : null;
-      token = adopted?.token ?? token;
-      const record = new SessionRecord(settings.store.policy, token ?? generateToken(), token !== null);
-      record.cookiePending = adopted?.token != null;
+      id = adopted?.id ?? id;
+      const record = new SessionRecord(settings.store.policy, id ?? generateId(), id !== null);
+      record.cookiePending = adopted?.id != null;
       const openedAt = Date.now();
       // A fresh snapshot of this session's row: reads need no statement (snapshots on, signed cookie).
       let snapshotSent = false;
-      if (snapshot && token !== null && !adopted) {
+      if (snapshot && id !== null && !adopted) {
         const value = readCookies(request.headers.get("cookie"), `${cookie.name}.s`, 1)[0];
         if (value !== undefined) {
           snapshotSent = true;
           const opened = await openSnapshot(value, {
-            token,
+            id,
             secrets: secrets!,
             maxAge: snapshot.maxAge,
             now: openedAt,
@@ -291,6 +319,7 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
       });
     },
   };
+  return sessions;
 }
 
 /** RFC 6265 path-match: the request path is the cookie path or below it. */

@@ -16,7 +16,7 @@ import { checkUser, type RecordPolicy, SessionRecord } from "./_record.ts";
 import { SessionImpl, type UserCalls } from "./_session.ts";
 import type { RegenerateOptions, SaveResult, Session, SessionData, UserSession } from "./session.ts";
 import { SessionTable } from "./_table.ts";
-import { generateToken, hashToken, isToken } from "./token.ts";
+import { generateId, handleOf, isId } from "./id.ts";
 
 /** How sessions live and how much they may hold. */
 export interface StoreOptions {
@@ -111,7 +111,7 @@ function tableFor(connection: Connection, driver: Driver, options: SessionTable[
 /**
  * Sessions in a PostgreSQL table, over Neon's HTTP transport, a Neon `Pool`/`Client`, `pg` or
  * PGlite. A read is one indexed `SELECT`; a write one `INSERT`/`UPDATE`/`DELETE`; nothing is sent
- * for an id that is not a well-formed token.
+ * for an id that is not a well-formed id.
  *
  * @typeParam Data The shape of session data, an `interface` or a `type`.
  * @example
@@ -166,27 +166,27 @@ export class PostgresStore<Data extends object = SessionData> {
   }
 
   /**
-   * Starts a new session with a fresh token. Nothing is written until it is saved.
+   * Starts a new session with a fresh id. Nothing is written until it is saved.
    *
    * @returns An empty, new session.
    */
   create(): Session<Data> {
-    return new SessionImpl<Data>(new SessionRecord(this.#policy, generateToken(), false), this);
+    return new SessionImpl<Data>(new SessionRecord(this.#policy, generateId(), false), this);
   }
 
   /**
-   * A session for a token the client sent, read from the database on first use (`get`, `has`,
+   * A session for an id the client sent, read from the database on first use (`get`, `has`,
    * `keys`, `entries`, `user`) or on save; no statement until then. An unknown, expired or
-   * malformed token becomes a new session with a new token: a row is never created for an id the
+   * malformed id becomes a new session with a new id: a row is never created for an id the
    * store did not issue.
    *
-   * @param id The client's token, or `null` for a new session.
+   * @param id The client's id, or `null` for a new session.
    * @param options `signal`: abandons this session's statements when aborted.
    * @returns The session.
    */
   open(id: string | null, options: { signal?: AbortSignal | undefined } = {}): Session<Data> {
-    const stored = id !== null && isToken(id);
-    const record = new SessionRecord(this.#policy, stored ? id : generateToken(), stored, options.signal);
+    const stored = id !== null && isId(id);
+    const record = new SessionRecord(this.#policy, stored ? id : generateId(), stored, options.signal);
     return new SessionImpl<Data>(record, this);
   }
 
@@ -194,12 +194,12 @@ export class PostgresStore<Data extends object = SessionData> {
    * Reads a live session. Never creates a row. When the stored expiry lags more than
    * `touchAfter`, it is moved forward right away (a second statement).
    *
-   * @param id The token the client sent.
+   * @param id The id the client sent.
    * @returns The session, or `null` when the id is malformed (no SQL sent), unknown or expired.
    * @throws {SessionError} `DATABASE_ERROR`, `TABLE_MISSING` or `TIMEOUT` when the database fails.
    */
   async read(id: string): Promise<Session<Data> | null> {
-    if (!isToken(id)) return null;
+    if (!isId(id)) return null;
     const record = new SessionRecord(this.#policy, id, true);
     if (!(await record.fetch(record.budget()))) return null;
     if (record.touchDue) {
@@ -217,24 +217,24 @@ export class PostgresStore<Data extends object = SessionData> {
    * Tells whether a live session has this id, without reading its data into a session or moving
    * its expiry.
    *
-   * @param id The token the client sent.
+   * @param id The id the client sent.
    * @returns Whether a live session has this id; `false` without SQL for a malformed id.
    */
   async exists(id: string): Promise<boolean> {
-    if (!isToken(id)) return false;
-    const row = await this.#policy.table.read(await hashToken(id), this.#budget());
+    if (!isId(id)) return false;
+    const row = await this.#policy.table.read(await handleOf(id), this.#budget());
     return row !== undefined && readRow(row.data, row.expires, row.now, this.#policy).live;
   }
 
   /**
    * Deletes a session.
    *
-   * @param id The token the client sent.
+   * @param id The id the client sent.
    * @returns Whether a row was deleted; `false` without SQL for a malformed id.
    */
   async destroy(id: string): Promise<boolean> {
-    if (!isToken(id)) return false;
-    return this.#policy.table.destroy(await hashToken(id), this.#budget());
+    if (!isId(id)) return false;
+    return this.#policy.table.destroy(await handleOf(id), this.#budget());
   }
 
   /**
@@ -250,19 +250,19 @@ export class PostgresStore<Data extends object = SessionData> {
    * Moves a session to a new id, data kept, the old id dead; one atomic statement. Use it on
    * sign-in against session fixation. The absolute deadline is kept unless `restart` is set.
    *
-   * @param id The current token.
+   * @param id The current id.
    * @param options `restart: true` starts a new absolute lifetime; `user` binds a user.
    * @returns The session under its new id, or `null` when the id is malformed, unknown or expired.
    */
   async regenerate(id: string, options: RegenerateOptions = {}): Promise<Session<Data> | null> {
-    if (!isToken(id)) return null;
+    if (!isId(id)) return null;
     const session = this.open(id);
     session.regenerate(options);
     return (await this.save(session)) === "regenerated" ? session : null;
   }
 
   /**
-   * Writes what happened to a session: its row deleted after `destroy()`, moved to the new token
+   * Writes what happened to a session: its row deleted after `destroy()`, moved to the new id
    * after `regenerate()`, an INSERT for a new session with data, an UPDATE for a changed stored
    * one, and nothing at all when nothing changed.
    *
@@ -304,7 +304,7 @@ export class PostgresStore<Data extends object = SessionData> {
    * Lists a user's live sessions, newest expiry first (at most 1000): one statement.
    *
    * @param user The application's user id, as bound with `regenerate({ user })`.
-   * @param options `current`: the token of the request's session, to mark it.
+   * @param options `current`: the id of the request's session, to mark it.
    * @returns Each session's opaque handle, times and label.
    * @throws {SessionError} `MIGRATION_REQUIRED` on a table without the user columns.
    * @example
@@ -315,7 +315,7 @@ export class PostgresStore<Data extends object = SessionData> {
   async sessionsOf(user: string, options: { current?: string | null | undefined } = {}): Promise<UserSession[]> {
     checkUser(user);
     const rows = await this.#policy.table.sessionsOf(user, this.#budget());
-    const current = options.current && isToken(options.current) ? await hashToken(options.current) : null;
+    const current = options.current && isId(options.current) ? await handleOf(options.current) : null;
     const list: UserSession[] = [];
     for (const row of rows) {
       const state = readRow(toBytes(row.header), row.expires, row.now, this.#policy);
@@ -378,7 +378,7 @@ export class PostgresStore<Data extends object = SessionData> {
   }
 }
 
-/** A session's handle: the hex SHA-256 of its token, as stored. */
+/** A session's handle: the hex SHA-256 of its id, as stored. */
 const HANDLE = /^[0-9a-f]{64}$/;
 
 function wholeNumber(name: string, value: unknown, min: number): number {

@@ -568,7 +568,7 @@ describe("pgsession CLI", { skip: dbSkip }, (): void => {
 // `pgsession sessions`, `pgsession revoke` and the users line of `stats`, on sessions the library
 // itself signed in (PostgresStore over its own pool), so the CLI reads what applications write.
 const { PostgresStore } = await import("../mod.ts");
-const { hashToken } = await import("../src/token.ts");
+const { handleOf } = await import("../src/id.ts");
 describe("pgsession CLI: a user's sessions", { skip: dbSkip }, (): void => {
   const schema = randomSchema("cli_users");
   let admin: pg.Pool;
@@ -628,7 +628,7 @@ describe("pgsession CLI: a user's sessions", { skip: dbSkip }, (): void => {
     await signIn("42");
     const expired = await signIn("42", "Old phone");
     await admin.query(`UPDATE ${table} SET session_expiry = ${NOW} - interval '1 minute' WHERE session_key = $1`, [
-      await hashToken(expired),
+      await handleOf(expired),
     ]);
     await signIn("7", "Someone else's");
     await seed(table, 2, 0); // anonymous sessions
@@ -646,7 +646,7 @@ describe("pgsession CLI: a user's sessions", { skip: dbSkip }, (): void => {
     assert.deepEqual(parsed.map((m) => m[2]).sort(), ["-", "Chrome on Android", "Firefox on Linux"]);
     // The handle is the stored hash: it identifies the row, and it is not the cookie.
     const handles = parsed.map((m) => m[1]!);
-    assert.ok(handles.includes(await hashToken(laptop)));
+    assert.ok(handles.includes(await handleOf(laptop)));
     assert.ok(!handles.includes(laptop));
     for (const m of parsed) {
       const [created, lastActive, expires] = [m[3], m[4], m[5]].map((t) => Date.parse(t!.replace(" ", "T")));
@@ -692,14 +692,14 @@ describe("pgsession CLI: a user's sessions", { skip: dbSkip }, (): void => {
     await signIn("42");
     const stranger = await signIn("7");
 
-    const wrong = await runHere(["revoke", "--user", "42", "--except", await hashToken(stranger), "--table", table]);
+    const wrong = await runHere(["revoke", "--user", "42", "--except", await handleOf(stranger), "--table", table]);
     // A handle that is none of the user's sessions is the caller's mistake, not the database's.
     assertFailure(wrong, 2, /none of them has handle [0-9a-f]{64}; nothing was revoked/);
     const typo = await run(["revoke", "--user", "42", "--except", "not-a-handle", "--table", table]);
     assertFailure(typo, 2, /nothing was revoked/);
     assert.deepEqual(await liveUsers(table), { "42": 3, "7": 1 });
 
-    const handle = await hashToken(keep);
+    const handle = await handleOf(keep);
     const result = await run(["revoke", "--user", "42", "--except", handle, "--table", table]);
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stdout, `Revoked 2 sessions of user "42"; kept ${handle}\n`);

@@ -4,13 +4,13 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { type CommitPlan, cookieAfter, MAX_COOKIE_SECONDS, planCommit, type PlanInput } from "../src/_commit.ts";
 
-const STORED = "stored-token";
-const NEW = "new-token";
+const STORED = "stored-id";
+const NEW = "new-id";
 
 /** A stored session read by this request, nothing changed. */
 const base: PlanInput = {
-  rowToken: STORED,
-  token: STORED,
+  rowId: STORED,
+  id: STORED,
   pendingDestroys: 0,
   modified: false,
   hasContent: false,
@@ -40,49 +40,49 @@ const cases: [string, Partial<PlanInput>, boolean, Pick<CommitPlan, "kind" | "cr
   ],
   [
     "regenerate: a move before the response, cookie set",
-    { token: NEW },
+    { id: NEW },
     false,
     { kind: "regenerate", critical: true, cookie: "set" },
   ],
   [
     "regenerate with changes: still one move",
-    { token: NEW, modified: true },
+    { id: NEW, modified: true },
     false,
     { kind: "regenerate", critical: true, cookie: "set" },
   ],
   [
     "a new session with data: an insert before the response, cookie set",
-    { rowToken: null, token: NEW, modified: true, hasContent: true },
+    { rowId: null, id: NEW, modified: true, hasContent: true },
     false,
     { kind: "create", critical: true, cookie: "set" },
   ],
   [
     "a new session left empty: nothing, no cookie (no row for an id we did not store)",
-    { rowToken: null, token: NEW, modified: true, hasContent: false },
+    { rowId: null, id: NEW, modified: true, hasContent: false },
     false,
     { kind: "none", critical: false, cookie: null },
   ],
   [
     "destroy: a delete before the response, cookie cleared",
-    { rowToken: null, token: NEW, pendingDestroys: 1 },
+    { rowId: null, id: NEW, pendingDestroys: 1 },
     false,
     { kind: "destroy", critical: true, cookie: "clear" },
   ],
   [
     "destroy, then a flash for the next page: delete then insert, the new cookie set",
-    { rowToken: null, token: NEW, pendingDestroys: 1, modified: true, hasContent: true },
+    { rowId: null, id: NEW, pendingDestroys: 1, modified: true, hasContent: true },
     false,
     { kind: "create", critical: true, cookie: "set" },
   ],
   [
     "a failed request's changes: nothing",
-    { modified: true, token: NEW, touchDue: true },
+    { modified: true, id: NEW, touchDue: true },
     true,
     { kind: "none", critical: false, cookie: null },
   ],
   [
     "a failed request's sign-out: still committed",
-    { rowToken: null, token: NEW, pendingDestroys: 1, modified: true, hasContent: true },
+    { rowId: null, id: NEW, pendingDestroys: 1, modified: true, hasContent: true },
     true,
     { kind: "destroy", critical: true, cookie: "clear" },
   ],
@@ -110,7 +110,7 @@ describe("planCommit", () => {
   });
 
   test("same input, same plan", () => {
-    assert.deepEqual(planCommit({ ...base, token: NEW }), planCommit({ ...base, token: NEW }));
+    assert.deepEqual(planCommit({ ...base, id: NEW }), planCommit({ ...base, id: NEW }));
   });
 });
 
@@ -119,23 +119,23 @@ describe("cookieAfter", () => {
   const day = 86_400_000;
 
   test("a new or regenerated session's cookie lives until its absolute deadline", () => {
-    assert.deepEqual(cookieAfter("created", false, NEW, now + 30 * day, now), { token: NEW, maxAge: 30 * 86_400 });
+    assert.deepEqual(cookieAfter("created", false, NEW, now + 30 * day, now), { id: NEW, maxAge: 30 * 86_400 });
     assert.deepEqual(cookieAfter("regenerated", true, NEW, now + 10 * day + 500, now), {
-      token: NEW,
+      id: NEW,
       maxAge: 10 * 86_400,
     });
   });
 
   test("without an absolute lifetime, or beyond 400 days, the browsers' cap", () => {
-    assert.deepEqual(cookieAfter("created", false, NEW, null, now), { token: NEW, maxAge: MAX_COOKIE_SECONDS });
+    assert.deepEqual(cookieAfter("created", false, NEW, null, now), { id: NEW, maxAge: MAX_COOKIE_SECONDS });
     assert.deepEqual(cookieAfter("created", false, NEW, now + 900 * day, now), {
-      token: NEW,
+      id: NEW,
       maxAge: MAX_COOKIE_SECONDS,
     });
   });
 
   test("a destroy clears the cookie the client sent, and only then", () => {
-    assert.deepEqual(cookieAfter("destroyed", true, NEW, null, now), { token: "", maxAge: 0 });
+    assert.deepEqual(cookieAfter("destroyed", true, NEW, null, now), { id: "", maxAge: 0 });
     assert.equal(cookieAfter("destroyed", false, NEW, null, now), null);
   });
 

@@ -16,7 +16,7 @@ import {
   serializeCookie,
 } from "../src/cookie.ts";
 import { sign, unsign } from "../src/_signature.ts";
-import { generateToken } from "../src/token.ts";
+import { generateId } from "../src/id.ts";
 
 const NAME = "__Host-session";
 const SECRETS = ["a".repeat(32), "b".repeat(32), "c".repeat(32)];
@@ -62,7 +62,7 @@ describe("readCookies", () => {
   });
 
   test("a token padded with a Unicode space is not taken for the token", async () => {
-    const value = await sign(generateToken(), SECRETS[0]!);
+    const value = await sign(generateId(), SECRETS[0]!);
     assert.notEqual(await unsign(value, SECRETS), null);
     for (const header of [`${NAME}=\u2000${value}`, `${NAME}=${value}\u00a0`, `${NAME}="\ufeff${value}"`]) {
       const [candidate] = readCookies(header, NAME);
@@ -79,7 +79,7 @@ describe("readCookies", () => {
 
   test("1,000 forged signed cookies cost at most 4 × 3 HMAC verifications with 3 secrets", async () => {
     const header = (await Promise.all(
-      Array.from({ length: 1000 }, async () => `${NAME}=${await sign(generateToken(), "x".repeat(32))}`),
+      Array.from({ length: 1000 }, async () => `${NAME}=${await sign(generateId(), "x".repeat(32))}`),
     ))
       .join("; ");
     const real = crypto.subtle.verify;

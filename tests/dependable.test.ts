@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import pg from "pg";
 import { type Logger, PostgresStore, type RequestSession, SessionError, withSession } from "../mod.ts";
-import { hashToken } from "../src/token.ts";
+import { handleOf } from "../src/id.ts";
 import { adminPool, databaseUrl, dbSkip, randomSchema, withTimeZone } from "./_db.ts";
 import { schemaSql } from "../mod.ts";
 import { startSupportServer, type SupportServer } from "./support/harness.ts";
@@ -155,7 +155,7 @@ describe("dependable in production (pg.Pool)", { skip: dbSkip }, () => {
     const locker = await admin.connect();
     try {
       await locker.query("begin");
-      await locker.query(`select 1 from ${table} where session_key = $1 for update`, [await hashToken(id)]);
+      await locker.query(`select 1 from ${table} where session_key = $1 for update`, [await handleOf(id)]);
       const session = (await store.read(id))!;
       session.set("n", 2);
       assertTimeout(await timed(() => store.save(session)), "locked row, save");
@@ -184,7 +184,7 @@ describe("dependable in production (pg.Pool)", { skip: dbSkip }, () => {
     let seen: SessionError | null = null;
     try {
       await locker.query("begin");
-      await locker.query(`select 1 from ${table} where session_key = $1 for update`, [await hashToken(id)]);
+      await locker.query(`select 1 from ${table} where session_key = $1 for update`, [await handleOf(id)]);
       const handler = withSession(async (_req, s) => {
         s.set("n", ((await s.get("n")) as number) + 1);
         return new Response("ok");
@@ -367,7 +367,7 @@ describe("dependable in production (pg.Pool)", { skip: dbSkip }, () => {
       const id = await signedIn(store);
       await admin.query(`update ${table} set session_expiry = $1::timestamp where session_key = $2`, [
         expiry,
-        await hashToken(id),
+        await handleOf(id),
       ]);
       const res = await withSession(async (_req, s) => Response.json((await s.get("n")) ?? null), { store })(
         new Request("https://app.test/", { headers: { cookie: `__Host-session=${id}` } }),

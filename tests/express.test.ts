@@ -2,9 +2,7 @@
 // bare node:http (Connect-style) middleware: the commit lands in the head whatever sends it,
 // errors reach next(err), and express-session's scenarios that apply to a server-side store.
 import assert from "node:assert/strict";
-import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
@@ -12,10 +10,11 @@ import express5 from "express";
 import express4 from "express4";
 import pg from "pg";
 import { PostgresStore, schemaSql, type Session, SessionError } from "../mod.ts";
-import { generateToken, hashToken } from "../src/token.ts";
+import { generateId, handleOf } from "../src/id.ts";
 import { sign } from "../src/_signature.ts";
 import { sessionMiddleware } from "../src/express.ts";
 import { adminPool, dbSkip, randomSchema } from "./_db.ts";
+import { close, listen } from "./support/listen.ts";
 
 interface Data {
   user: string;
@@ -70,18 +69,6 @@ function tokenOf(value: string): string {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function listen(server: Server): Promise<string> {
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
-
-async function close(server: Server | undefined): Promise<void> {
-  if (!server?.listening) return;
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-}
 
 /** Wraps an async route so Express 4 (which ignores rejections) passes errors to next(). */
 function route(
@@ -231,7 +218,7 @@ describe("pgsession/express", { skip: dbSkip }, () => {
 
   async function rowOf(token: string): Promise<boolean> {
     const { rows } = await admin.query(`SELECT 1 FROM "${schema}".pgsession WHERE session_key = $1`, [
-      await hashToken(token),
+      await handleOf(token),
     ]);
     return rows.length === 1;
   }
@@ -421,7 +408,7 @@ describe("pgsession/express", { skip: dbSkip }, () => {
           assert.deepEqual(sessionCookies(res), []);
           assert.ok(seen[0] instanceof SessionError);
           // A read with a cookie: the handler's get() fails, the cookie is left alone.
-          browser.cookies.set(COOKIE, await sign(generateToken(), SECRET));
+          browser.cookies.set(COOKIE, await sign(generateId(), SECRET));
           const read = await browser.fetch("/visit", { method: "POST" });
           assert.equal(read.status, 500);
           assert.deepEqual(await read.json(), { error: "DATABASE_ERROR" });

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { type PostgresStore } from "../mod.ts";
-import { generateToken, hashToken } from "../src/token.ts";
+import { generateId, handleOf } from "../src/id.ts";
 import { createSessions, type Sessions } from "../mod.ts";
 import { dbSkip, randomSchema } from "./_db.ts";
 import { type Fixture, transports } from "./_transports.ts";
@@ -143,7 +143,7 @@ describe("framework recipes on createSessions", { skip: dbSkip }, () => {
     let cookie = sessionCookie(first)!;
     assert.ok(cookie, first.headers.getSetCookie().join(" | "));
     assert.equal(first.headers.get("cache-control"), "private, no-store");
-    assert.deepEqual(await rows(), [await hashToken(tokenOf(cookie))], "one row, keyed by the token's SHA-256");
+    assert.deepEqual(await rows(), [await handleOf(tokenOf(cookie))], "one row, keyed by the token's SHA-256");
     await h.resetCount();
     const second = await send("GET", "/visits", cookie);
     assert.deepEqual(await second.json(), { visits: 2, user: null });
@@ -157,7 +157,7 @@ describe("framework recipes on createSessions", { skip: dbSkip }, () => {
     const fresh = sessionCookie(signIn)!;
     assert.ok(fresh);
     assert.notEqual(tokenOf(fresh), tokenOf(cookie));
-    assert.deepEqual(await rows(), [await hashToken(tokenOf(fresh))]);
+    assert.deepEqual(await rows(), [await handleOf(tokenOf(fresh))]);
     assert.deepEqual(
       await (await send("GET", "/visits", cookie)).json(),
       { visits: 1, user: null },
@@ -174,17 +174,17 @@ describe("framework recipes on createSessions", { skip: dbSkip }, () => {
     assert.deepEqual(await (await send("GET", "/visits", cookie)).json(), { visits: 4, user: "ada" });
 
     // An id the server never issued: a new id, no row for the planted one.
-    const token = generateToken();
+    const token = generateId();
     const strange = await send("GET", "/visits", `${COOKIE}=${token}`);
     assert.deepEqual(await strange.json(), { visits: 1, user: null });
     assert.notEqual(tokenOf(sessionCookie(strange)!), token);
-    assert.equal((await rows()).includes(await hashToken(token)), false);
+    assert.equal((await rows()).includes(await handleOf(token)), false);
 
     // Sign-out: the row deleted, the cookie cleared.
     const out = await send("POST", "/sign-out", cookie);
     assert.equal(out.status, 204);
     assert.match(out.headers.getSetCookie().find((c) => c.startsWith(COOKIE)) ?? "", /^__Host-session=; Max-Age=0/);
-    assert.equal((await rows()).includes(await hashToken(tokenOf(cookie))), false);
+    assert.equal((await rows()).includes(await handleOf(tokenOf(cookie))), false);
   }
 
   test("SvelteKit handle({ event, resolve }): the session on event.locals through visits, sign-in, an error, sign-out", async () => {
@@ -267,10 +267,10 @@ describe("framework recipes on createSessions", { skip: dbSkip }, () => {
       },
     });
     const cookie = sessionCookie(await send("POST", "/sign-in"))!;
-    assert.ok((await rows()).includes(await hashToken(tokenOf(cookie))));
+    assert.ok((await rows()).includes(await handleOf(tokenOf(cookie))));
     const res = await send("POST", "/sign-out-then-throw", cookie);
     assert.equal(res.status, 500);
-    assert.equal((await rows()).includes(await hashToken(tokenOf(cookie))), false);
+    assert.equal((await rows()).includes(await handleOf(tokenOf(cookie))), false);
   });
 
   test("Next.js route handlers GET(request) / POST(request): visits, sign-in, an error, sign-out", async () => {

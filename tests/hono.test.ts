@@ -11,13 +11,14 @@ import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { setCookie } from "hono/cookie";
 import { HTTPException } from "hono/http-exception";
 import { type PostgresStore, SessionError } from "../mod.ts";
-import { generateToken, hashToken } from "../src/token.ts";
+import { generateId, handleOf } from "../src/id.ts";
 import { type SessionEnv, sessionMiddleware } from "../src/hono.ts";
 import pg from "pg";
 import { dbSkip, randomSchema } from "./_db.ts";
 import { databaseUrl, startSupportServer, type SupportServer } from "./support/harness.ts";
 import { bundle } from "./runtimes/bundle.ts";
 import { runScenario } from "./runtimes/scenario.ts";
+import { runSnapshotScenario } from "./runtimes/snapshot_scenario.ts";
 import { type Fixture, transports } from "./_transports.ts";
 
 type Data = {
@@ -128,7 +129,7 @@ describe("pgsession/hono over pg.Pool", { skip: dbSkip }, () => {
 
   const rows = async (): Promise<string[]> =>
     (await h.sql(`select session_key from ${h.table}`)).map((r) => String(r.session_key));
-  const stored = async (cookie: string): Promise<boolean> => (await rows()).includes(await hashToken(tokenOf(cookie)));
+  const stored = async (cookie: string): Promise<boolean> => (await rows()).includes(await handleOf(tokenOf(cookie)));
   /** One request through app.request(), with the statements it sent. */
   async function call(
     path: string,
@@ -250,14 +251,14 @@ describe("pgsession/hono over pg.Pool", { skip: dbSkip }, () => {
   });
 
   test("an unknown well-formed id gets a new id and no row is created for it", async () => {
-    const planted = generateToken();
+    const planted = generateId();
     const before = (await rows()).length;
     const { res } = await call("/me", { cookie: `${COOKIE}=${planted}` });
     assert.equal((await res.json()).user, null);
     assert.equal((await rows()).length, before);
     const login = await call("/login", { method: "POST", cookie: `${COOKIE}=${planted}` });
     assert.notEqual(tokenOf(sessionCookie(login.res)!), planted);
-    assert.equal((await rows()).includes(await hashToken(planted)), false);
+    assert.equal((await rows()).includes(await handleOf(planted)), false);
   });
 
   test("a SessionError from reading or from the commit reaches app.onError and sets no cookie", async () => {
@@ -364,7 +365,7 @@ describe("pgsession/hono over pg.Pool", { skip: dbSkip }, () => {
       const out = await fetch(`${base}/logout`, { method: "POST", headers: { cookie } });
       assert.equal(out.status, 204);
       await out.body?.cancel();
-      assert.equal((await rows()).includes(await hashToken(tokenOf(cookie))), false);
+      assert.equal((await rows()).includes(await handleOf(tokenOf(cookie))), false);
     });
 
     test("a proxied fetch() response keeps its own Set-Cookie and Vary and gets the session cookie", async () => {
@@ -375,7 +376,7 @@ describe("pgsession/hono over pg.Pool", { skip: dbSkip }, () => {
       const cookie = set.find((c) => c.startsWith("session="));
       assert.ok(cookie, set.join(" | "));
       assert.deepEqual((res.headers.get("vary") ?? "").split(/,\s*/).sort(), ["Accept-Encoding", "Cookie"]);
-      assert.ok((await rows()).includes(await hashToken(tokenOf(cookie.split(";")[0]!))));
+      assert.ok((await rows()).includes(await handleOf(tokenOf(cookie.split(";")[0]!))));
     });
   });
 });
@@ -387,6 +388,7 @@ describe("pgsession/hono on workerd: a Worker whose Hono app is built once at mo
   let support: SupportServer;
   let mf: import("miniflare").Miniflare;
   let broken: { fetch(url: string, init?: RequestInit): Promise<Response> };
+  let snapshotWorker: { fetch(url: string, init?: RequestInit): Promise<Response> };
   const dispatch = (url: string, init?: RequestInit): Promise<Response> =>
     mf.dispatchFetch(url, init as never) as unknown as Promise<Response>;
 
@@ -412,10 +414,18 @@ describe("pgsession/hono on workerd: a Worker whose Hono app is built once at mo
           compatibilityDate: COMPATIBILITY_DATE,
           bindings: { ...bindings, SESSION_TABLE: `${h.table}_missing` },
         },
+        {
+          name: "hono-snapshot",
+          modules: true,
+          script,
+          compatibilityDate: COMPATIBILITY_DATE,
+          bindings: { ...bindings, SNAPSHOT_MAX_AGE: "5" },
+        },
       ],
     });
     await mf.ready;
     broken = (await mf.getWorker("hono-missing-table")) as unknown as typeof broken;
+    snapshotWorker = (await mf.getWorker("hono-snapshot")) as unknown as typeof snapshotWorker;
   });
   after(async () => {
     await mf?.dispose();
@@ -438,6 +448,22 @@ describe("pgsession/hono on workerd: a Worker whose Hono app is built once at mo
     });
   });
 
+  test("with snapshot (default __Host- cookie, touches in waitUntil): a fresh read costs 0 round trips, a change 1, a tampered snapshot 1, a due touch 0 before the response; sign-out clears it at once, elsewhere after maxAge", async () => {
+    await runSnapshotScenario({
+      base: "http://localhost",
+      fetch: (url: string, init?: RequestInit) => snapshotWorker.fetch(url, init),
+      table: h.table,
+      query: h.sql,
+      cookieName: "__Host-session",
+      maxAge: 5,
+      secret: SECRET,
+      background: true,
+      stats: () => support.stats(),
+      reset: () => support.reset(),
+      lockRow,
+    });
+  });
+
   for (const write of [false, true]) {
     test(`a late ${write ? "updating" : "read-only"} response after a sign-in in another tab leaves the new cookie alone (waitUntil, the default)`, async () => {
       const login = await dispatch("http://localhost/login?user=ada", { method: "POST" });
@@ -446,7 +472,7 @@ describe("pgsession/hono on workerd: a Worker whose Hono app is built once at mo
       const cookie = set.slice(0, set.indexOf(";"));
       // Make a touch due, so the late request has a write to run in waitUntil.
       await h.sql(`UPDATE ${h.table} SET session_expiry = session_expiry - interval '2 days' WHERE session_key = $1`, [
-        await hashToken(cookie.slice(cookie.indexOf("=") + 1).split(".")[0]!),
+        await handleOf(cookie.slice(cookie.indexOf("=") + 1).split(".")[0]!),
       ]);
       // The gate: the late request waits here after reading its session, until released.
       let arrived!: () => void;

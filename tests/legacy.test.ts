@@ -4,9 +4,7 @@
 // loopback HTTP) signs browsers in, the app switches to pgsession/express with the legacy option,
 // and the same browsers are still signed in, with their data, and nothing left in the old table.
 import assert from "node:assert/strict";
-import { once } from "node:events";
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { createRequire } from "node:module";
 import { after, before, describe, test } from "node:test";
 import express from "express";
@@ -14,10 +12,11 @@ import expressSessionUntyped from "express-session";
 import connectPgSimpleUntyped from "connect-pg-simple";
 import pg from "pg";
 import { createSessions, PostgresStore, schemaSql, type Session, withSession } from "../mod.ts";
-import { hashToken, isToken } from "../src/token.ts";
+import { handleOf, isId } from "../src/id.ts";
 import { sessionMiddleware } from "../src/express.ts";
 import { compileLegacy, readLegacyId } from "../src/_legacy.ts";
 import { adminPool, dbSkip, randomSchema } from "./_db.ts";
+import { close, listen } from "./support/listen.ts";
 
 // Neither package ships types (nor is @types/express-session installed: it types req.session).
 const expressSession = expressSessionUntyped as unknown as (options: Record<string, unknown>) => express.RequestHandler;
@@ -89,18 +88,6 @@ class Browser {
   }
 }
 
-async function listen(server: Server): Promise<string> {
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
-
-async function close(server: Server | undefined): Promise<void> {
-  if (!server?.listening) return;
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-}
-
 describe("reading express-session's cookie", () => {
   const legacy = compileLegacy({ secrets: [ROTATED, OLD_SECRET] }, TARGET);
   const sids = ["Zx8kq0bC3vJ2nS1mQ7pR4tW6yA9dF5gH", "with.dots.in.it", "ünïcödé id", "a"];
@@ -115,8 +102,8 @@ describe("reading express-session's cookie", () => {
           assert.equal(encoded?.sid, sid);
           const raw = await readLegacyId(requestWith(`other=1; connect.sid=${value}`), legacy);
           assert.equal(raw?.sid, sid);
-          assert.ok(isToken(encoded!.token), "the derived token has the shape of one pgsession issues");
-          assert.equal(raw!.token, encoded!.token);
+          assert.ok(isId(encoded!.id), "the derived token has the shape of one pgsession issues");
+          assert.equal(raw!.id, encoded!.id);
         }
       }
     });
@@ -151,10 +138,10 @@ describe("reading express-session's cookie", () => {
     const [, signature] = signers[0]!;
     const one = await readLegacyId(requestWith(`connect.sid=s:${signature.sign("one", OLD_SECRET)}`), legacy);
     const two = await readLegacyId(requestWith(`connect.sid=s:${signature.sign("two", OLD_SECRET)}`), legacy);
-    assert.notEqual(one!.token, two!.token);
+    assert.notEqual(one!.id, two!.id);
     const alone = compileLegacy({ secrets: [OLD_SECRET] }, TARGET);
     const again = await readLegacyId(requestWith(`connect.sid=s:${signature.sign("one", OLD_SECRET)}`), alone);
-    assert.equal(again!.token, one!.token);
+    assert.equal(again!.id, one!.id);
   });
 
   test("options that cannot work fail at start-up", () => {
@@ -442,7 +429,7 @@ describe("moving express-session + connect-pg-simple sessions to pgsession", { s
       const tokens = results.map(({ browser }) => browser.cookies.get(COOKIE));
       assert.ok(tokens[0]);
       assert.equal(tokens[0], tokens[1], "the loser opened the winner's session");
-      const key = await hashToken(tokens[0]!.split(".")[0]!);
+      const key = await handleOf(tokens[0]!.split(".")[0]!);
       assert.equal((await admin.query(`SELECT 1 FROM ${newTable} WHERE session_key = $1`, [key])).rows.length, 1);
       assert.equal((await admin.query(`SELECT 1 FROM ${oldTable} WHERE sid = 'raced'`)).rows.length, 0);
     } finally {
@@ -469,7 +456,7 @@ describe("moving express-session + connect-pg-simple sessions to pgsession", { s
         assert.equal(body.user, `u${trial}`);
         assert.equal(token, results[0]!.token);
       }
-      const key = await hashToken(results[0]!.token!.split(".")[0]!);
+      const key = await handleOf(results[0]!.token!.split(".")[0]!);
       assert.equal((await admin.query(`SELECT 1 FROM ${newTable} WHERE session_key = $1`, [key])).rows.length, 1);
     }
   });

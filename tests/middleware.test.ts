@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { PostgresStore, type Session, SessionError, withSession, type WithSessionOptions } from "../mod.ts";
-import { hashToken } from "../src/token.ts";
+import { handleOf } from "../src/id.ts";
 import { dbSkip, randomSchema } from "./_db.ts";
 import { type Fixture, transports } from "./_transports.ts";
 
@@ -82,7 +82,7 @@ for (const transport of transports) {
     }
 
     async function rows(token: string): Promise<number> {
-      const found = await h.sql(`SELECT 1 FROM ${h.table} WHERE session_key = $1`, [await hashToken(token)]);
+      const found = await h.sql(`SELECT 1 FROM ${h.table} WHERE session_key = $1`, [await handleOf(token)]);
       return found.length;
     }
 
@@ -132,17 +132,17 @@ for (const transport of transports) {
       const cookie = await signedIn();
       // Age the stored expiry by two hours: past touchAfter (1 h by default).
       await h.sql(`UPDATE ${h.table} SET session_expiry = session_expiry - interval '2 hours' WHERE session_key = $1`, [
-        await hashToken(tokenOf(cookie)),
+        await handleOf(tokenOf(cookie)),
       ]);
       const before = await h.sql(`SELECT session_expiry FROM ${h.table} WHERE session_key = $1`, [
-        await hashToken(tokenOf(cookie)),
+        await handleOf(tokenOf(cookie)),
       ]);
       const { res, statements } = await handle("/read", cookie);
       assert.equal(statements, 2);
       // The cookie's lifetime was fixed when it was issued (the absolute deadline): a touch sends none.
       assert.deepEqual(res.headers.getSetCookie(), []);
       const after = await h.sql(`SELECT session_expiry FROM ${h.table} WHERE session_key = $1`, [
-        await hashToken(tokenOf(cookie)),
+        await handleOf(tokenOf(cookie)),
       ]);
       assert.ok(
         (after[0]!.session_expiry as Date).getTime() > (before[0]!.session_expiry as Date).getTime(),

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import pg from "pg";
 import { createSessions, PostgresStore, type RequestSession, schemaSql, SessionError, type Sessions } from "../mod.ts";
-import { generateToken, hashToken } from "../src/token.ts";
+import { generateId, handleOf } from "../src/id.ts";
 import { adminPool, databaseUrl, dbSkip, randomSchema, withTimeZone } from "./_db.ts";
 import { type Fixture, transports } from "./_transports.ts";
 
@@ -88,7 +88,7 @@ for (const transport of transports) {
       const locker = await adminPool().connect();
       try {
         await locker.query("BEGIN");
-        await locker.query(`SELECT 1 FROM ${f.table} WHERE session_key = $1 FOR UPDATE`, [await hashToken(token)]);
+        await locker.query(`SELECT 1 FROM ${f.table} WHERE session_key = $1 FOR UPDATE`, [await handleOf(token)]);
         const session = store.open(token);
         session.regenerate({ user });
         const saving = store.save(session);
@@ -122,7 +122,7 @@ for (const transport of transports) {
       async () => {
         const { moved, revoked } = await heldLockRace(
           "race-one",
-          async (token) => store.revoke(await hashToken(token), { user: "race-one" }),
+          async (token) => store.revoke(await handleOf(token), { user: "race-one" }),
         );
         assert.equal(await store.read(moved), null, "the moved session is not live");
         assert.equal(await liveRows("race-one"), 0);
@@ -144,15 +144,15 @@ for (const transport of transports) {
       const expired = await signIn("count-u");
       await f.sql(
         `UPDATE ${f.table} SET session_expiry = now() AT TIME ZONE 'UTC' - interval '1 hour' WHERE session_key = $1`,
-        [await hashToken(expired)],
+        [await handleOf(expired)],
       );
       assert.equal((await store.sessionsOf("count-u")).length, 3);
-      assert.equal(await store.revoke(await hashToken(expired)), 0, "an expired session was not live");
+      assert.equal(await store.revoke(await handleOf(expired)), 0, "an expired session was not live");
       const other = await signIn("count-v");
       const stale = await signIn("count-v");
       await f.sql(
         `UPDATE ${f.table} SET session_expiry = now() AT TIME ZONE 'UTC' - interval '1 hour' WHERE session_key = $1`,
-        [await hashToken(stale)],
+        [await handleOf(stale)],
       );
       assert.equal(await store.revokeAll("count-u"), 3);
       assert.equal(await store.open(other).revokeOthers(), 0, "only an expired other session");
@@ -165,7 +165,7 @@ for (const transport of transports) {
       async function ageExpiry(token: string): Promise<void> {
         await f.sql(
           `UPDATE ${f.table} SET session_expiry = session_expiry - interval '2 days' WHERE session_key = $1`,
-          [await hashToken(token)],
+          [await handleOf(token)],
         );
       }
 
@@ -262,7 +262,7 @@ for (const transport of transports) {
 
     test("a missing table is TABLE_MISSING and names the migrate command", async () => {
       const missing = f.store({ table: `${schema}.nowhere` });
-      const error = await missing.read(generateToken()).then(() => null, (e: unknown) => e);
+      const error = await missing.read(generateId()).then(() => null, (e: unknown) => e);
       assert.ok(error instanceof SessionError, String(error));
       assert.equal(error.code, "TABLE_MISSING");
       assert.match(error.message, /npx pgsession migrate --table .*nowhere/);

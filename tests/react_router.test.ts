@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { type Cookie, createCookie, createSession, type SessionStorage } from "react-router";
 import { type PostgresStore, SessionError } from "../mod.ts";
-import { generateToken, hashToken, isToken } from "../src/token.ts";
+import { generateId, handleOf, isId } from "../src/id.ts";
 import { createPostgresSessionStorage } from "../src/react_router.ts";
 import { dbSkip, randomSchema } from "./_db.ts";
 import { type Fixture, transports } from "./_transports.ts";
@@ -69,8 +69,8 @@ describe("pgsession/react-router over pg.Pool", { skip: dbSkip }, () => {
     assert.equal(writes, 1);
     assert.match(setCookie, /^__session=[^;]+; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
     const token = await cookie.parse(cookieHeader(setCookie));
-    assert.ok(isToken(token), `the cookie carries a 256-bit token: ${token}`);
-    assert.ok((await rows()).includes(await hashToken(token)), "the row key is the token's SHA-256");
+    assert.ok(isId(token), `the cookie carries a 256-bit token: ${token}`);
+    assert.ok((await rows()).includes(await handleOf(token)), "the row key is the token's SHA-256");
     assert.ok(!(await rows()).includes(token.padEnd(64)), "the token itself is not stored");
   });
 
@@ -82,7 +82,7 @@ describe("pgsession/react-router over pg.Pool", { skip: dbSkip }, () => {
     const header = cookieHeader(await storage.commitSession(first));
     const [session, statements] = await counted(() => storage.getSession(header));
     assert.equal(statements, 1);
-    assert.ok(isToken(session.id));
+    assert.ok(isId(session.id));
     assert.equal(session.get("user"), "grace");
     assert.ok(session.get("since") instanceof Date);
     assert.equal(session.get("since")!.toISOString(), "2024-02-29T12:34:56.789Z");
@@ -126,7 +126,7 @@ describe("pgsession/react-router over pg.Pool", { skip: dbSkip }, () => {
     assert.equal((await storage.getSession(header)).get("visits"), 5);
     await storage.destroySession(await storage.getSession(header));
     await storage.commitSession(foreign);
-    assert.equal((await rows()).includes(await hashToken(token)), false);
+    assert.equal((await rows()).includes(await handleOf(token)), false);
   });
 
   test("a flash message is read once: set, read and committed, then gone", async () => {
@@ -151,14 +151,14 @@ describe("pgsession/react-router over pg.Pool", { skip: dbSkip }, () => {
       setCookie,
       /^__session=; Path=\/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Lax$/,
     );
-    assert.ok(!(await rows()).includes(await hashToken(token)));
+    assert.ok(!(await rows()).includes(await handleOf(token)));
     const replay = await storage.getSession(header);
     assert.equal(replay.id, "");
     assert.equal(replay.get("user"), undefined);
   });
 
   test("an unknown well-formed id gives a session with no id; its commit inserts under a new token", async () => {
-    const planted = generateToken();
+    const planted = generateId();
     const header = cookieHeader(await cookie.serialize(planted));
     const before = (await rows()).length;
     const [session, reads] = await counted(() => storage.getSession(header));
@@ -168,8 +168,8 @@ describe("pgsession/react-router over pg.Pool", { skip: dbSkip }, () => {
     session.set("user", "mallory");
     const token = await cookie.parse(cookieHeader(await storage.commitSession(session)));
     assert.notEqual(token, planted);
-    assert.ok(!(await rows()).includes(await hashToken(planted)), "no row for the planted id");
-    assert.ok((await rows()).includes(await hashToken(token)));
+    assert.ok(!(await rows()).includes(await handleOf(planted)), "no row for the planted id");
+    assert.ok((await rows()).includes(await handleOf(token)));
   });
 
   test("malformed, forged and non-string cookie values give a new session without any SQL", async () => {
@@ -180,12 +180,12 @@ describe("pgsession/react-router over pg.Pool", { skip: dbSkip }, () => {
       "__session=%",
       "__session=%E0%A4%A",
       `__session=${"x".repeat(8192)}`,
-      cookieHeader(await unsigned.serialize(generateToken())), // not signed
-      cookieHeader(await forged.serialize(generateToken())), // signed with a secret we do not have
+      cookieHeader(await unsigned.serialize(generateId())), // not signed
+      cookieHeader(await forged.serialize(generateId())), // signed with a secret we do not have
       cookieHeader(await cookie.serialize(42)),
-      cookieHeader(await cookie.serialize({ id: generateToken() })),
+      cookieHeader(await cookie.serialize({ id: generateId() })),
       cookieHeader(await cookie.serialize("' OR 1=1 --")),
-      cookieHeader(await cookie.serialize(`${generateToken()} `)),
+      cookieHeader(await cookie.serialize(`${generateId()} `)),
     ];
     for (const header of headers) {
       const [session, statements] = await counted(() => storage.getSession(header));
@@ -201,13 +201,13 @@ describe("pgsession/react-router over pg.Pool", { skip: dbSkip }, () => {
     slow.set("visits", 99);
     const [, statements] = await counted(() => storage.commitSession(slow));
     assert.equal(statements, 2, "one UPDATE, which found no row to change, and a read that says it is gone");
-    assert.ok(!(await rows()).includes(await hashToken(token)));
+    assert.ok(!(await rows()).includes(await handleOf(token)));
     assert.equal((await storage.getSession(header)).id, "");
   });
 
   test("an expired row reads as a new session and its commit does not revive it", async () => {
     const { header, token } = await signIn();
-    const key = await hashToken(token);
+    const key = await handleOf(token);
     const slow = await storage.getSession(header);
     await h.sql(
       `update ${h.table} set session_expiry = (now() at time zone 'UTC') - interval '1 second' where session_key = $1`,
@@ -228,7 +228,7 @@ describe("pgsession/react-router over pg.Pool", { skip: dbSkip }, () => {
     session.set("user", "ada");
     const setCookie = await storage.commitSession(session, { maxAge: 60 });
     assert.match(setCookie, /; Max-Age=60;/);
-    const key = await hashToken(await cookie.parse(cookieHeader(setCookie)));
+    const key = await handleOf(await cookie.parse(cookieHeader(setCookie)));
     const [row] = await h.sql(
       `select extract(epoch from session_expiry - (now() at time zone 'UTC'))::int as left from ${h.table} where session_key = $1`,
       [key],

@@ -47,9 +47,9 @@ const PUBLIC_TYPES = [
 /** Names that left the surface in 0.3; no doc may name them as exports. (`gc` is checked apart.) */
 const REMOVED = [
   "PostgresStoreOptions",
-  "generateToken",
-  "isToken",
-  "hashToken",
+  "generateId",
+  "isId",
+  "handleOf",
   "Changes",
   "FlashUpdate",
   "SessionHost",

@@ -8,6 +8,8 @@
 //                   plus the cron route guarded by CRON_SECRET
 // All of them reach the local PostgreSQL through the support server (Neon's /sql endpoint and
 // WebSocket proxy), and the same scenario (tests/runtimes/scenario.ts) checks cookies and rows.
+// Each also serves the app under /snap/ with `snapshot` on, signed cookies and Neon's HTTP
+// transport, where tests/runtimes/snapshot_scenario.ts counts the round trips of every request.
 //
 // Node only: `node --import tsx --test tests/runtimes.test.ts`. Deno is exercised as a child
 // process, so `deno test` must skip this file (it also skips itself when run by Deno).
@@ -19,9 +21,10 @@ import pg from "pg";
 import { Pool } from "@neondatabase/serverless";
 import { configureNeon, databaseUrl, startSupportServer, type SupportServer } from "./support/harness.ts";
 import { PostgresStore, schemaSql } from "../mod.ts";
-import { type AppData, type AppOptions, createApp } from "./runtimes/app.ts";
+import { type AppData, type AppOptions, createApp, SNAPSHOT_PREFIX, underPrefix } from "./runtimes/app.ts";
 import { type NodeServer, serveNode } from "./runtimes/node_server.ts";
 import { eventually, keyOf, type Rows, runScenario, type ScenarioTarget, tokenOf } from "./runtimes/scenario.ts";
+import { runSnapshotScenario, type SnapshotTarget } from "./runtimes/snapshot_scenario.ts";
 import { type ChildServer, spawnServer } from "./runtimes/spawn.ts";
 import { bundle } from "./runtimes/bundle.ts";
 
@@ -33,6 +36,8 @@ const SECRET: string = "runtimes-test-secret-of-at-least-32-characters";
 const CRON_SECRET: string = "cron-secret-for-the-test";
 // Workers need a compatibility date workerd supports; this Miniflare's workerd is 2025-12-17.
 const COMPATIBILITY_DATE: string = "2025-09-01";
+// Short enough to be the bound issue 18 names; each scenario step takes milliseconds.
+const SNAPSHOT_MAX_AGE: number = 5;
 
 const table = (name: string): string => `${SCHEMA}.${name}`;
 
@@ -50,6 +55,26 @@ function target(
     base,
     table: table(tableName),
     query,
+    stats: () => support.stats(),
+    reset: () => support.reset(),
+    lockRow,
+    ...extra,
+  };
+}
+
+/** A snapshot scenario target: the app under /snap/ at `base`, writing to `tableName`. */
+function snapshotTarget(
+  base: string,
+  tableName: string,
+  extra: Partial<SnapshotTarget> & Pick<SnapshotTarget, "background">,
+): SnapshotTarget {
+  return {
+    base: `${base}${SNAPSHOT_PREFIX}`,
+    table: table(tableName),
+    query,
+    cookieName: "session",
+    maxAge: SNAPSHOT_MAX_AGE,
+    secret: SECRET,
     stats: () => support.stats(),
     reset: () => support.reset(),
     lockRow,
@@ -110,6 +135,10 @@ describe("runtimes", { skip: IN_DENO && "runs under Node only; it starts Deno it
         "worker_pool_bg_session",
         "worker_compat_session",
         "edge_session",
+        "node_snapshot_session",
+        "deno_snapshot_session",
+        "worker_snapshot_session",
+        "edge_snapshot_session",
       ]
     ) {
       await db.query(schemaSql(table(name)));
@@ -134,7 +163,23 @@ describe("runtimes", { skip: IN_DENO && "runs under Node only; it starts Deno it
       pool = new Pool({ connectionString: databaseUrl() });
       const store: PostgresStore<AppData> = new PostgresStore<AppData>({ client: pool, table: table("node_session") });
       const options: AppOptions = { store, secrets: [SECRET], cookie: { secure: false } };
-      server = await serveNode(createApp(() => options));
+      const app = createApp(() => options);
+      // Under /snap/: Neon's HTTP transport, so each statement is a counted round trip.
+      const snapshotOptions: AppOptions = {
+        store: {
+          connectionString: databaseUrl(),
+          fetchEndpoint: `${support.url}/sql`,
+          table: table("node_snapshot_session"),
+        },
+        secrets: [SECRET],
+        cookie: { secure: false },
+        snapshot: { maxAge: SNAPSHOT_MAX_AGE },
+      };
+      const snapshotApp = createApp(() => snapshotOptions);
+      server = await serveNode((req: Request) => {
+        const snap: Request | null = underPrefix(req, SNAPSHOT_PREFIX);
+        return snap ? snapshotApp(snap) : app(req);
+      });
     });
 
     after(async () => {
@@ -144,6 +189,10 @@ describe("runtimes", { skip: IN_DENO && "runs under Node only; it starts Deno it
 
     test("signs in, reads, modifies, regenerates and signs out through real cookies (Neon Pool over WebSocket)", async () => {
       await runScenario(target(server.url, "node_session", { signed: true, transport: "ws", background: false }));
+    });
+
+    test("snapshot: a fresh read costs 0 round trips, a change 1, a tampered snapshot 1, a due touch 1 inline; sign-out clears it at once, elsewhere after maxAge", async () => {
+      await runSnapshotScenario(snapshotTarget(server.url, "node_snapshot_session", { background: false }));
     });
   });
 
@@ -161,6 +210,9 @@ describe("runtimes", { skip: IN_DENO && "runs under Node only; it starts Deno it
           SUPPORT_PORT: String(support.port),
           DATABASE_URL: databaseUrl(),
           SESSION_TABLE: table("deno_session"),
+          SESSION_SECRET: SECRET,
+          SNAPSHOT_TABLE: table("deno_snapshot_session"),
+          SNAPSHOT_MAX_AGE: String(SNAPSHOT_MAX_AGE),
           NO_COLOR: "1",
           DENO_NO_UPDATE_CHECK: "1",
         },
@@ -174,6 +226,16 @@ describe("runtimes", { skip: IN_DENO && "runs under Node only; it starts Deno it
     test("signs in, reads, modifies, regenerates and signs out through real cookies (HTTP transport, unsigned cookie)", async () => {
       try {
         await runScenario(target(server.url, "deno_session", { signed: false, transport: "http", background: false }));
+      } catch (error) {
+        throw Object.assign(error as Error, {
+          message: `${(error as Error).message}\ndeno stderr: ${server.stderr()}`,
+        });
+      }
+    });
+
+    test("snapshot: a fresh read costs 0 round trips, a change 1, a tampered snapshot 1, a due touch 1 inline; sign-out clears it at once, elsewhere after maxAge", async () => {
+      try {
+        await runSnapshotScenario(snapshotTarget(server.url, "deno_snapshot_session", { background: false }));
       } catch (error) {
         throw Object.assign(error as Error, {
           message: `${(error as Error).message}\ndeno stderr: ${server.stderr()}`,
@@ -211,6 +273,8 @@ describe("runtimes", { skip: IN_DENO && "runs under Node only; it starts Deno it
         HTTP_TABLE: table("worker_http_session"),
         POOL_TABLE: table("worker_pool_session"),
         POOL_BG_TABLE: table("worker_pool_bg_session"),
+        SNAPSHOT_TABLE: table("worker_snapshot_session"),
+        SNAPSHOT_MAX_AGE: String(SNAPSHOT_MAX_AGE),
         SESSION_SECRET: SECRET,
       };
       // One workerd process, two workers; dispatchFetch goes to the first.
@@ -245,6 +309,12 @@ describe("runtimes", { skip: IN_DENO && "runs under Node only; it starts Deno it
           transport: "http",
           background: true,
         }),
+      );
+    });
+
+    test("withSession with snapshot, commit in ctx.waitUntil: a fresh read costs 0 round trips, a change 1, a tampered snapshot 1, a due touch 0 before the response; sign-out clears it at once, elsewhere after maxAge", async () => {
+      await runSnapshotScenario(
+        snapshotTarget("http://localhost", "worker_snapshot_session", { fetch: dispatch, background: true }),
       );
     });
 
@@ -340,6 +410,8 @@ describe("runtimes", { skip: IN_DENO && "runs under Node only; it starts Deno it
         SUPPORT_PORT: String(support.port),
         DATABASE_URL: databaseUrl(),
         SESSION_TABLE: table("edge_session"),
+        SNAPSHOT_TABLE: table("edge_snapshot_session"),
+        SNAPSHOT_MAX_AGE: String(SNAPSHOT_MAX_AGE),
         SESSION_SECRET: SECRET,
         CRON_SECRET,
       };
@@ -384,6 +456,15 @@ describe("runtimes", { skip: IN_DENO && "runs under Node only; it starts Deno it
       assert.equal(out.status, 204);
       await out.waitUntil();
       assert.equal((await query(`SELECT 1 FROM ${table("edge_session")}`)).length, 0);
+    });
+
+    test('snapshot over https (secure: "auto"), commit in the event\'s waitUntil: __Host- cookies, a fresh read costs 0 round trips, a change 1, a tampered snapshot 1, a due touch 0 before the response; sign-out clears it at once, elsewhere after maxAge', async () => {
+      // Straight into the VM, as if behind Vercel's TLS front end.
+      await runSnapshotScenario(snapshotTarget("https://app.example", "edge_snapshot_session", {
+        fetch: (url: string, init?: RequestInit) => runtime.dispatchFetch(url, init),
+        cookieName: "__Host-session",
+        background: true,
+      }));
     });
 
     test("the cron route refuses requests without Bearer CRON_SECRET", async () => {

@@ -7,7 +7,7 @@ import { Buffer } from "node:buffer";
 import { createHmac } from "node:crypto";
 import { describe, test } from "node:test";
 import { checkSecrets, MIN_SECRET_LENGTH, sign, unsign } from "../src/_signature.ts";
-import { generateToken } from "../src/token.ts";
+import { generateId } from "../src/id.ts";
 import * as web from "../src/_crypto.ts";
 import * as node from "../src/_crypto_node.ts";
 
@@ -18,7 +18,7 @@ const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 /** A signed value whose signature holds both `-` and `_`, so every alphabet swap changes it. */
 async function signedWithBothSpecials(secret = SECRET): Promise<{ token: string; value: string; signature: string }> {
   for (;;) {
-    const token = generateToken();
+    const token = generateId();
     const value = await sign(token, secret);
     const signature = value.slice(token.length + 1);
     if (signature.includes("-") && signature.includes("_")) return { token, value, signature };
@@ -45,7 +45,7 @@ async function countingVerify<T>(action: () => Promise<T>): Promise<{ result: T;
 describe("sign", () => {
   test("the signature is HMAC-SHA256 of the token in base64url without padding", async () => {
     for (let i = 0; i < 200; i++) {
-      const token = generateToken();
+      const token = generateId();
       const expected = createHmac("sha256", SECRET).update(token).digest("base64url");
       assert.equal(await sign(token, SECRET), `${token}.${expected}`);
     }
@@ -54,7 +54,7 @@ describe("sign", () => {
 
 describe("unsign", () => {
   test("a value signed by any listed secret verifies; others do not", async () => {
-    const token = generateToken();
+    const token = generateId();
     assert.equal(await unsign(await sign(token, SECRET), [SECRET]), token);
     assert.equal(await unsign(await sign(token, OTHER), [SECRET, OTHER]), token);
     assert.equal(await unsign(await sign(token, OTHER), [SECRET]), null);
@@ -132,14 +132,14 @@ describe("unsign", () => {
   });
 
   test("a well-formed forgery costs one HMAC per secret", async () => {
-    const forged = await sign(generateToken(), "x".repeat(32));
+    const forged = await sign(generateId(), "x".repeat(32));
     const { result, calls } = await countingVerify(() => unsign(forged, [SECRET, OTHER, "z".repeat(32)]));
     assert.equal(result, null);
     assert.equal(calls, 3);
   });
 
   test("a verified value is remembered only while the secret that signed it is listed", async () => {
-    const token = generateToken();
+    const token = generateId();
     const value = await sign(token, OTHER);
     assert.equal(await unsign(value, [SECRET, OTHER]), token);
     const again = await countingVerify(() => unsign(value, [SECRET, OTHER]));
@@ -154,7 +154,7 @@ describe("HMAC-SHA256 on Web Crypto and on node:crypto", () => {
 
   test("both give the same MAC, and each verifies the other's", async () => {
     for (const secret of secrets) {
-      for (const text of [generateToken(), generateToken(), "", "é"]) {
+      for (const text of [generateId(), generateId(), "", "é"]) {
         const fromNode = node.hmacSha256(secret, text);
         assert.ok(fromNode instanceof Uint8Array, "node:crypto answers synchronously");
         const fromWeb = await web.hmacSha256(secret, text);
@@ -166,7 +166,7 @@ describe("HMAC-SHA256 on Web Crypto and on node:crypto", () => {
   });
 
   test("both refuse a MAC with one bit changed, a short one and another secret's", async () => {
-    const token = generateToken();
+    const token = generateId();
     const mac = new Uint8Array(node.hmacSha256(SECRET, token) as Uint8Array);
     const flipped = mac.slice();
     flipped[31]! ^= 1;

@@ -15,7 +15,7 @@ import {
   SNAPSHOT_VERSION,
   type SnapshotContent,
 } from "../src/_snapshot.ts";
-import { generateToken } from "../src/token.ts";
+import { generateId } from "../src/id.ts";
 
 const SECRET = "s".repeat(32);
 const OLD = "an old secret, still listed for a while";
@@ -43,13 +43,13 @@ function content(overrides: Partial<SnapshotContent> = {}): SnapshotContent {
 }
 
 async function seal(token: string, c: SnapshotContent = content(), secrets = [SECRET], now = T0): Promise<string> {
-  const value = await sealSnapshot(c, { token, secrets, now });
+  const value = await sealSnapshot(c, { id: token, secrets, now });
   assert.ok(value !== null, "sealed");
   return value;
 }
 
 function open(value: string, token: string, now = T0, secrets = [SECRET], maxAge = 5) {
-  return openSnapshot(value, { token, secrets, maxAge, now });
+  return openSnapshot(value, { id: token, secrets, maxAge, now });
 }
 
 const bytesOf = (value: string): Buffer => Buffer.from(value, "base64url");
@@ -79,7 +79,7 @@ async function counting<T>(
 
 describe("sealSnapshot and openSnapshot", () => {
   test("a snapshot opens to what was sealed, lifetimes counted down by its age", async () => {
-    const token = generateToken();
+    const token = generateId();
     const sealed = content({ touchDue: true, user: "ünïcødé 🙂", label: "" });
     const value = await seal(token, sealed);
     const opened = await open(value, token, T0 + 1234);
@@ -99,7 +99,7 @@ describe("sealSnapshot and openSnapshot", () => {
   });
 
   test("null user, label and deadline, empty data and a false touch flag survive as such", async () => {
-    const token = generateToken();
+    const token = generateId();
     const sealed = content({ data: new Uint8Array(0), deadlineInMs: null, user: null, label: null });
     const opened = await open(await seal(token, sealed), token);
     assert.deepEqual(opened, { ...sealed, ageMs: 0 });
@@ -107,21 +107,21 @@ describe("sealSnapshot and openSnapshot", () => {
 
   test("only the elapsed time on the edge clock shortens the lifetimes, whatever the instant", async () => {
     for (const start of [0, 1, T0, 2 ** 47]) {
-      const token = generateToken();
+      const token = generateId();
       const opened = await open(await seal(token, content(), [SECRET], start), token, start + 4000);
       assert.equal(opened?.expiresInMs, content().expiresInMs - 4000, `sealed at ${start}`);
     }
   });
 
   test("fractional lifetimes are rounded down, never up", async () => {
-    const token = generateToken();
+    const token = generateId();
     const opened = await open(await seal(token, content({ expiresInMs: 1500.9, deadlineInMs: 2000.2 })), token);
     assert.equal(opened?.expiresInMs, 1500);
     assert.equal(opened?.deadlineInMs, 2000);
   });
 
   test("the value is cookie-safe base64url and differs on every seal (random IV)", async () => {
-    const token = generateToken();
+    const token = generateId();
     const values = new Set<string>();
     for (let i = 0; i < 50; i++) {
       const value = await seal(token);
@@ -135,7 +135,7 @@ describe("sealSnapshot and openSnapshot", () => {
 
 describe("freshness", () => {
   test("fresh until exactly maxAge seconds after sealing, refused 1 ms later", async () => {
-    const token = generateToken();
+    const token = generateId();
     const value = await seal(token);
     for (const maxAge of [1, 5, 30, MAX_SNAPSHOT_AGE]) {
       const ms = maxAge * 1000;
@@ -147,7 +147,7 @@ describe("freshness", () => {
   });
 
   test("a seal time in the future is accepted within the skew, as age 0, and refused beyond", async () => {
-    const token = generateToken();
+    const token = generateId();
     const value = await seal(token);
     const early = await open(value, token, T0 - SNAPSHOT_SKEW_MS);
     assert.equal(early?.ageMs, 0);
@@ -157,7 +157,7 @@ describe("freshness", () => {
   });
 
   test("a session that expires while the snapshot is fresh is refused from that moment", async () => {
-    const token = generateToken();
+    const token = generateId();
     const value = await seal(token, content({ expiresInMs: 3000 }));
     assert.equal((await open(value, token, T0 + 2999))?.expiresInMs, 1);
     assert.equal(await open(value, token, T0 + 3000), null);
@@ -165,23 +165,23 @@ describe("freshness", () => {
   });
 
   test("a session that passes its absolute deadline while the snapshot is fresh is refused from that moment", async () => {
-    const token = generateToken();
+    const token = generateId();
     const value = await seal(token, content({ deadlineInMs: 2500 }));
     assert.equal((await open(value, token, T0 + 2499))?.deadlineInMs, 1);
     assert.equal(await open(value, token, T0 + 2500), null);
   });
 
   test("an already expired session, or one past its deadline, is not sealed", async () => {
-    const token = generateToken();
+    const token = generateId();
     for (const c of [{ expiresInMs: 0 }, { expiresInMs: -5 }, { expiresInMs: 0.5 }, { deadlineInMs: 0 }]) {
-      assert.equal(await sealSnapshot(content(c), { token, secrets: [SECRET], now: T0 }), null, JSON.stringify(c));
+      assert.equal(await sealSnapshot(content(c), { id: token, secrets: [SECRET], now: T0 }), null, JSON.stringify(c));
     }
   });
 });
 
 describe("refusals", () => {
   test("flipping any bit of any byte makes the snapshot open to null", async () => {
-    const token = generateToken();
+    const token = generateId();
     const value = await seal(token);
     const bytes = bytesOf(value);
     assert.ok(await open(value, token), "the untouched value opens");
@@ -195,7 +195,7 @@ describe("refusals", () => {
   });
 
   test("changing any character makes the snapshot open to null, including the last one's padding bits", async () => {
-    const token = generateToken();
+    const token = generateId();
     // 2 or 3 leftover bytes: the last character carries bits no byte uses.
     let value = await seal(token);
     for (let size = 41; value.length % 4 === 0; size++) value = await seal(token, content({ data: storedBytes(size) }));
@@ -210,7 +210,7 @@ describe("refusals", () => {
   });
 
   test("a truncated or extended snapshot opens to null", async () => {
-    const token = generateToken();
+    const token = generateId();
     const value = await seal(token);
     for (let length = 0; length < value.length; length++) {
       assert.equal(await open(value.slice(0, length), token), null, `first ${length} characters`);
@@ -222,10 +222,10 @@ describe("refusals", () => {
   });
 
   test("a snapshot opens only with the token it was sealed for", async () => {
-    const token = generateToken();
+    const token = generateId();
     const value = await seal(token);
     assert.ok(await open(value, token), "opens with its own token");
-    for (let i = 0; i < 20; i++) assert.equal(await open(value, generateToken()), null);
+    for (let i = 0; i < 20; i++) assert.equal(await open(value, generateId()), null);
     const nearby = token.slice(0, -1) + (token.at(-1) === "A" ? "E" : "A");
     for (const other of [nearby, token.slice(1), `${token}.`, "", token.toUpperCase()]) {
       assert.equal(await open(value, other), null, other);
@@ -233,7 +233,7 @@ describe("refusals", () => {
   });
 
   test("any format version other than the current one opens to null", async () => {
-    const token = generateToken();
+    const token = generateId();
     const bytes = bytesOf(await seal(token));
     assert.equal(bytes[0], SNAPSHOT_VERSION);
     for (let version = 0; version < 256; version++) {
@@ -245,7 +245,7 @@ describe("refusals", () => {
   });
 
   test("a value longer than MAX_SNAPSHOT_BYTES is refused without decrypting, even with a valid header", async () => {
-    const token = generateToken();
+    const token = generateId();
     const header = bytesOf(await seal(token)).subarray(0, 23);
     const long = new Uint8Array(Math.ceil((MAX_SNAPSHOT_BYTES * 3) / 4) + 3);
     long.set(header);
@@ -257,7 +257,7 @@ describe("refusals", () => {
   });
 
   test("garbage opens to null and never throws", async () => {
-    const token = generateToken();
+    const token = generateId();
     const garbage: unknown[] = [
       "",
       "A",
@@ -306,7 +306,7 @@ describe("refusals", () => {
 
 describe("secrets", () => {
   test("a snapshot sealed by a secret no longer listed opens to null without decrypting", async () => {
-    const token = generateToken();
+    const token = generateId();
     const value = await seal(token, content(), [OLD]);
     await open(value, token, T0, [NEW]); // derive NEW's key outside the count
     const { result, calls } = await counting(["decrypt"], () => open(value, token, T0, [NEW]));
@@ -316,7 +316,7 @@ describe("secrets", () => {
   });
 
   test("after a new secret is prepended, old snapshots open while the old secret is listed and new ones seal with the new secret", async () => {
-    const token = generateToken();
+    const token = generateId();
     const before = await seal(token, content(), [OLD]);
     const rotated = [NEW, OLD];
     assert.ok(await open(before, token, T0, rotated), "an old snapshot opens during the rotation");
@@ -327,7 +327,7 @@ describe("secrets", () => {
   });
 
   test("opening tries the one key the snapshot names, not every listed key", async () => {
-    const token = generateToken();
+    const token = generateId();
     const secrets = ["first secret of at least 32 characters", "second secret of at least 32 chars!", OLD];
     const value = await seal(token, content(), [OLD]);
     await open(value, token, T0, secrets);
@@ -337,7 +337,7 @@ describe("secrets", () => {
   });
 
   test("keys are derived once per secret; later seals and opens derive nothing", async () => {
-    const token = generateToken();
+    const token = generateId();
     const secret = `a fresh secret for this test ${crypto.randomUUID()}`;
     const names = ["importKey", "deriveKey", "deriveBits"] as const;
     const first = await counting(names, () => seal(token, content(), [secret]));
@@ -351,7 +351,7 @@ describe("secrets", () => {
   });
 
   test("each UTC day seals with its own key, derived once, and a snapshot sealed before midnight opens after it", async () => {
-    const token = generateToken();
+    const token = generateId();
     const secret = `a fresh secret for this test ${crypto.randomUUID()}`;
     const midnight = Math.ceil(T0 / 86_400_000) * 86_400_000;
     const names = ["importKey", "deriveKey", "deriveBits"] as const;
@@ -369,7 +369,7 @@ describe("secrets", () => {
   });
 
   test("sealing without secrets is a RangeError", async () => {
-    await assert.rejects(sealSnapshot(content(), { token: generateToken(), secrets: [], now: T0 }), RangeError);
+    await assert.rejects(sealSnapshot(content(), { id: generateId(), secrets: [], now: T0 }), RangeError);
   });
 });
 
@@ -382,7 +382,7 @@ describe("size", () => {
   }
 
   test("the largest session that fits seals within MAX_SNAPSHOT_BYTES; one byte more gets no snapshot", async () => {
-    const token = generateToken();
+    const token = generateId();
     for (const [user, label] of [[null, null], ["user-42", "Firefox on Linux"], ["ü".repeat(100), null]] as const) {
       const size = largestData(user, label);
       const fits = content({ data: storedBytes(size - 8), user, label });
@@ -391,7 +391,7 @@ describe("size", () => {
       assert.deepEqual(new Uint8Array((await open(value, token))!.data), fits.data);
       const over = content({ data: storedBytes(size - 7), user, label });
       assert.equal(fitsSnapshot(over), false);
-      assert.equal(await sealSnapshot(over, { token, secrets: [SECRET], now: T0 }), null);
+      assert.equal(await sealSnapshot(over, { id: token, secrets: [SECRET], now: T0 }), null);
     }
   });
 
@@ -414,14 +414,14 @@ describe("checkSnapshotMaxAge", () => {
     for (const bad of [0, -1, 61, 300, 1.5, Number.NaN, Infinity]) {
       assert.throws(() => checkSnapshotMaxAge(bad), RangeError, String(bad));
     }
-    const token = generateToken();
+    const token = generateId();
     await assert.rejects(open(await seal(token), token, T0, [SECRET], 61), RangeError);
   });
 });
 
 describe("cost", () => {
   test("seal + open time on this runtime (printed, not asserted)", async () => {
-    const token = generateToken();
+    const token = generateId();
     for (const [name, data] of [["100 B", storedBytes(92)], ["2 KB", storedBytes(2048)]] as const) {
       const c = content({ data });
       await open(await seal(token, c), token);

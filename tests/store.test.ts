@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { after, afterEach, before, beforeEach, describe, test } from "node:test";
 import { neon } from "@neondatabase/serverless";
 import { type Logger, PostgresStore, type Session, SessionError } from "../mod.ts";
-import { generateToken, hashToken, isToken } from "../src/token.ts";
+import { generateId, handleOf, isId } from "../src/id.ts";
 import { encodeData } from "../src/_codec.ts";
 import { databaseUrl, DB_TIME_ZONE, dbSkip, randomSchema, withTimeZone } from "./_db.ts";
 import { type Fixture, type FixtureStoreOptions, transports } from "./_transports.ts";
@@ -337,7 +337,7 @@ for (const transport of transports) {
       const id = await saved({ user: "ada" });
       const key = sha256Hex(id);
       assert.match(key, /^[0-9a-f]{64}$/);
-      assert.equal(await hashToken(id), key);
+      assert.equal(await handleOf(id), key);
       assert.deepEqual(await keys(), [key]);
       const row = (await rowOf(id))!;
       assert.equal(row.key, key);
@@ -354,7 +354,7 @@ for (const transport of transports) {
 
     test("read() never creates a row for an unknown id", async () => {
       const store = f.store();
-      const unknown = generateToken();
+      const unknown = generateId();
       assert.equal(await sent(async () => assert.equal(await store.read(unknown), null)), 1);
       assert.equal(await store.exists(unknown), false);
       assert.equal(await store.destroy(unknown), false);
@@ -376,7 +376,7 @@ for (const transport of transports) {
       const store = f.store();
       const id = await saved();
       const variant = caseVariant(id);
-      assert.ok(isToken(variant));
+      assert.ok(isId(variant));
       assert.equal(await sent(async () => assert.equal(await store.read(variant), null)), 1);
       assert.deepEqual(await keys(), [sha256Hex(id)]);
     });
@@ -786,7 +786,7 @@ for (const transport of transports) {
       const moved = next as Session | null;
       assert.ok(moved);
       assert.notEqual(moved.id, id);
-      assert.ok(isToken(moved.id));
+      assert.ok(isId(moved.id));
       assert.deepEqual(await entries(moved), { user: "ada", roles: ["admin"] });
       assert.deepEqual(await keys(), [sha256Hex(moved.id)]);
       assert.equal(await store.read(id), null);
@@ -821,7 +821,7 @@ for (const transport of transports) {
     test("regenerate() of an unknown id is null and writes nothing", async () => {
       const store = f.store();
       const id = await saved();
-      assert.equal(await sent(async () => assert.equal(await store.regenerate(generateToken()), null)), 1);
+      assert.equal(await sent(async () => assert.equal(await store.regenerate(generateId()), null)), 1);
       assert.deepEqual(await keys(), [sha256Hex(id)]);
     });
 
@@ -874,7 +874,7 @@ for (const transport of transports) {
       const store = f.store();
       const id = await saved();
       assert.equal(await sent(async () => assert.equal(await store.exists(id), true)), 1);
-      assert.equal(await store.exists(generateToken()), false);
+      assert.equal(await store.exists(generateId()), false);
       await setExpiry(id, -1);
       assert.equal(await store.exists(id), false);
     });
@@ -937,7 +937,7 @@ for (const transport of transports) {
       await measure("get() after read()", () => (r as Session | null)!.get("user"));
       await setExpiry(id, HOUR - 700);
       await measure("read() rolling the expiry", () => store.read(id));
-      await measure("read() unknown id", () => store.read(generateToken()));
+      await measure("read() unknown id", () => store.read(generateId()));
       await measure("read() malformed id", () => store.read("nope"));
       const a = (await store.read(id))!;
       const b = (await store.read(id))!;
@@ -1002,7 +1002,7 @@ for (const transport of transports) {
 
     test("a missing table is TABLE_MISSING naming the migrate command, with the driver's error as cause and no token in the message", async () => {
       const store = f.store({ table: `${f.table.split(".")[0]}.missing` });
-      const token = generateToken();
+      const token = generateId();
       await assert.rejects(store.read(token), isDatabaseError(token, "TABLE_MISSING"));
       await assert.rejects(store.exists(token), isDatabaseError(token, "TABLE_MISSING"));
       await assert.rejects(store.destroy(token), isDatabaseError(token, "TABLE_MISSING"));

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { type PostgresStore, SessionError, withSession } from "../mod.ts";
-import { hashToken, isToken } from "../src/token.ts";
+import { handleOf, isId } from "../src/id.ts";
 import { dbSkip, randomSchema } from "./_db.ts";
 import { type Fixture, transports } from "./_transports.ts";
 
@@ -70,7 +70,7 @@ for (const transport of transports) {
 
     test("the user id never goes into the cookie or the data", async () => {
       const token = await signIn("secret-user-7");
-      const [row] = await f.sql(`select session_data from ${f.table} where session_key = $1`, [await hashToken(token)]);
+      const [row] = await f.sql(`select session_data from ${f.table} where session_key = $1`, [await handleOf(token)]);
       assert.ok(!new TextDecoder().decode(row!.session_data as Uint8Array).includes("secret-user-7"));
       assert.ok(!token.includes("secret"));
     });
@@ -81,7 +81,7 @@ for (const transport of transports) {
       const expired = await signIn("u-2");
       await f.sql(
         `update ${f.table} set session_expiry = session_expiry - interval '400 days' where session_key = $1`,
-        [await hashToken(expired)],
+        [await handleOf(expired)],
       );
       await signIn("someone-else");
       let list: Awaited<ReturnType<PostgresStore["sessionsOf"]>> = [];
@@ -94,8 +94,8 @@ for (const transport of transports) {
       assert.equal(list.length, 2);
       const mine = list.find((s) => s.current)!;
       assert.equal(mine.label, "Chrome on macOS");
-      assert.equal(mine.handle, await hashToken(a));
-      assert.ok(!isToken(mine.handle), "a handle is never usable as a cookie");
+      assert.equal(mine.handle, await handleOf(a));
+      assert.ok(!isId(mine.handle), "a handle is never usable as a cookie");
       assert.deepEqual(list.map((s) => s.label).sort(), ["Chrome on macOS", "Safari on iOS"]);
       for (const s of list) {
         assert.ok(s.created.getTime() <= s.lastActive.getTime() + 1);
@@ -106,7 +106,7 @@ for (const transport of transports) {
 
     test("revoke ends one session in one statement, and only the given user's", async () => {
       const a = await signIn("u-3");
-      const handle = await hashToken(a);
+      const handle = await handleOf(a);
       assert.equal(await store.revoke(handle, { user: "not-u-3" }), 0, "another user's handle ends nothing");
       let n = -1;
       assert.equal(
@@ -128,7 +128,7 @@ for (const transport of transports) {
       let n = -1;
       assert.equal(
         await sent(async () => {
-          n = await store.revokeAll("u-4", { except: await hashToken(keep) });
+          n = await store.revokeAll("u-4", { except: await handleOf(keep) });
         }),
         1,
       );

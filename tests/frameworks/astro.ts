@@ -33,17 +33,11 @@ export const defineMiddleware = (fn: MiddlewareHandler): MiddlewareHandler => fn
 
 // ---- the recipe: src/middleware.ts ----
 export function makeOnRequest(sessions: Sessions<Data>): MiddlewareHandler {
-  return defineMiddleware(async (context, next) => {
-    const session = await sessions.open(context.request);
-    context.locals.session = session;
-    let response: Response;
-    try {
-      response = await next();
-    } catch (error) {
-      // The page threw: Astro renders its error page; only a sign-out (destroy) is still written.
-      await session.discard();
-      throw error;
-    }
-    return await session.commit(response);
-  });
+  // A page that throws: Astro renders its error page; only a sign-out (destroy) is still written.
+  return defineMiddleware((context, next) =>
+    sessions.handle(context.request, (session) => {
+      context.locals.session = session;
+      return next();
+    })
+  );
 }

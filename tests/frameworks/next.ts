@@ -13,25 +13,28 @@ export function makeRoutes(
   sessions: Sessions<Data>,
 ): { GET: RouteHandler; signIn: RouteHandler; signOut: RouteHandler } {
   // app/api/visits/route.ts
-  async function GET(request: Request): Promise<Response> {
-    const session = await sessions.open(request);
-    const visits = ((await session.get("visits")) ?? 0) + 1;
-    session.set("visits", visits);
-    return await session.commit(Response.json({ visits, user: (await session.get("user")) ?? null }));
+  function GET(request: Request): Promise<Response> {
+    return sessions.handle(request, async (session) => {
+      const visits = ((await session.get("visits")) ?? 0) + 1;
+      session.set("visits", visits);
+      return Response.json({ visits, user: (await session.get("user")) ?? null });
+    });
   }
   // app/api/sign-in/route.ts: export async function POST(request: Request)
-  async function signIn(request: Request): Promise<Response> {
-    const session = await sessions.open(request);
-    const user = new URL(request.url).searchParams.get("user") ?? "anonymous";
-    session.regenerate();
-    session.set("user", user);
-    return await session.commit(Response.json({ user }));
+  function signIn(request: Request): Promise<Response> {
+    return sessions.handle(request, (session) => {
+      const user = new URL(request.url).searchParams.get("user") ?? "anonymous";
+      session.regenerate();
+      session.set("user", user);
+      return Response.json({ user });
+    });
   }
   // app/api/sign-out/route.ts: export async function POST(request: Request)
-  async function signOut(request: Request): Promise<Response> {
-    const session = await sessions.open(request);
-    session.destroy();
-    return await session.commit(new Response(null, { status: 204 }));
+  function signOut(request: Request): Promise<Response> {
+    return sessions.handle(request, (session) => {
+      session.destroy();
+      return new Response(null, { status: 204 });
+    });
   }
   return { GET, signIn, signOut };
 }

@@ -32,11 +32,11 @@ export type Handle = (
 
 // ---- the recipe: src/hooks.server.ts ----
 export function makeHandle(sessions: Sessions<Data>): Handle {
-  return async ({ event, resolve }) => {
-    const session = await sessions.open(event.request);
-    event.locals.session = session;
-    const response = await resolve(event);
+  return ({ event, resolve }) => {
     const ctx = event.platform?.ctx;
-    return await session.commit(response, ctx ? { waitUntil: (p) => ctx.waitUntil(p) } : undefined);
+    return sessions.handle(event.request, (session) => {
+      event.locals.session = session;
+      return resolve(event);
+    }, ctx ? { waitUntil: (p) => ctx.waitUntil(p) } : undefined);
   };
 }

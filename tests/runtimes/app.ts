@@ -36,6 +36,23 @@ export interface Me {
 
 export const STREAM_GAP_MS: number = 600;
 
+/** Where the entries serve the app a second time, with `snapshot` on (tests/runtimes/snapshot_scenario.ts). */
+export const SNAPSHOT_PREFIX: string = "/snap";
+
+/**
+ * The request with `prefix` taken off its path, or `null` when its path is not under `prefix`.
+ * Its `signal` is not carried over: reading a `Deno.serve` request's signal prints a notice that
+ * tests/runtimes.test.ts checks the library never causes.
+ */
+export function underPrefix(req: Request, prefix: string): Request | null {
+  const url: URL = new URL(req.url);
+  if (!url.pathname.startsWith(`${prefix}/`)) return null;
+  url.pathname = url.pathname.slice(prefix.length);
+  // duplex: a stream body needs it on Node.
+  const init = { method: req.method, headers: req.headers, body: req.body, duplex: "half" };
+  return new Request(url, init as RequestInit);
+}
+
 async function routes(req: Request, session: Session<AppData>): Promise<Response> {
   const url: URL = new URL(req.url);
   switch (`${req.method} ${url.pathname}`) {

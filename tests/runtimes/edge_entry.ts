@@ -6,11 +6,13 @@
 // Two "routes", as a Vercel project would have them:
 //   /api/cron/gc  the cron job (vercel.json `crons`): Vercel calls it with
 //                 `Authorization: Bearer ${CRON_SECRET}`; anything else is 401
+//   /snap/...     the shared app as below with `snapshot: { maxAge: SNAPSHOT_MAX_AGE }`, in its
+//                 own table
 //   everything else: the shared app over Neon's HTTP transport, committing in the background
 //                 with the event's waitUntil (Vercel's `waitUntil` from @vercel/functions)
 import { neonConfig } from "@neondatabase/serverless";
 import { type GcResult, PostgresStore } from "../../mod.ts";
-import { type AppOptions, createApp } from "./app.ts";
+import { type AppOptions, createApp, SNAPSHOT_PREFIX, underPrefix } from "./app.ts";
 
 declare const process: { env: Record<string, string> };
 
@@ -37,6 +39,15 @@ const session = createApp((_req: Request, event: FetchEvent): AppOptions => ({
   waitUntil: (p: Promise<unknown>): void => event.waitUntil(p),
 }));
 
+/** The same, reading the session from its snapshot cookie when that is fresh. */
+const snapshotSession = createApp((_req: Request, event: FetchEvent): AppOptions => ({
+  store: { connectionString: process.env.DATABASE_URL, fetchEndpoint, table: process.env.SNAPSHOT_TABLE },
+  secrets: [process.env.SESSION_SECRET],
+  cookie: { secure: "auto" },
+  snapshot: { maxAge: Number(process.env.SNAPSHOT_MAX_AGE) },
+  waitUntil: (p: Promise<unknown>): void => event.waitUntil(p),
+}));
+
 /** app/api/cron/gc/route.ts: `export const runtime = "edge"; export async function GET(req) {…}` */
 async function cronGc(req: Request): Promise<Response> {
   const secret: string | undefined = process.env.CRON_SECRET;
@@ -57,6 +68,7 @@ addEventListener("fetch", (event: FetchEvent): void => {
   if (pathname === "/api/cron/gc") {
     event.respondWith(event.request.method === "GET" ? cronGc(event.request) : new Response(null, { status: 405 }));
   } else {
-    event.respondWith(session(event.request, event));
+    const snap: Request | null = underPrefix(event.request, SNAPSHOT_PREFIX);
+    event.respondWith(snap ? snapshotSession(snap, event) : session(event.request, event));
   }
 });

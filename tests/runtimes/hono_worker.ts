@@ -1,7 +1,8 @@
 // A Hono app as a Cloudflare module Worker, built ONCE at module scope as users write it:
 // `export default app`. The session middleware gets its options from the bindings (c.env) and
 // commits plain updates in c.executionCtx.waitUntil. Bundled by tests/runtimes/bundle.ts and run
-// in workerd by Miniflare (tests/hono.test.ts).
+// in workerd by Miniflare (tests/hono.test.ts). With a SNAPSHOT_MAX_AGE binding the same app
+// reads sessions from snapshots, with the default cookie (`__Host-session`, Secure).
 import { neon, neonConfig } from "@neondatabase/serverless";
 import { Hono } from "hono";
 import { type SessionEnv, sessionMiddleware } from "../../src/hono.ts";
@@ -12,6 +13,7 @@ interface Bindings {
   DATABASE_URL: string;
   SESSION_TABLE: string;
   SESSION_SECRET: string;
+  SNAPSHOT_MAX_AGE?: string;
 }
 
 // How many times the options function ran: once per bindings object, not per request.
@@ -28,11 +30,11 @@ app.get("/__builds", (c) => c.json({ builds }));
 
 app.use(sessionMiddleware<AppData, { Bindings: Bindings }>((c) => {
   builds++;
-  return {
-    store: { sql: neon(c.env.DATABASE_URL), table: c.env.SESSION_TABLE },
-    secrets: [c.env.SESSION_SECRET],
-    cookie: { secure: false },
-  };
+  const store = { sql: neon(c.env.DATABASE_URL), table: c.env.SESSION_TABLE };
+  if (c.env.SNAPSHOT_MAX_AGE) {
+    return { store, secrets: [c.env.SESSION_SECRET], snapshot: { maxAge: Number(c.env.SNAPSHOT_MAX_AGE) } };
+  }
+  return { store, secrets: [c.env.SESSION_SECRET], cookie: { secure: false } };
 }));
 // A request that reads (and with ?write=1 changes) the session, then waits at a gate the test
 // holds, so another request can sign in while this one is in flight.

@@ -56,7 +56,7 @@ export function tokenOf(value: string): string {
 const sleep = (ms: number): Promise<void> => new Promise((resolve: () => void): unknown => setTimeout(resolve, ms));
 
 /** The promise's value, or `"waiting"` when it has not settled after `ms`. */
-async function settledWithin<T>(promise: Promise<T>, ms: number): Promise<T | "waiting"> {
+export async function settledWithin<T>(promise: Promise<T>, ms: number): Promise<T | "waiting"> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     return await Promise.race([
@@ -84,13 +84,13 @@ export async function eventually(check: () => Promise<void>, ms: number = 5_000)
 }
 
 /** Session cookie parsed from a Set-Cookie header. */
-interface SetCookie {
+export interface SetCookie {
   name: string;
   value: string;
   attrs: Map<string, string>;
 }
 
-function parseSetCookie(header: string): SetCookie {
+export function parseSetCookie(header: string): SetCookie {
   const [pair, ...rest] = header.split(";");
   const eq: number = pair!.indexOf("=");
   const attrs: Map<string, string> = new Map();
@@ -102,7 +102,7 @@ function parseSetCookie(header: string): SetCookie {
 }
 
 /** A one-user cookie jar: what a browser would send back. */
-class Jar {
+export class Jar {
   readonly cookies: Map<string, string> = new Map();
   take(res: Response): SetCookie[] {
     const set: SetCookie[] = res.headers.getSetCookie().map(parseSetCookie);

@@ -19,6 +19,8 @@ interface Env {
   HTTP_TABLE: string;
   POOL_TABLE: string;
   POOL_BG_TABLE: string;
+  SNAPSHOT_TABLE: string;
+  SNAPSHOT_MAX_AGE: string;
   SESSION_SECRET: string;
 }
 
@@ -41,19 +43,21 @@ function configureNeon(env: Env): void {
   neonConfig.pipelineConnect = false;
 }
 
-type Transport = "http" | "pool" | "pool-bg";
+type Transport = "http" | "snap" | "pool" | "pool-bg";
 
 const app = createApp((_req: Request, env: Env, ctx: ExecutionContext, transport: Transport): AppOptions => {
-  if (transport === "http") {
+  if (transport === "http" || transport === "snap") {
+    const snapshot: boolean = transport === "snap";
     return {
       store: {
         connectionString: env.DATABASE_URL,
         fetchEndpoint: `http://127.0.0.1:${env.SUPPORT_PORT}/sql`,
-        table: env.HTTP_TABLE,
+        table: snapshot ? env.SNAPSHOT_TABLE : env.HTTP_TABLE,
       },
       secrets: [env.SESSION_SECRET],
       cookie: { secure: false },
       waitUntil: (p: Promise<unknown>): void => ctx.waitUntil(p),
+      snapshot: snapshot ? { maxAge: Number(env.SNAPSHOT_MAX_AGE) } : undefined,
     };
   }
   // Nothing connects until the session's first query: /health never opens a socket.
@@ -84,8 +88,10 @@ export default {
     if (url.pathname === "/__globals") {
       return Response.json({ Buffer: typeof (globalThis as { Buffer?: unknown }).Buffer });
     }
-    const match: RegExpExecArray | null = /^\/(http|pool|pool-bg)(\/.*)$/.exec(url.pathname);
-    if (match === null) return new Response("expected /http/..., /pool/... or /pool-bg/...", { status: 404 });
+    const match: RegExpExecArray | null = /^\/(http|snap|pool|pool-bg)(\/.*)$/.exec(url.pathname);
+    if (match === null) {
+      return new Response("expected /http/..., /snap/..., /pool/... or /pool-bg/...", { status: 404 });
+    }
     url.pathname = match[2]!;
     return app(new Request(url, request), env, ctx, match[1] as Transport);
   },

@@ -9,7 +9,7 @@ import { decodeBase64url, encodeBase64url } from "../src/_base64url.ts";
 import { LruCache } from "../src/_cache.ts";
 import * as web from "../src/_crypto.ts";
 import * as node from "../src/_crypto_node.ts";
-import { generateToken, hashToken, isToken } from "../src/token.ts";
+import { generateId, handleOf, isId } from "../src/id.ts";
 
 const SHAPE = /^[A-Za-z0-9_-]{43}$/;
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -33,12 +33,12 @@ function withRandomValues<T>(fill: (array: Uint8Array) => void, action: (calls: 
   }
 }
 
-describe("generateToken", () => {
+describe("generateId", () => {
   test("1,000,000 tokens are all different and all 43 base64url characters", () => {
     const seen = new Set<string>();
     for (let i = 0; i < 1_000_000; i++) {
-      const token = generateToken();
-      if (!SHAPE.test(token) || !isToken(token)) {
+      const token = generateId();
+      if (!SHAPE.test(token) || !isId(token)) {
         assert.fail(`token ${i} has the wrong shape: ${JSON.stringify(token)}`);
       }
       seen.add(token);
@@ -49,13 +49,13 @@ describe("generateToken", () => {
   test("a token is the 32 bytes crypto.getRandomValues gave, in base64url without padding", () => {
     const bytes = Uint8Array.from({ length: 32 }, (_, i) => (i * 37 + 11) & 0xff);
     const token = withRandomValues((array) => array.set(bytes), (calls) => {
-      const t = generateToken();
+      const t = generateId();
       assert.deepEqual(calls, [32], "one call for 32 bytes (256 bits)");
       return t;
     });
     assert.equal(token, Buffer.from(bytes).toString("base64url"));
     assert.deepEqual(new Uint8Array(Buffer.from(token, "base64url")), bytes, "all 256 bits are in the token");
-    assert.ok(isToken(token));
+    assert.ok(isId(token));
   });
 
   test("every bit of the random bytes reaches the token", () => {
@@ -63,37 +63,37 @@ describe("generateToken", () => {
     for (let bit = 0; bit < 256; bit++) {
       const bytes = new Uint8Array(32);
       bytes[bit >> 3] = 0x80 >> (bit & 7);
-      tokens.add(withRandomValues((array) => array.set(bytes), () => generateToken()));
+      tokens.add(withRandomValues((array) => array.set(bytes), () => generateId()));
     }
-    tokens.add(withRandomValues((array) => array.fill(0), () => generateToken()));
+    tokens.add(withRandomValues((array) => array.fill(0), () => generateId()));
     assert.equal(tokens.size, 257);
-    assert.equal(withRandomValues((array) => array.fill(0), () => generateToken()), "A".repeat(43));
-    assert.equal(withRandomValues((array) => array.fill(0xff), () => generateToken()), "_".repeat(42) + "8");
+    assert.equal(withRandomValues((array) => array.fill(0), () => generateId()), "A".repeat(43));
+    assert.equal(withRandomValues((array) => array.fill(0xff), () => generateId()), "_".repeat(42) + "8");
   });
 
   test("crypto.getRandomValues is restored after the stub", () => {
     const before = crypto.getRandomValues;
-    withRandomValues((array) => array.fill(1), () => generateToken());
+    withRandomValues((array) => array.fill(1), () => generateId());
     assert.equal(crypto.getRandomValues, before);
-    assert.notEqual(generateToken(), generateToken());
+    assert.notEqual(generateId(), generateId());
   });
 });
 
-describe("isToken", () => {
+describe("isId", () => {
   test("accepts only the canonical spelling of 32 bytes", () => {
-    const token = withRandomValues((array) => array.fill(0x5a), () => generateToken());
-    assert.ok(isToken(token));
+    const token = withRandomValues((array) => array.fill(0x5a), () => generateId());
+    assert.ok(isId(token));
     // Same bytes, other padding bits in the last character: a second spelling, refused.
     const last = ALPHABET.indexOf(token[42]!);
     for (let i = 1; i < 4; i++) {
       const other = token.slice(0, 42) + ALPHABET[last + i]!;
       assert.deepEqual(Buffer.from(other, "base64url"), Buffer.from(token, "base64url"));
-      assert.equal(isToken(other), false, other);
+      assert.equal(isId(other), false, other);
     }
   });
 
   test("refuses anything that is not a token string", () => {
-    const token = generateToken();
+    const token = generateId();
     for (
       const value of [
         undefined,
@@ -109,27 +109,27 @@ describe("isToken", () => {
         token.replace(/^./, "+"),
       ]
     ) {
-      assert.equal(isToken(value), false, String(value));
+      assert.equal(isId(value), false, String(value));
     }
   });
 });
 
-describe("hashToken", () => {
+describe("handleOf", () => {
   test("is 64 lower-case hex characters equal to node:crypto's SHA-256 of the ASCII token", async () => {
     for (let i = 0; i < 200; i++) {
-      const token = generateToken();
-      const key = await hashToken(token);
+      const token = generateId();
+      const key = await handleOf(token);
       assert.match(key, /^[0-9a-f]{64}$/);
       assert.equal(key, createHash("sha256").update(token, "ascii").digest("hex"));
     }
     // A known vector: SHA-256("abc").
-    assert.equal(await hashToken("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert.equal(await handleOf("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   });
 });
 
 describe("SHA-256 on Web Crypto and on node:crypto", () => {
   test("both give the same 64 hex characters for tokens, the empty string and non-ASCII text", async () => {
-    const texts = ["", "abc", "é", "\u{1f511} key", "\ud83d", ...Array.from({ length: 200 }, generateToken)];
+    const texts = ["", "abc", "é", "\u{1f511} key", "\ud83d", ...Array.from({ length: 200 }, generateId)];
     for (const text of texts) {
       const fromNode = node.sha256Hex(text);
       assert.equal(typeof fromNode, "string", "node:crypto answers synchronously");
