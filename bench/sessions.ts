@@ -49,7 +49,9 @@
 //   the snapshot fresh (the session was created just before); round trips: the most of any sample;
 // - edge.browsingTrace: { requests, writes, views, browsers, spanMinutes, maxAge, clock,
 //   clockLagMs (the most a request started after its time in the trace), sameAnswers (both sides
-//   answered every request alike), withoutSnapshot and withSnapshot: { roundTripsPerRequest,
+//   answered every request alike), floorRoundTripsPerRequest (the fewest any scheme bounded by
+//   maxAge could send: a round trip per write and per read more than maxAge after the browser's
+//   last database visit), withoutSnapshot and withSnapshot: { roundTripsPerRequest,
 //   p50Ms, p95Ms, requestsByRoundTrips }, goal (0.2 round trips per request), met };
 // - bundle.workerWithoutSnapshotModule: the Worker with src/_snapshot.ts stubbed out;
 //   bundle.snapshotModule: what that module adds, { minifiedBytes, gzipBytes };
@@ -545,10 +547,32 @@ interface BrowsingTrace {
   clockLagMs: number;
   /** Both sides answered every request with the same body (the counter each browser sees). */
   sameAnswers: boolean;
+  /**
+   * The fewest round trips per request of any scheme that goes to the database for every write
+   * and at least once per maxAge of a browser's reads: the trace's own floor for the goal.
+   */
+  floorRoundTripsPerRequest: number;
   withoutSnapshot: TraceSide;
   withSnapshot: TraceSide;
   goal: number;
   met: boolean;
+}
+
+/**
+ * Round trips the trace needs at the least with a bound of `maxAge` seconds: one per write, and
+ * one per read more than `maxAge` after the browser's last visit to the database.
+ */
+function traceFloor(trace: Trace, maxAge: number): number {
+  const last = new Map<number, number>();
+  let trips = 0;
+  for (const [atMs, browser, write] of trace.requests) {
+    const seen = last.get(browser);
+    if (write || seen === undefined || atMs - seen > maxAge * 1000) {
+      trips++;
+      last.set(browser, atMs);
+    }
+  }
+  return trips;
 }
 
 /** The nearest-rank percentile. */
@@ -611,6 +635,7 @@ async function replayTrace(plain: string, snapshot: string, count: () => Promise
     clock: "virtual: Date.now() set to each request's time in the trace, real speed within a request",
     clockLagMs: round(clock.lagMs, 1),
     sameAnswers: sides[0]!.bodies.every((b, i) => b === sides[1]!.bodies[i]),
+    floorRoundTripsPerRequest: round(traceFloor(TRACE, SNAPSHOT_MAX_AGE) / TRACE.requests.length, 3),
     withoutSnapshot: without,
     withSnapshot,
     goal: TRACE_GOAL,
@@ -1351,6 +1376,10 @@ Browsing trace (bench/trace.json: ${t.requests} requests, ${t.writes} of them wr
     trips(t.withSnapshot)
   } |
 ${
+    t.floorRoundTripsPerRequest === undefined
+      ? ""
+      : `\nThe trace's floor with a ${t.maxAge}-s bound (one round trip per write and per read more than ${t.maxAge} s after the browser's last database visit): ${t.floorRoundTripsPerRequest} per request.\n`
+  }${
     m
       ? `\nWhat the snapshot module (src/_snapshot.ts) adds to the Worker: ${kb(m.minifiedBytes)} minified, ${
         kb(m.gzipBytes)
