@@ -48,6 +48,11 @@ export class Changes {
     return data;
   }
 
+  /** The data as it reads now, for reading only: `base` itself while nothing changed (no copy). */
+  view(base: ReadonlyMap<string, unknown>): ReadonlyMap<string, unknown> {
+    return this.cleared || this.entries.size > 0 ? this.apply(base) : base;
+  }
+
   /** Forgets every change (after a commit, or when the session was destroyed). */
   reset(): void {
     this.entries.clear();

@@ -143,9 +143,9 @@ export class SessionImpl<Data extends object = SessionData> implements Session<D
     return flashes.get(key);
   }
 
-  async #current(): Promise<Map<string, unknown>> {
+  async #current(): Promise<ReadonlyMap<string, unknown>> {
     this.#record.changes.accessed = true;
-    return this.#record.changes.apply(await this.#record.load());
+    return this.#record.changes.view(await this.#record.load());
   }
 }
 

@@ -86,3 +86,12 @@ export function adminPool(timeZone: string = DB_TIME_ZONE): pg.Pool {
   pool.on("error", (): void => {});
   return pool;
 }
+
+/** The seed's table (schema.sql before the user columns): key, data, expiry. */
+export function seedTableSql(table: string): string {
+  return `CREATE TABLE ${table} (
+  session_key char(64) NOT NULL PRIMARY KEY,
+  session_data bytea,
+  session_expiry timestamp NOT NULL
+)`;
+}

@@ -7,15 +7,8 @@ import { after, before, describe, test } from "node:test";
 import pg from "pg";
 import { createSessions, PostgresStore, type RequestSession, schemaSql, SessionError, type Sessions } from "../mod.ts";
 import { generateId, handleOf } from "../src/id.ts";
-import { adminPool, databaseUrl, dbSkip, randomSchema, withTimeZone } from "./_db.ts";
+import { adminPool, databaseUrl, dbSkip, randomSchema, seedTableSql, withTimeZone } from "./_db.ts";
 import { type Fixture, transports } from "./_transports.ts";
-
-const SEED_DDL = (table: string) =>
-  `CREATE TABLE ${table} (
-  session_key char(64) NOT NULL PRIMARY KEY,
-  session_data bytea,
-  session_expiry timestamp NOT NULL
-)`;
 
 /** Waits until `n` statements on `schema` wait for a lock (an event, polled; generous bound). */
 async function lockWaiters(admin: Fixture["sql"], schema: string, n: number): Promise<void> {
@@ -237,7 +230,7 @@ for (const transport of transports) {
 
     test("on a table of the seed's shape no statement fails, from the first request on", async () => {
       const table = `${f.table}_seed`;
-      await f.sql(SEED_DDL(table));
+      await f.sql(seedTableSql(table));
       const seed = f.store({ table });
       const session = seed.create();
       session.set("n", 1);
@@ -336,7 +329,7 @@ describe("two databases with one table name", { skip: dbSkip }, () => {
     migrated = new pg.Pool({ connectionString: withTimeZone(databaseUrl()), max: 2 });
     seed = new pg.Pool({ connectionString: withTimeZone(other.toString()), max: 2 });
     await migrated.query(schemaSql(name));
-    await seed.query(SEED_DDL(name));
+    await seed.query(seedTableSql(name));
   });
   after(async () => {
     await migrated?.query(`DROP TABLE IF EXISTS ${name}`);

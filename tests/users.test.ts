@@ -4,15 +4,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { type PostgresStore, SessionError, withSession } from "../mod.ts";
 import { handleOf, isId } from "../src/id.ts";
-import { dbSkip, randomSchema } from "./_db.ts";
+import { dbSkip, randomSchema, seedTableSql } from "./_db.ts";
 import { type Fixture, transports } from "./_transports.ts";
-
-const OLD_TABLE_DDL = (table: string) =>
-  `CREATE TABLE ${table} (
-  session_key char(64) NOT NULL PRIMARY KEY,
-  session_data bytea,
-  session_expiry timestamp NOT NULL
-)`;
 
 for (const transport of transports) {
   describe(`a user's sessions over ${transport.name}`, { skip: transport.needsServer ? dbSkip : undefined }, () => {
@@ -198,7 +191,7 @@ for (const transport of transports) {
     test("a table without the user columns works as before; the user features say to migrate", async () => {
       const schema = f.table.split(".")[0];
       const table = `${schema}.old_session`;
-      await f.sql(OLD_TABLE_DDL(table));
+      await f.sql(seedTableSql(table));
       const old = f.store({ table });
       const s = old.create();
       s.set("n", 1);
@@ -234,7 +227,7 @@ describe("migrating a table with rows", { skip: dbSkip }, () => {
     try {
       await admin.query(`create schema "${schema}"`);
       const table = `"${schema}"."session"`;
-      await admin.query(OLD_TABLE_DDL(table));
+      await admin.query(seedTableSql(table));
       await admin.query(
         `insert into ${table} select md5(i::text) || md5((i + 1)::text), int8send(0) || '\\xa0'::bytea, now() + interval '1 day'
          from generate_series(1, 100000) as i`,
