@@ -387,7 +387,7 @@ function wholeNumber(name: string, value: unknown, min: number): number {
     throw new RangeError(
       `Cannot use ${name} ${shown}: expected a whole number${
         name.endsWith("Ms") ? " of milliseconds" : name.endsWith("Bytes") ? " of bytes" : " of seconds"
-      }, at least ${min}${typeof value === "string" ? "; pass a number, e.g. Number(process.env.X)" : ""}`,
+      }, at least ${min}${typeof value === "string" ? "; pass a number, e.g. Number(env.SESSION_TTL)" : ""}`,
     );
   }
   return value;

@@ -2,6 +2,7 @@
 // every rule — including the race rules of "right when requests meet" — is a row of a table.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { PostgresStore } from "../mod.ts";
 import { type CommitPlan, cookieAfter, MAX_COOKIE_SECONDS, planCommit, type PlanInput } from "../src/_commit.ts";
 
 const STORED = "stored-id";
@@ -147,5 +148,29 @@ describe("cookieAfter", () => {
     for (const result of ["updated", "touched", "unchanged"] as const) {
       assert.equal(cookieAfter(result, true, STORED, now + day, now), null, result);
     }
+  });
+});
+
+describe("store options", () => {
+  const client = { query: () => Promise.resolve({ rows: [] }) };
+
+  test("a duration given as a string says what was received and what to pass instead", () => {
+    assert.throws(
+      () => new PostgresStore({ client, ttl: "3600" as unknown as number }),
+      (e: unknown) =>
+        e instanceof RangeError &&
+        /^Cannot use ttl "3600" \(a string\): expected a whole number of seconds, at least 1; pass a number/.test(
+          e.message,
+        ),
+    );
+  });
+
+  test("out-of-range values name the option, the value and the unit", () => {
+    assert.throws(() => new PostgresStore({ client, timeoutMs: -1 }), /Cannot use timeoutMs -1: .* of milliseconds/);
+    assert.throws(() => new PostgresStore({ client, maxDataBytes: 0.5 }), /Cannot use maxDataBytes 0.5: .* of bytes/);
+    assert.throws(
+      () => new PostgresStore({ client, ttl: 60, touchAfter: 60 }),
+      /touchAfter 60: it must be less than ttl/,
+    );
   });
 });
