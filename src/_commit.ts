@@ -13,8 +13,7 @@
  * @module
  */
 
-import { writeStored } from "./_format.ts";
-import { sameBytes } from "./_format.ts";
+import { sameBytes, writeStored } from "./_format.ts";
 import type { SessionRecord } from "./_record.ts";
 import type { Budget } from "./_budget.ts";
 import type { Row } from "./client.ts";

@@ -7,7 +7,7 @@
 
 import { Budget } from "./_budget.ts";
 import { decodeData, encodeData } from "./_codec.ts";
-import { deadlineOf, HEADER_BYTES, headerFor, type Lifetimes, readRow, readStored } from "./_format.ts";
+import { deadlineOf, HEADER_BYTES, headerFor, idealExpiry, type Lifetimes, readRow, readStored } from "./_format.ts";
 import type { OpenedSnapshot, SnapshotContent } from "./_snapshot.ts";
 import type { Row } from "./client.ts";
 import { type Logger, SessionError } from "./errors.ts";
@@ -180,9 +180,7 @@ export class SessionRecord {
    */
   snapshotContent(touched = false): SnapshotContent | null {
     if (this.rowId === null || !this.storedBytes || this.expiresMs === null || this.nowMs === null) return null;
-    const expiresMs = touched
-      ? Math.min(this.nowMs + this.policy.ttl * 1000, this.deadlineMs ?? Infinity)
-      : this.expiresMs;
+    const expiresMs = touched ? idealExpiry(this.nowMs, this.deadlineMs, this.policy) : this.expiresMs;
     return {
       data: this.storedBytes,
       expiresInMs: expiresMs - this.nowMs,

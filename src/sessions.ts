@@ -239,7 +239,8 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
     throw new TypeError(`Cannot use header ${JSON.stringify(header)}: not an HTTP header name`);
   }
   const trustProxy = options.trustProxy ?? false;
-  const policy = internalsOf(store).policy;
+  const internals = internalsOf(store);
+  const policy = internals.policy;
   const legacy = options.legacy
     ? compileLegacy(options.legacy, { ...policy, table: policy.table.options.table })
     : null;
@@ -258,7 +259,7 @@ export function createSessions<Data extends object = SessionData>(options: Sessi
   }
   const settings: Settings = {
     snapshot,
-    store: internalsOf(store),
+    store: internals,
     secrets,
     header,
     commitOnServerError: options.commitOnServerError ?? false,
